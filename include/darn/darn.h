@@ -1,0 +1,213 @@
+/*
+ * darn.h — Dropout-Add-Norm: the public C API (C11 and C++).
+ *
+ *   h   = dropout(x * rowscale) + residual          (rounded to the residual-out dtype)
+ *   y   = norm(h) * w' + b,   w' = w or 1 + w (zero-centered weight)
+ *   norm = RMSNorm:   h * rstd,            rstd = 1 / sqrt(mean(h^2) + eps)
+ *          LayerNorm: (h - mean) * rstd,   rstd = 1 / sqrt(mean((h - mean)^2) + eps)
+ *
+ * and the backward pass (dx, dresidual, dweight, dbias). Every output bit is fixed by the numerics
+ * contract in docs/numerics.md: the CPU backend and the GPU backends (AMD and NVIDIA, one HIP source)
+ * return identical bits for the same inputs, seed and offset, whatever the thread count, launch shape,
+ * warp size or number of SMs/CUs. DARN_CONTRACT_VERSION names that contract; it changes whenever any
+ * output bit for some input would change.
+ *
+ * Conventions
+ * - Tensors are row-major [M, N] with a row stride in elements (0 means N, i.e. contiguous); vectors
+ *   (weight, bias) are [N]; per-row statistics (rstd, mean) and rowscale are [M] fp32.
+ * - Each tensor's element type is chosen independently (darn_dtype); pointers must be aligned to their
+ *   element size.
+ * - Calls return a darn_status. On any status other than DARN_OK no output byte is written, and
+ *   darn_last_error() returns a message naming the offending argument (thread-local).
+ * - No call allocates memory, and GPU calls never synchronize: they are ordered on `stream`
+ *   (a hipStream_t / cudaStream_t, NULL = the default stream). Workspace comes from the caller:
+ *   ask darn_*_workspace_size() first.
+ * - Outputs may not overlap inputs or each other, except the exact in-place pairs named per function
+ *   (same pointer, same dtype, same stride).
+ */
+#ifndef DARN_DARN_H
+#define DARN_DARN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(DARN_BUILDING_LIBRARY)
+#define DARN_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define DARN_API __attribute__((visibility("default")))
+#else
+#define DARN_API
+#endif /* _WIN32 && DARN_BUILDING_LIBRARY */
+
+#define DARN_VERSION_MAJOR 0
+#define DARN_VERSION_MINOR 1
+#define DARN_VERSION_PATCH 0
+#define DARN_VERSION_NUMBER (DARN_VERSION_MAJOR * 10000 + DARN_VERSION_MINOR * 100 + DARN_VERSION_PATCH)
+#define DARN_CONTRACT_VERSION 1
+
+/* Runtime version: DARN_VERSION_NUMBER of the library actually linked, and its version string. */
+DARN_API int darn_version(void);
+DARN_API const char *darn_version_string(void);
+/* The numerics contract the linked library implements (DARN_CONTRACT_VERSION at its build). */
+DARN_API int darn_contract_version(void);
+
+/* ---- Status codes: values are stable and never reused. ------------------------------------------ */
+#define DARN_STATUS_LIST(X)                                                                              \
+    X(DARN_OK, 0, "success")                                                                             \
+    X(DARN_ERR_NULL_POINTER, 1, "a required pointer is NULL")                                            \
+    X(DARN_ERR_BAD_SHAPE, 2, "invalid shape: N must be >= 1 and M >= 0")                                 \
+    X(DARN_ERR_OVERFLOW, 3, "size or stride arithmetic overflows")                                       \
+    X(DARN_ERR_BAD_STRIDE, 4, "invalid row stride: must be 0 (contiguous) or >= N")                      \
+    X(DARN_ERR_BAD_DROPOUT, 5, "invalid dropout probability: must be in [0, 1]")                         \
+    X(DARN_ERR_BAD_EPS, 6, "invalid eps: must be finite and > 0")                                        \
+    X(DARN_ERR_BAD_ENUM, 7, "unknown enum value (dtype, norm kind, backend or flag)")                    \
+    X(DARN_ERR_UNSUPPORTED, 8, "combination of options not supported")                                  \
+    X(DARN_ERR_ALIASING, 9, "buffers overlap that may not")                                              \
+    X(DARN_ERR_MISALIGNED, 10, "pointer not aligned as the backend requires")                            \
+    X(DARN_ERR_WORKSPACE, 11, "workspace too small or NULL")                                             \
+    X(DARN_ERR_BACKEND_UNAVAILABLE, 12, "backend not built into this library or no device present")      \
+    X(DARN_ERR_DEVICE, 13, "the GPU runtime reported an error")                                          \
+    X(DARN_ERR_UNSUPPORTED_ON_GPU, 14, "supported by the CPU backend only")
+
+typedef enum darn_status {
+#define DARN_X_ENUM(name, value, text) name = value,
+    DARN_STATUS_LIST(DARN_X_ENUM)
+#undef DARN_X_ENUM
+} darn_status;
+
+/* Static text for a status ("unknown status" for values not in the list). */
+DARN_API const char *darn_status_string(darn_status status);
+/* The message of the last failing call on this thread, naming the bad argument; "" after success. */
+DARN_API const char *darn_last_error(void);
+
+/* ---- Enums --------------------------------------------------------------------------------------- */
+typedef enum darn_dtype { DARN_F32 = 0, DARN_F16 = 1, DARN_BF16 = 2 } darn_dtype;
+typedef enum darn_norm { DARN_RMSNORM = 0, DARN_LAYERNORM = 1 } darn_norm;
+typedef enum darn_backend {
+    DARN_BACKEND_CPU = 0, /* always present; the reference */
+    DARN_BACKEND_GPU = 1  /* the HIP backend this library was built with (DARN_GPU=amd|nvidia) */
+} darn_backend;
+
+/* Size in bytes of one element; 0 for an unknown dtype. */
+DARN_API size_t darn_dtype_size(darn_dtype dtype);
+/* 1 when `backend` is built in and usable now (for the GPU: a device is present), else 0. */
+DARN_API int darn_backend_available(darn_backend backend);
+
+/* Flags of darn_desc.flags. */
+#define DARN_FLAG_ZERO_CENTERED_WEIGHT (1u << 0) /* w' = 1 + w (computed in fp32) */
+#define DARN_FLAG_RESIDUAL_IN_FP32 (1u << 1)     /* residual-out (h) is stored and normed in fp32 */
+#define DARN_FLAG_HAS_RESIDUAL (1u << 2)         /* a residual is added (residual pointer required) */
+#define DARN_FLAG_HAS_BIAS (1u << 3)             /* y += b; backward produces dbias */
+#define DARN_FLAG_HAS_ROWSCALE (1u << 4)         /* x is multiplied by rowscale[r] before dropout */
+#define DARN_FLAGS_ALL 0x1Fu
+
+/*
+ * The problem: everything the forward and the backward of one layer share. Fill it with
+ * darn_desc_init() and change the fields you need, so fields added in later versions get defaults.
+ *
+ * The residual-out dtype (the dtype of h, which the norm reads and the backward takes back) is
+ * derived, never stored: F32 with DARN_FLAG_RESIDUAL_IN_FP32, else residual_dtype with a residual,
+ * else x_dtype. darn_residual_out_dtype() computes it.
+ *
+ * Dropout: element (r, c) is kept iff philox_word(seed, offset, r*N + c) >= floor(p * 2^32);
+ * kept values are scaled by (float)(1 / (1 - p)); p = 1 drops all. With rng_seed_ptr/rng_offset_ptr
+ * non-NULL (both or neither; memory of the chosen backend, read when the work runs, as PyTorch's
+ * graph-safe Philox state is), seed = *rng_seed_ptr and offset = *rng_offset_ptr + offset.
+ */
+typedef struct darn_desc {
+    darn_norm norm;
+    int64_t rows; /* M >= 0 */
+    int64_t cols; /* N >= 1 */
+    darn_dtype x_dtype, residual_dtype, weight_dtype, bias_dtype, out_dtype;
+    uint32_t flags; /* DARN_FLAG_* */
+    float eps;      /* > 0, finite */
+    double dropout_p; /* in [0, 1] */
+    uint64_t seed, offset;
+    const uint64_t *rng_seed_ptr;   /* optional, see above */
+    const uint64_t *rng_offset_ptr; /* optional, see above */
+} darn_desc;
+
+/* Defaults: all dtypes `dtype`, no flags, eps 1e-5 (LayerNorm) / 1e-6 (RMSNorm), p = 0, seed = offset = 0. */
+DARN_API void darn_desc_init(darn_desc *desc, darn_norm norm, int64_t rows, int64_t cols, darn_dtype dtype);
+DARN_API darn_dtype darn_residual_out_dtype(const darn_desc *desc);
+
+/* ---- Dropout mask layout ---------------------------------------------------------------------------
+ * 1 bit per element, 1 = kept. Row r starts at byte r * darn_mask_row_bytes(N); bit c of the row is bit
+ * (c % 8) of byte c / 8 (LSB first, i.e. little-endian 32-bit words). Rows are padded to whole 32-bit
+ * words, so no two rows share a word; padding bits are written as 0. */
+DARN_API int64_t darn_mask_row_bytes(int64_t cols);
+
+/* ---- Forward ---------------------------------------------------------------------------------------
+ * Inputs:  x [M, N] x_dtype; residual [M, N] residual_dtype (DARN_FLAG_HAS_RESIDUAL);
+ *          rowscale [M] fp32 (DARN_FLAG_HAS_ROWSCALE); weight [N] weight_dtype;
+ *          bias [N] bias_dtype (DARN_FLAG_HAS_BIAS).
+ * Outputs (NULL = not wanted unless marked required):
+ *          out [M, N] out_dtype (required); residual_out [M, N] darn_residual_out_dtype() (h, the
+ *          "prenorm" output the backward needs whenever h != x); mask [M, darn_mask_row_bytes(N)] bytes;
+ *          rstd [M] fp32; mean [M] fp32 (LayerNorm only).
+ * In place: out == x and residual_out == residual are allowed (same pointer, dtype and stride).
+ */
+typedef struct darn_fwd_tensors {
+    const void *x;        int64_t x_stride;
+    const void *residual; int64_t residual_stride;
+    const float *rowscale;
+    const void *weight;
+    const void *bias;
+    void *out;            int64_t out_stride;
+    void *residual_out;   int64_t residual_out_stride;
+    uint8_t *mask;
+    float *rstd;
+    float *mean;
+} darn_fwd_tensors;
+
+/* Workspace bytes darn_fwd() needs for `desc` on `backend` (may be 0). */
+DARN_API darn_status darn_fwd_workspace_size(const darn_desc *desc, darn_backend backend, size_t *bytes);
+DARN_API darn_status darn_fwd(const darn_desc *desc, const darn_fwd_tensors *t, void *workspace,
+                              size_t workspace_bytes, darn_backend backend, void *stream);
+
+/* ---- Backward --------------------------------------------------------------------------------------
+ * Inputs:  dy [M, N] out_dtype; h [M, N] residual-out dtype (the forward's residual_out, or x itself
+ *          when h == x: no residual, no dropout, no rowscale, same dtype); weight [N]; bias [N] is not
+ *          read; rstd [M] (required); mean [M] (LayerNorm, required); rowscale [M]
+ *          (DARN_FLAG_HAS_ROWSCALE); dresidual_out [M, N] residual-out dtype (optional: the gradient
+ *          flowing into the prenorm output); mask (optional: when NULL and p > 0 the mask is regenerated
+ *          from seed/offset, with identical bits).
+ * Outputs: dx [M, N] x_dtype (required); dresidual [M, N] residual_dtype (DARN_FLAG_HAS_RESIDUAL, optional);
+ *          dweight [N] weight_dtype (required); dbias [N] bias_dtype (DARN_FLAG_HAS_BIAS, required).
+ *          With M = 0, dweight and dbias are set to +0 (the gradient of an empty batch).
+ * In place: dx == dy and dresidual == dresidual_out are allowed (same pointer, dtype and stride).
+ * dweight/dbias reduce over rows in the order docs/numerics.md §6 fixes from (M, N) alone.
+ */
+typedef struct darn_bwd_tensors {
+    const void *dy;            int64_t dy_stride;
+    const void *h;             int64_t h_stride;
+    const void *weight;
+    const float *rstd;
+    const float *mean;
+    const float *rowscale;
+    const void *dresidual_out; int64_t dresidual_out_stride;
+    const uint8_t *mask;
+    void *dx;                  int64_t dx_stride;
+    void *dresidual;           int64_t dresidual_stride;
+    void *dweight;
+    void *dbias;
+} darn_bwd_tensors;
+
+DARN_API darn_status darn_bwd_workspace_size(const darn_desc *desc, darn_backend backend, size_t *bytes);
+DARN_API darn_status darn_bwd(const darn_desc *desc, const darn_bwd_tensors *t, void *workspace,
+                              size_t workspace_bytes, darn_backend backend, void *stream);
+
+/* Number of row chunks G(M, N) of the dweight/dbias reduction (docs/numerics.md §6), for tests and tools. */
+DARN_API int64_t darn_wgrad_chunks(int64_t rows, int64_t cols);
+/* Number of reduction lanes L(N) of the row reductions (docs/numerics.md §5). */
+DARN_API int64_t darn_row_lanes(int64_t cols);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* DARN_DARN_H */

@@ -1,0 +1,280 @@
+/* validate.c — every check a darn call makes before it touches memory (see validate.h). */
+#include "validate.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+/* ---- error message ------------------------------------------------------------------------------- */
+static _Thread_local char last_error[384];
+
+darn_status darn_fail(darn_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void darn_clear_error(void) { last_error[0] = '\0'; }
+
+const char *darn_last_error(void) { return last_error; }
+
+/* ---- descriptor ---------------------------------------------------------------------------------- */
+static bool dtype_ok(darn_dtype d) { return d == DARN_F32 || d == DARN_F16 || d == DARN_BF16; }
+
+darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
+{
+    if (!d) return darn_fail(DARN_ERR_NULL_POINTER, "%s: desc is NULL", fn);
+    if (d->norm != DARN_RMSNORM && d->norm != DARN_LAYERNORM)
+        return darn_fail(DARN_ERR_BAD_ENUM, "%s: desc->norm = %d is not a darn_norm", fn, (int)d->norm);
+    const struct { const char *name; darn_dtype v; } dts[] = {
+        {"x_dtype", d->x_dtype}, {"residual_dtype", d->residual_dtype}, {"weight_dtype", d->weight_dtype},
+        {"bias_dtype", d->bias_dtype}, {"out_dtype", d->out_dtype}};
+    for (size_t i = 0; i < sizeof dts / sizeof dts[0]; i++)
+        if (!dtype_ok(dts[i].v))
+            return darn_fail(DARN_ERR_BAD_ENUM, "%s: desc->%s = %d is not a darn_dtype", fn, dts[i].name, (int)dts[i].v);
+    if (d->flags & ~DARN_FLAGS_ALL)
+        return darn_fail(DARN_ERR_BAD_ENUM, "%s: desc->flags has unknown bits 0x%x", fn, d->flags & ~DARN_FLAGS_ALL);
+    if (d->cols < 1)
+        return darn_fail(DARN_ERR_BAD_SHAPE, "%s: desc->cols (N) = %lld, must be >= 1", fn, (long long)d->cols);
+    if (d->rows < 0)
+        return darn_fail(DARN_ERR_BAD_SHAPE, "%s: desc->rows (M) = %lld, must be >= 0", fn, (long long)d->rows);
+    if (d->rows > 0 && d->cols > INT64_MAX / d->rows)
+        return darn_fail(DARN_ERR_OVERFLOW, "%s: desc->rows * desc->cols (%lld * %lld) overflows int64", fn,
+                         (long long)d->rows, (long long)d->cols);
+    if (!(d->eps > 0.0f) || !isfinite(d->eps))
+        return darn_fail(DARN_ERR_BAD_EPS, "%s: desc->eps = %g, must be finite and > 0", fn, (double)d->eps);
+    if (!(d->dropout_p >= 0.0 && d->dropout_p <= 1.0)) /* also catches NaN */
+        return darn_fail(DARN_ERR_BAD_DROPOUT, "%s: desc->dropout_p = %g, must be in [0, 1]", fn, d->dropout_p);
+    if ((d->rng_seed_ptr == NULL) != (d->rng_offset_ptr == NULL))
+        return darn_fail(DARN_ERR_NULL_POINTER, "%s: desc->%s is NULL but desc->%s is set (both or neither)", fn,
+                         d->rng_seed_ptr ? "rng_offset_ptr" : "rng_seed_ptr",
+                         d->rng_seed_ptr ? "rng_seed_ptr" : "rng_offset_ptr");
+
+    *plan = (darn_plan){0};
+    plan->desc = *d;
+    plan->m = d->rows;
+    plan->n = d->cols;
+    plan->layer = d->norm == DARN_LAYERNORM;
+    plan->has_res = (d->flags & DARN_FLAG_HAS_RESIDUAL) != 0;
+    plan->has_bias = (d->flags & DARN_FLAG_HAS_BIAS) != 0;
+    plan->has_rowscale = (d->flags & DARN_FLAG_HAS_ROWSCALE) != 0;
+    plan->zero_centered = (d->flags & DARN_FLAG_ZERO_CENTERED_WEIGHT) != 0;
+    plan->resout_dtype = darn_residual_out_dtype(d);
+    plan->dropout = d->dropout_p > 0.0;
+    /* floor(p * 2^32) is exact: p * 2^32 only changes the exponent. */
+    plan->drop.threshold = (uint64_t)floor(d->dropout_p * 4294967296.0);
+    plan->drop.scale = d->dropout_p < 1.0 ? (float)(1.0 / (1.0 - d->dropout_p)) : 0.0f;
+    plan->lanes = darn_lanes_for(plan->n);
+    plan->wgrad_rows = darn_wgrad_chunk_rows(plan->m, plan->n);
+    plan->wgrad_chunks = darn_wgrad_chunks_for(plan->m, plan->n);
+    return DARN_OK;
+}
+
+/* ---- buffers: presence, stride, span, alignment, overlap ---------------------------------------- */
+typedef struct buf {
+    const char *name;
+    const void *p;
+    uint64_t bytes; /* span in bytes; 0 = absent */
+    bool output;
+    int64_t stride; /* resolved, for [M, N] tensors; 0 for vectors */
+    darn_dtype dtype;
+    int pair;       /* index of the one input this output may equal exactly, or -1 */
+} buf;
+
+typedef struct bufs {
+    buf b[16];
+    int n;
+    const char *fn;
+} bufs;
+
+/* Resolve a row stride (0 = N), check it and the span of an [M, N] tensor; add it to the list. */
+static darn_status add_matrix(bufs *L, const darn_plan *pl, const char *name, const void *p, int64_t stride,
+                              darn_dtype dt, bool output, int64_t *resolved)
+{
+    const int64_t m = pl->m, n = pl->n;
+    if (stride == 0) stride = n;
+    if (stride < n)
+        return darn_fail(DARN_ERR_BAD_STRIDE, "%s: %s row stride %lld: must be 0 (contiguous) or >= N = %lld", L->fn,
+                         name, (long long)stride, (long long)n);
+    *resolved = stride;
+    if (!p) return DARN_OK;
+    const uint64_t es = darn_dtype_size(dt);
+    /* span = ((M - 1) * stride + N) * es, each step checked */
+    if (m > 1 && stride > (INT64_MAX - n) / (m - 1))
+        return darn_fail(DARN_ERR_OVERFLOW, "%s: %s: (M - 1) * stride + N overflows int64", L->fn, name);
+    const uint64_t elems = (uint64_t)((m > 0 ? m - 1 : 0) * stride + n);
+    if (elems > (uint64_t)INT64_MAX / es)
+        return darn_fail(DARN_ERR_OVERFLOW, "%s: %s: byte size overflows", L->fn, name);
+    if ((uintptr_t)p % es)
+        return darn_fail(DARN_ERR_MISALIGNED, "%s: %s = %p is not aligned to its %u-byte elements", L->fn, name, p,
+                         (unsigned)es);
+    const uint64_t bytes = m > 0 ? elems * es : 0;
+    if ((uintptr_t)p + bytes < (uintptr_t)p)
+        return darn_fail(DARN_ERR_OVERFLOW, "%s: %s: address range wraps around", L->fn, name);
+    L->b[L->n++] = (buf){name, p, bytes, output, stride, dt, -1};
+    return DARN_OK;
+}
+
+/* A vector of `count` elements of `es` bytes (weight, bias, rstd, rowscale, mask rows, ...). */
+static darn_status add_vector(bufs *L, const char *name, const void *p, uint64_t count, uint64_t es, bool output)
+{
+    if (!p) return DARN_OK;
+    if ((uintptr_t)p % es)
+        return darn_fail(DARN_ERR_MISALIGNED, "%s: %s = %p is not aligned to its %u-byte elements", L->fn, name, p,
+                         (unsigned)es);
+    if (count > (uint64_t)INT64_MAX / es)
+        return darn_fail(DARN_ERR_OVERFLOW, "%s: %s: byte size overflows", L->fn, name);
+    L->b[L->n++] = (buf){name, p, count * es, output, 0, DARN_F32, -1};
+    return DARN_OK;
+}
+
+/* Allow output `out` to be exactly input `in` (same pointer, dtype, stride and span). */
+static void allow_in_place(bufs *L, const void *out, const void *in)
+{
+    if (!out || out != in) return;
+    int o = -1, i = -1;
+    for (int k = 0; k < L->n; k++)
+        if (L->b[k].p == out) *(L->b[k].output ? &o : &i) = k;
+    if (o >= 0 && i >= 0 && L->b[o].dtype == L->b[i].dtype && L->b[o].stride == L->b[i].stride &&
+        L->b[o].bytes == L->b[i].bytes)
+        L->b[o].pair = i;
+}
+
+static darn_status check_overlaps(const bufs *L)
+{
+    for (int a = 0; a < L->n; a++) {
+        const buf *A = &L->b[a];
+        if (!A->output || A->bytes == 0) continue;
+        for (int b = 0; b < L->n; b++) {
+            const buf *B = &L->b[b];
+            if (b == a || B->bytes == 0 || (B->output && b < a)) continue;
+            const uintptr_t pa = (uintptr_t)A->p, pb = (uintptr_t)B->p;
+            if (!(pa < pb + B->bytes && pb < pa + A->bytes)) continue;
+            if (A->pair == b) continue; /* allowed exact in-place pair */
+            return darn_fail(DARN_ERR_ALIASING, "%s: output %s overlaps %s %s%s", L->fn, A->name,
+                             B->output ? "output" : "input", B->name,
+                             (pa == pb && !B->output) ? " (in place is allowed only for the documented pairs with "
+                                                        "equal dtype and stride)"
+                                                      : "");
+        }
+    }
+    return DARN_OK;
+}
+
+#define REQUIRE(ptr, what)                                                                                      \
+    do {                                                                                                          \
+        if (!(ptr)) return darn_fail(DARN_ERR_NULL_POINTER, "%s: %s is NULL%s", fn, #ptr, what);                  \
+    } while (0)
+#define TRY(expr)                                                                                                \
+    do {                                                                                                          \
+        darn_status s_ = (expr);                                                                                  \
+        if (s_ != DARN_OK) return s_;                                                                             \
+    } while (0)
+
+darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_fwd_tensors *t)
+{
+    const char *fn = "darn_fwd";
+    TRY(darn_plan_init(pl, desc, fn));
+    if (!t) return darn_fail(DARN_ERR_NULL_POINTER, "%s: tensors is NULL", fn);
+    if (t->mean && !pl->layer)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->mean is set but RMSNorm has no mean output", fn);
+    if (t->residual && !pl->has_res)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->residual is set but desc->flags lacks DARN_FLAG_HAS_RESIDUAL", fn);
+    if (t->bias && !pl->has_bias)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->bias is set but desc->flags lacks DARN_FLAG_HAS_BIAS", fn);
+    if (t->rowscale && !pl->has_rowscale)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->rowscale is set but desc->flags lacks DARN_FLAG_HAS_ROWSCALE", fn);
+    const darn_desc *d = desc;
+    bufs L = {.n = 0, .fn = fn};
+    /* Strides are checked even for M = 0; data pointers are required only when rows exist. */
+    TRY(add_matrix(&L, pl, "t->x", t->x, t->x_stride, d->x_dtype, false, &pl->s_x));
+    TRY(add_matrix(&L, pl, "t->residual", t->residual, t->residual_stride, d->residual_dtype, false, &pl->s_res));
+    TRY(add_matrix(&L, pl, "t->out", t->out, t->out_stride, d->out_dtype, true, &pl->s_out));
+    TRY(add_matrix(&L, pl, "t->residual_out", t->residual_out, t->residual_out_stride, pl->resout_dtype, true,
+                   &pl->s_resout));
+    if (pl->m == 0) return DARN_OK; /* nothing is read or written */
+    REQUIRE(t->x, "");
+    REQUIRE(t->weight, "");
+    REQUIRE(t->out, "");
+    if (pl->has_res) REQUIRE(t->residual, " but desc->flags has DARN_FLAG_HAS_RESIDUAL");
+    if (pl->has_bias) REQUIRE(t->bias, " but desc->flags has DARN_FLAG_HAS_BIAS");
+    if (pl->has_rowscale) REQUIRE(t->rowscale, " but desc->flags has DARN_FLAG_HAS_ROWSCALE");
+    const uint64_t m = (uint64_t)pl->m, n = (uint64_t)pl->n;
+    TRY(add_vector(&L, "t->weight", t->weight, n, darn_dtype_size(d->weight_dtype), false));
+    TRY(add_vector(&L, "t->bias", t->bias, n, darn_dtype_size(d->bias_dtype), false));
+    TRY(add_vector(&L, "t->rowscale", t->rowscale, m, 4, false));
+    TRY(add_vector(&L, "t->rstd", t->rstd, m, 4, true));
+    TRY(add_vector(&L, "t->mean", t->mean, m, 4, true));
+    if (t->mask) {
+        const uint64_t rb = (uint64_t)darn_mask_row_bytes(pl->n);
+        if (m > (uint64_t)INT64_MAX / rb) return darn_fail(DARN_ERR_OVERFLOW, "%s: t->mask: byte size overflows", fn);
+        TRY(add_vector(&L, "t->mask", t->mask, m * rb, 1, true));
+    }
+    allow_in_place(&L, t->out, t->x);
+    allow_in_place(&L, t->residual_out, t->residual);
+    return check_overlaps(&L);
+}
+
+darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_bwd_tensors *t)
+{
+    const char *fn = "darn_bwd";
+    TRY(darn_plan_init(pl, desc, fn));
+    if (!t) return darn_fail(DARN_ERR_NULL_POINTER, "%s: tensors is NULL", fn);
+    if (t->dresidual && !pl->has_res)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->dresidual is set but desc->flags lacks DARN_FLAG_HAS_RESIDUAL",
+                         fn);
+    if (t->dbias && !pl->has_bias)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->dbias is set but desc->flags lacks DARN_FLAG_HAS_BIAS", fn);
+    if (t->rowscale && !pl->has_rowscale)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->rowscale is set but desc->flags lacks DARN_FLAG_HAS_ROWSCALE", fn);
+    const darn_desc *d = desc;
+    bufs L = {.n = 0, .fn = fn};
+    TRY(add_matrix(&L, pl, "t->dy", t->dy, t->dy_stride, d->out_dtype, false, &pl->s_dy));
+    TRY(add_matrix(&L, pl, "t->h", t->h, t->h_stride, pl->resout_dtype, false, &pl->s_h));
+    TRY(add_matrix(&L, pl, "t->dresidual_out", t->dresidual_out, t->dresidual_out_stride, pl->resout_dtype, false,
+                   &pl->s_dresout));
+    TRY(add_matrix(&L, pl, "t->dx", t->dx, t->dx_stride, d->x_dtype, true, &pl->s_dx));
+    TRY(add_matrix(&L, pl, "t->dresidual", t->dresidual, t->dresidual_stride, d->residual_dtype, true, &pl->s_dres));
+    /* dweight / dbias are written even for M = 0 (set to +0). */
+    REQUIRE(t->dweight, "");
+    if (pl->has_bias) REQUIRE(t->dbias, " but desc->flags has DARN_FLAG_HAS_BIAS");
+    const uint64_t m = (uint64_t)pl->m, n = (uint64_t)pl->n;
+    if (pl->m > 0) {
+        REQUIRE(t->dy, "");
+        REQUIRE(t->h, "");
+        REQUIRE(t->weight, "");
+        REQUIRE(t->rstd, "");
+        if (pl->layer) REQUIRE(t->mean, " (LayerNorm backward needs the forward's mean)");
+        REQUIRE(t->dx, "");
+        if (pl->has_rowscale) REQUIRE(t->rowscale, " but desc->flags has DARN_FLAG_HAS_ROWSCALE");
+        TRY(add_vector(&L, "t->weight", t->weight, n, darn_dtype_size(d->weight_dtype), false));
+        TRY(add_vector(&L, "t->rstd", t->rstd, m, 4, false));
+        TRY(add_vector(&L, "t->mean", pl->layer ? t->mean : NULL, m, 4, false));
+        TRY(add_vector(&L, "t->rowscale", t->rowscale, m, 4, false));
+        if (t->mask) {
+            const uint64_t rb = (uint64_t)darn_mask_row_bytes(pl->n);
+            if (m > (uint64_t)INT64_MAX / rb)
+                return darn_fail(DARN_ERR_OVERFLOW, "%s: t->mask: byte size overflows", fn);
+            TRY(add_vector(&L, "t->mask", t->mask, m * rb, 1, false));
+        }
+    } else {
+        L.n = 0; /* M = 0: only dweight / dbias are touched */
+    }
+    TRY(add_vector(&L, "t->dweight", t->dweight, n, darn_dtype_size(d->weight_dtype), true));
+    TRY(add_vector(&L, "t->dbias", t->dbias, n, darn_dtype_size(d->bias_dtype), true));
+    allow_in_place(&L, t->dx, t->dy);
+    allow_in_place(&L, t->dresidual, t->dresidual_out);
+    return check_overlaps(&L);
+}
+
+darn_status darn_cpu_bwd_workspace(const darn_plan *pl, size_t *bytes)
+{
+    const uint64_t g = (uint64_t)pl->wgrad_chunks, n = (uint64_t)pl->n, parts = pl->has_bias ? 2 : 1;
+    if (g != 0 && n > (uint64_t)SIZE_MAX / 4 / parts / g)
+        return darn_fail(DARN_ERR_OVERFLOW, "darn_bwd_workspace_size: G * N * 4 bytes overflows size_t");
+    *bytes = (size_t)(g * n * 4 * parts);
+    return DARN_OK;
+}

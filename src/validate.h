@@ -1,0 +1,48 @@
+/*
+ * validate.h — argument checking for darn_fwd / darn_bwd, and the resolved "plan" every backend runs.
+ *
+ * Validation happens once, in one place, before any backend touches memory: a call that fails here
+ * has written nothing. The plan carries the facts derived from the descriptor (residual-out dtype,
+ * resolved strides, dropout threshold and scale) so backends never re-derive them.
+ */
+#ifndef DARN_VALIDATE_H
+#define DARN_VALIDATE_H
+
+#include <stdbool.h>
+
+#include "contract.h"
+#include "darn/darn.h"
+
+typedef struct darn_plan {
+    darn_desc desc;
+    int64_t m, n;
+    darn_dtype resout_dtype; /* dtype of h (residual-out) */
+    bool layer, has_res, has_bias, has_rowscale, zero_centered;
+    bool dropout;            /* p > 0: the keep bit is computed (and may drop) */
+    darn_dropout drop;       /* threshold and scale (scale = 1 when p = 0) */
+    int64_t lanes;           /* L(N) */
+    int64_t wgrad_rows;      /* R(M, N) rows per dweight chunk */
+    int64_t wgrad_chunks;    /* G(M, N) */
+    /* resolved row strides in elements (0 in the tensors struct means N) */
+    int64_t s_x, s_res, s_out, s_resout;            /* forward */
+    int64_t s_dy, s_h, s_dresout, s_dx, s_dres;     /* backward */
+} darn_plan;
+
+/* Records the message returned by darn_last_error() (printf format) and returns `status`. */
+darn_status darn_fail(darn_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif /* __GNUC__ */
+    ;
+void darn_clear_error(void);
+
+/* Fill *plan from desc (shared checks of fwd and bwd): enums, shape, eps, p, rng pointers. */
+darn_status darn_plan_init(darn_plan *plan, const darn_desc *desc, const char *fn);
+
+darn_status darn_validate_fwd(darn_plan *plan, const darn_desc *desc, const darn_fwd_tensors *t);
+darn_status darn_validate_bwd(darn_plan *plan, const darn_desc *desc, const darn_bwd_tensors *t);
+
+/* Workspace of the CPU backend's backward: G * N floats for dweight (and again for dbias). */
+darn_status darn_cpu_bwd_workspace(const darn_plan *plan, size_t *bytes);
+
+#endif /* DARN_VALIDATE_H */
