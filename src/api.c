@@ -116,7 +116,7 @@ static darn_status bwd_workspace(const darn_plan *pl, darn_backend backend, size
     if (backend == DARN_BACKEND_GPU) return darn_gpu_bwd_workspace(pl, bytes);
 #endif /* DARN_HAVE_GPU */
     (void)backend;
-    return darn_cpu_bwd_workspace(pl, bytes);
+    return darn_bwd_partials_workspace(pl, bytes);
 }
 
 darn_status darn_fwd_workspace_size(const darn_desc *desc, darn_backend backend, size_t *bytes)

@@ -7,7 +7,7 @@
 #include "validate.h"
 
 darn_status darn_cpu_fwd(const darn_plan *plan, const darn_fwd_tensors *t);
-/* workspace: darn_cpu_bwd_workspace(plan) bytes, 4-byte aligned. */
+/* workspace: darn_bwd_partials_workspace(plan) bytes, 4-byte aligned. */
 darn_status darn_cpu_bwd(const darn_plan *plan, const darn_bwd_tensors *t, void *workspace);
 
 #endif /* DARN_CPU_BACKEND_H */

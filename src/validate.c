@@ -270,7 +270,7 @@ darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_b
     return check_overlaps(&L);
 }
 
-darn_status darn_cpu_bwd_workspace(const darn_plan *pl, size_t *bytes)
+darn_status darn_bwd_partials_workspace(const darn_plan *pl, size_t *bytes)
 {
     const uint64_t g = (uint64_t)pl->wgrad_chunks, n = (uint64_t)pl->n, parts = pl->has_bias ? 2 : 1;
     if (g != 0 && n > (uint64_t)SIZE_MAX / 4 / parts / g)

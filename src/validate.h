@@ -13,6 +13,10 @@
 #include "contract.h"
 #include "darn/darn.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct darn_plan {
     darn_desc desc;
     int64_t m, n;
@@ -42,7 +46,11 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *desc, const char *f
 darn_status darn_validate_fwd(darn_plan *plan, const darn_desc *desc, const darn_fwd_tensors *t);
 darn_status darn_validate_bwd(darn_plan *plan, const darn_desc *desc, const darn_bwd_tensors *t);
 
-/* Workspace of the CPU backend's backward: G * N floats for dweight (and again for dbias). */
-darn_status darn_cpu_bwd_workspace(const darn_plan *plan, size_t *bytes);
+/* Workspace of the backward on every backend: the G * N dweight chunk partials (and again for dbias). */
+darn_status darn_bwd_partials_workspace(const darn_plan *plan, size_t *bytes);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
 
 #endif /* DARN_VALIDATE_H */

@@ -15,6 +15,9 @@
 #include <stdint.h>
 
 #if defined(__CUDACC__) || defined(__HIPCC__) || defined(__HIP__)
+#if !defined(__CUDACC__)
+#include <hip/hip_runtime.h> /* __host__ / __device__ (nvcc predefines them) */
+#endif /* !__CUDACC__ */
 #define DARN_HOST_DEVICE __host__ __device__ __forceinline__
 #else
 #define DARN_HOST_DEVICE static inline

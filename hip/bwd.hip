@@ -1,0 +1,301 @@
+/*
+ * bwd.hip — backward kernels (docs/numerics.md §6).
+ *
+ * Rows come in the chunks of §6 (a function of M and N only). One "slot" of P threads takes whole
+ * chunks and walks their rows in order, so each column's chunk partial is the sequential sum the
+ * contract names, whichever slot, block or SM does it. Partials go to the workspace; darn_wgrad_finish
+ * then applies the adjacent-pair tree over chunks. Kernels:
+ * - darn_bwd_reg<K>: K <= 4 groups per thread and P <= 256; partials in registers;
+ * - darn_bwd_stream: any N; one slot per block; partials accumulated in the workspace.
+ */
+#include "kernels.h"
+
+/* xhat, gy and g = gy * w' of group j of row r. */
+__device__ __forceinline__ void bwd_group_terms(const darn_gpu_bwd_args &a, int64_t r, int64_t j, float mean,
+                                                float rstd, float (&xhat)[8], float (&gy)[8], float (&g)[8])
+{
+    darn_ld8(xhat, darn_row(a.h, a.dt_h, r, a.s_h), a.dt_h, j, a.n, a.vec_h);
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+        const float d = a.layer ? xhat[e] - mean : xhat[e];
+        xhat[e] = d * rstd;
+    }
+    darn_ld8(gy, darn_row(a.dy, a.dt_dy, r, a.s_dy), a.dt_dy, j, a.n, a.vec_dy);
+    darn_ld8(g, a.w, a.dt_w, j, a.n, a.vec_w);
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+        const float wv = a.zc ? g[e] + 1.0f : g[e];
+        g[e] = gy[e] * wv;
+    }
+}
+
+__device__ __forceinline__ void bwd_lane_add(float (&acc)[2], const float (&xhat)[8], const float (&g)[8], int64_t j,
+                                             int64_t n)
+{
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+        if (j * 8 + e < n) {
+            const float t = xhat[e] * g[e];
+            acc[0] = acc[0] + t;
+            acc[1] = acc[1] + g[e];
+        }
+    }
+}
+
+/* dh -> dresidual, dx for group j of row r (the part after the row's dot products). */
+__device__ __forceinline__ void bwd_group_out(const darn_gpu_bwd_args &a, int64_t r, int64_t j, uint64_t seed,
+                                              uint64_t offset, float rstd, float c1, float c2, float rs,
+                                              const float (&xhat)[8], const float (&g)[8])
+{
+    float dh[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+        const float xc = xhat[e] * c1;
+        const float inner = a.layer ? xc + c2 : xc;
+        dh[e] = (g[e] - inner) * rstd;
+    }
+    if (a.dresout) {
+        float v[8];
+        darn_ld8(v, darn_row(a.dresout, a.dt_h, r, a.s_dresout), a.dt_h, j, a.n, a.vec_dresout);
+#pragma unroll
+        for (int e = 0; e < 8; e++) dh[e] = dh[e] + v[e];
+    }
+    if (a.dres) darn_st8(darn_row_mut(a.dres, a.dt_dres, r, a.s_dres), a.dt_dres, j, a.n, a.vec_dres, dh);
+    uint32_t bits = 0xFFu;
+    if (a.mask) bits = a.mask[r * a.mask_row_bytes + j];
+    else if (a.rng.dropout) bits = darn_keep8(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+        float u = (bits >> e) & 1u ? dh[e] * a.rng.scale : 0.0f;
+        if (a.has_rowscale) u = u * rs;
+        dh[e] = u;
+    }
+    darn_st8(darn_row_mut(a.dx, a.dt_dx, r, a.s_dx), a.dt_dx, j, a.n, a.vec_dx, dh);
+}
+
+template <int K>
+__global__ void DARN_LAUNCH_BOUNDS(256) darn_bwd_reg(darn_gpu_bwd_args a)
+{
+    __shared__ float smem[64];
+    const int p = a.geom.p;
+    const int slot = threadIdx.x / p, t = threadIdx.x % p;
+    const int rpb = a.geom.rows_per_block;
+    const float nf = (float)a.n;
+    uint64_t seed, offset;
+    darn_rng_state(a.rng, seed, offset);
+    const bool vec_part = (a.n % 4) == 0; /* partial rows are 16-byte aligned */
+
+    /* Loops are uniform across the block: idle slots shadow row 0 and store nothing. */
+    for (int64_t g0 = (int64_t)blockIdx.x * rpb; g0 < a.chunks; g0 += (int64_t)gridDim.x * rpb) {
+        const int64_t gch = g0 + slot;
+        const bool chunk_on = gch < a.chunks;
+        const int64_t rbeg = gch * a.chunk_rows;
+        float pw[K][8], pb[K][8];
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) pw[k][e] = pb[k][e] = -0.0f;
+        }
+        for (int64_t i = 0; i < a.chunk_rows; i++) {
+            const bool on = chunk_on && rbeg + i < a.m;
+            const int64_t r = on ? rbeg + i : 0;
+            const float rstd = a.rstd[r], mean = a.layer ? a.mean[r] : 0.0f;
+            float xhat[K][8], gy[K][8], g[K][8];
+            float acc[2] = {-0.0f, -0.0f};
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                const int64_t j = t + (int64_t)k * p;
+                if (j < a.geom.groups) {
+                    bwd_group_terms(a, r, j, mean, rstd, xhat[k], gy[k], g[k]);
+                    bwd_lane_add(acc, xhat[k], g[k], j, a.n);
+                }
+            }
+            darn_row_allreduce<2>(acc, p, smem);
+            if (!on) continue;
+            const float c1 = acc[0] / nf, c2 = a.layer ? acc[1] / nf : 0.0f;
+            const float rs = a.has_rowscale ? a.rowscale[r] : 1.0f;
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                const int64_t j = t + (int64_t)k * p;
+                if (j < a.geom.groups) {
+                    bwd_group_out(a, r, j, seed, offset, rstd, c1, c2, rs, xhat[k], g[k]);
+#pragma unroll
+                    for (int e = 0; e < 8; e++) {
+                        const float tw = gy[k][e] * xhat[k][e];
+                        pw[k][e] = pw[k][e] + tw;
+                        pb[k][e] = pb[k][e] + gy[k][e];
+                    }
+                }
+            }
+        }
+        if (!chunk_on) continue;
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int64_t j = t + (int64_t)k * p;
+            if (j < a.geom.groups) {
+                darn_st8(a.partial_w + gch * a.n, DARN_F32, j, a.n, vec_part, pw[k]);
+                if (a.partial_b) darn_st8(a.partial_b + gch * a.n, DARN_F32, j, a.n, vec_part, pb[k]);
+            }
+        }
+    }
+}
+
+/* Any N: one slot (the whole block, P threads) per chunk; partials live in the workspace. */
+__global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_stream(darn_gpu_bwd_args a)
+{
+    __shared__ float smem[64];
+    const int p = a.geom.p, t = threadIdx.x;
+    const float nf = (float)a.n;
+    uint64_t seed, offset;
+    darn_rng_state(a.rng, seed, offset);
+    const bool vec_part = (a.n % 4) == 0;
+    for (int64_t gch = blockIdx.x; gch < a.chunks; gch += gridDim.x) {
+        const int64_t rbeg = gch * a.chunk_rows;
+        const int64_t rend = rbeg + a.chunk_rows < a.m ? rbeg + a.chunk_rows : a.m;
+        float *pw_row = a.partial_w + gch * a.n;
+        float *pb_row = a.partial_b ? a.partial_b + gch * a.n : nullptr;
+        for (int64_t r = rbeg; r < rend; r++) {
+            const float rstd = a.rstd[r], mean = a.layer ? a.mean[r] : 0.0f;
+            float xhat[8], gy[8], g[8];
+            float acc[2] = {-0.0f, -0.0f};
+            for (int64_t j = t; j < a.geom.groups; j += p) {
+                bwd_group_terms(a, r, j, mean, rstd, xhat, gy, g);
+                bwd_lane_add(acc, xhat, g, j, a.n);
+            }
+            darn_row_allreduce<2>(acc, p, smem);
+            const float c1 = acc[0] / nf, c2 = a.layer ? acc[1] / nf : 0.0f;
+            const float rs = a.has_rowscale ? a.rowscale[r] : 1.0f;
+            for (int64_t j = t; j < a.geom.groups; j += p) {
+                bwd_group_terms(a, r, j, mean, rstd, xhat, gy, g);
+                bwd_group_out(a, r, j, seed, offset, rstd, c1, c2, rs, xhat, g);
+                float pw[8], pb[8];
+                if (r == rbeg) {
+#pragma unroll
+                    for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
+                } else { /* this thread wrote these columns for the previous row */
+                    darn_ld8(pw, pw_row, DARN_F32, j, a.n, vec_part);
+                    if (pb_row) darn_ld8(pb, pb_row, DARN_F32, j, a.n, vec_part);
+                }
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    const float tw = gy[e] * xhat[e];
+                    pw[e] = pw[e] + tw;
+                    pb[e] = pb[e] + gy[e];
+                }
+                darn_st8(pw_row, DARN_F32, j, a.n, vec_part, pw);
+                if (pb_row) darn_st8(pb_row, DARN_F32, j, a.n, vec_part, pb);
+            }
+        }
+    }
+}
+
+/* dweight (dbias) per column: the adjacent-pair tree over the G chunk partials (§6). Block (32, 32):
+ * x = column, y = segment of `seg` chunks (a power of two, so each segment is a complete subtree),
+ * each summed by a binary counter; then the tree over the 32 segment sums. */
+__global__ void DARN_LAUNCH_BOUNDS(1024) darn_wgrad_finish(darn_gpu_wgrad_args a)
+{
+    __shared__ float part[32][33];
+    const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    const int64_t gb = (int64_t)threadIdx.y * a.seg;
+    const int64_t ge = gb + a.seg < a.chunks ? gb + a.seg : a.chunks;
+    float st[13];
+#pragma unroll
+    for (int l = 0; l < 13; l++) st[l] = -0.0f;
+    int64_t cnt = 0;
+    if (c < a.n) {
+        for (int64_t gi = gb; gi < ge; gi++, cnt++) {
+            float v = a.partial[gi * a.n + c];
+            bool placed = false;
+#pragma unroll
+            for (int l = 0; l < 13; l++) {
+                if (!placed) {
+                    if ((cnt >> l) & 1) {
+                        v = st[l] + v; /* the earlier, complete block of 2^l partials is the left operand */
+                    } else {
+                        st[l] = v;
+                        placed = true;
+                    }
+                }
+            }
+        }
+    }
+    float v = -0.0f;
+    bool have = false;
+#pragma unroll
+    for (int l = 0; l < 13; l++) {
+        if ((cnt >> l) & 1) {
+            v = have ? st[l] + v : st[l];
+            have = true;
+        }
+    }
+    part[threadIdx.y][threadIdx.x] = v;
+    __syncthreads();
+    if (threadIdx.y != 0 || c >= a.n) return;
+    float q[32];
+#pragma unroll
+    for (int s = 0; s < 32; s++) q[s] = part[s][threadIdx.x];
+#pragma unroll
+    for (int d = 1; d < 32; d *= 2) {
+#pragma unroll
+        for (int s = 0; s + d < 32; s += 2 * d) q[s] = q[s] + q[s + d];
+    }
+    if (a.dt == DARN_F32) ((float *)a.dst)[c] = darn_canonical_f32(q[0]);
+    else if (a.dt == DARN_F16) ((uint16_t *)a.dst)[c] = darn_f32_to_f16(q[0]);
+    else ((uint16_t *)a.dst)[c] = darn_f32_to_bf16(q[0]);
+}
+
+/* Zeros of an empty batch (M = 0). */
+__global__ void darn_zero_bytes(uint8_t *p, int64_t bytes)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < bytes; i += (int64_t)gridDim.x * blockDim.x)
+        p[i] = 0;
+}
+
+darn_status darn_launch_bwd(const darn_gpu_bwd_args &a, void *dweight, uint8_t dt_w, void *dbias, uint8_t dt_b,
+                            hipStream_t stream)
+{
+    const darn_gpu_geom &g = a.geom;
+    if (a.m == 0) {
+        const int64_t nb = a.n * (dt_w == DARN_F32 ? 4 : 2);
+        hipLaunchKernelGGL(darn_zero_bytes, dim3(256), dim3(256), 0, stream, (uint8_t *)dweight, nb);
+        if (dbias)
+            hipLaunchKernelGGL(darn_zero_bytes, dim3(256), dim3(256), 0, stream, (uint8_t *)dbias,
+                               a.n * (dt_b == DARN_F32 ? 4 : 2));
+        return darn_check_launch("darn_bwd");
+    }
+    const int64_t max_blocks = 65535 * 16;
+    if (g.k <= 4 && g.p <= 256) {
+        int64_t blocks = (a.chunks + g.rows_per_block - 1) / g.rows_per_block;
+        if (blocks > max_blocks) blocks = max_blocks;
+        const dim3 grid((unsigned)blocks), block((unsigned)g.block);
+        switch (g.k) {
+        case 1: hipLaunchKernelGGL(darn_bwd_reg<1>, grid, block, 0, stream, a); break;
+        case 2: hipLaunchKernelGGL(darn_bwd_reg<2>, grid, block, 0, stream, a); break;
+        case 3: hipLaunchKernelGGL(darn_bwd_reg<3>, grid, block, 0, stream, a); break;
+        default: hipLaunchKernelGGL(darn_bwd_reg<4>, grid, block, 0, stream, a); break;
+        }
+    } else {
+        const int64_t blocks = a.chunks < max_blocks ? a.chunks : max_blocks;
+        hipLaunchKernelGGL(darn_bwd_stream, dim3((unsigned)blocks), dim3((unsigned)g.p), 0, stream, a);
+    }
+    darn_status s = darn_check_launch("darn_bwd");
+    if (s != DARN_OK) return s;
+    int64_t p2 = 1;
+    while (p2 < a.chunks) p2 *= 2;
+    darn_gpu_wgrad_args w;
+    w.n = a.n;
+    w.chunks = a.chunks;
+    w.seg = p2 / 32 > 0 ? p2 / 32 : 1;
+    const dim3 grid((unsigned)((a.n + 31) / 32)), block(32, 32);
+    w.partial = a.partial_w;
+    w.dst = dweight;
+    w.dt = dt_w;
+    hipLaunchKernelGGL(darn_wgrad_finish, grid, block, 0, stream, w);
+    if (dbias) {
+        w.partial = a.partial_b;
+        w.dst = dbias;
+        w.dt = dt_b;
+        hipLaunchKernelGGL(darn_wgrad_finish, grid, block, 0, stream, w);
+    }
+    return darn_check_launch("darn_bwd");
+}

@@ -1,0 +1,44 @@
+/*
+ * darn/device.h — minimal device-memory and timing helpers for C programs that use the GPU backend
+ * without a HIP/CUDA toolchain of their own (darn's tests, darn-demo, darn-bench, ctypes bindings).
+ * They wrap the HIP runtime the library was built with (CUDA through HIP on NVIDIA). Every function
+ * returns DARN_ERR_BACKEND_UNAVAILABLE in a library built with DARN_GPU=none or with no device present,
+ * and DARN_ERR_DEVICE (message in darn_last_error()) when the runtime fails.
+ */
+#ifndef DARN_DEVICE_H
+#define DARN_DEVICE_H
+
+#include "darn/darn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum darn_copy_kind {
+    DARN_COPY_HOST_TO_DEVICE = 0,
+    DARN_COPY_DEVICE_TO_HOST = 1,
+    DARN_COPY_DEVICE_TO_DEVICE = 2
+} darn_copy_kind;
+
+DARN_API darn_status darn_device_malloc(void **ptr, size_t bytes); /* 256-byte aligned */
+DARN_API darn_status darn_device_free(void *ptr);
+/* Synchronous with respect to the host (the default stream), like hipMemcpy. */
+DARN_API darn_status darn_device_memcpy(void *dst, const void *src, size_t bytes, darn_copy_kind kind);
+DARN_API darn_status darn_device_memset(void *ptr, int byte, size_t bytes);
+DARN_API darn_status darn_device_synchronize(void);
+/* Name of device 0 (e.g. "NVIDIA H100 80GB HBM3"), its memory size in bytes (either may be NULL). */
+DARN_API darn_status darn_device_info(char *name, size_t name_bytes, size_t *total_mem);
+
+/* Events for timing work on a stream (NULL = default stream). */
+typedef struct darn_event darn_event;
+DARN_API darn_status darn_event_create(darn_event **ev);
+DARN_API darn_status darn_event_destroy(darn_event *ev);
+DARN_API darn_status darn_event_record(darn_event *ev, void *stream);
+/* Waits for `stop`, then the milliseconds between the two recorded events. */
+DARN_API darn_status darn_event_elapsed_ms(float *ms, darn_event *start, darn_event *stop);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* DARN_DEVICE_H */

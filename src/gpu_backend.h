@@ -1,0 +1,23 @@
+/* gpu_backend.h — the HIP backend (hip/), built with DARN_GPU=amd|nvidia. Arguments are validated. */
+#ifndef DARN_GPU_BACKEND_H
+#define DARN_GPU_BACKEND_H
+
+#include "validate.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when a device is present and usable. */
+int darn_gpu_available(void);
+darn_status darn_gpu_fwd_workspace(const darn_plan *plan, size_t *bytes);
+darn_status darn_gpu_bwd_workspace(const darn_plan *plan, size_t *bytes);
+/* Enqueue on `stream` (hipStream_t); never synchronizes, never allocates. */
+darn_status darn_gpu_fwd(const darn_plan *plan, const darn_fwd_tensors *t, void *workspace, void *stream);
+darn_status darn_gpu_bwd(const darn_plan *plan, const darn_bwd_tensors *t, void *workspace, void *stream);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* DARN_GPU_BACKEND_H */
