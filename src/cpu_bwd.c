@@ -99,7 +99,9 @@ static void wgrad_finish(const darn_plan *pl, float *q, void *dst, darn_dtype dt
 {
     const int64_t n = pl->n, G = pl->wgrad_chunks;
     const int64_t tiles = (n + DARN_CPU_TILE - 1) / DARN_CPU_TILE;
-    DARN_OMP_PARALLEL_FOR
+    const int parallel = G * n >= DARN_OMP_MIN_WORK;
+    (void)parallel;
+    DARN_OMP_FOR_IF_PARALLEL
     for (int64_t ti = 0; ti < tiles; ti++) {
         const int64_t c0 = ti * DARN_CPU_TILE, cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
         for (int64_t dist = 1; dist < G; dist *= 2)
@@ -126,7 +128,9 @@ darn_status darn_cpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *w
     float *qw = (float *)workspace;
     float *qb = pl->has_bias ? qw + G * n : NULL;
     /* Each chunk is summed in row order by one thread; which thread does not matter. */
-    DARN_OMP_PARALLEL_FOR
+    const int parallel = m * n >= DARN_OMP_MIN_WORK;
+    (void)parallel;
+    DARN_OMP_FOR_IF_PARALLEL
     for (int64_t g = 0; g < G; g++) {
         float *pw = qw + g * n, *pb = qb ? qb + g * n : NULL;
         for (int64_t c = 0; c < n; c++) pw[c] = -0.0f;

@@ -122,7 +122,9 @@ darn_status darn_cpu_fwd(const darn_plan *pl, const darn_fwd_tensors *t)
     uint64_t seed, offset;
     cpu_rng(pl, &seed, &offset);
     const int64_t m = pl->m;
-    DARN_OMP_PARALLEL_FOR
+    const int parallel = m * pl->n >= DARN_OMP_MIN_WORK;
+    (void)parallel;
+    DARN_OMP_FOR_IF_PARALLEL
     for (int64_t r = 0; r < m; r++) fwd_one_row(pl, t, seed, offset, r);
     return DARN_OK;
 }

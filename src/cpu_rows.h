@@ -14,10 +14,14 @@
 
 #define DARN_CPU_TILE 2048 /* columns per tile: a multiple of 32, so mask words never straddle tiles */
 
+/* Parallel over rows (chunks, column tiles) only when there is enough work to pay for the threads:
+ * small calls stay on the caller's thread (spinning OpenMP workers cost more than they save there).
+ * Results never depend on this: each row/chunk/tile is computed by exactly one thread. */
+#define DARN_OMP_MIN_WORK (INT64_C(1) << 18)
 #if defined(_OPENMP)
-#define DARN_OMP_PARALLEL_FOR _Pragma("omp parallel for schedule(dynamic, 1)")
+#define DARN_OMP_FOR_IF_PARALLEL _Pragma("omp parallel for schedule(dynamic, 1) if(parallel)") /* reads the local int `parallel` */
 #else
-#define DARN_OMP_PARALLEL_FOR
+#define DARN_OMP_FOR_IF_PARALLEL
 #endif /* _OPENMP */
 
 /* dst[k] = load(src[k]) for k < cnt; src points at the tile's first element. */
