@@ -172,7 +172,7 @@ darn_status darn_bwd(const darn_desc *desc, const darn_bwd_tensors *t, void *wor
     darn_plan pl;
     size_t need = 0;
     darn_status s;
-    if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_validate_bwd(&pl, desc, t)) != DARN_OK ||
+    if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_validate_bwd(&pl, desc, t, workspace)) != DARN_OK ||
         (s = bwd_workspace(&pl, backend, &need)) != DARN_OK ||
         (s = check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
         return s;

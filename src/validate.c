@@ -218,7 +218,7 @@ darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_f
     return check_overlaps(&L);
 }
 
-darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_bwd_tensors *t)
+darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_bwd_tensors *t, const void *workspace)
 {
     const char *fn = "darn_bwd";
     TRY(darn_plan_init(pl, desc, fn));
@@ -265,6 +265,9 @@ darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_b
     }
     TRY(add_vector(&L, "t->dweight", t->dweight, n, darn_dtype_size(d->weight_dtype), true));
     TRY(add_vector(&L, "t->dbias", t->dbias, n, darn_dtype_size(d->bias_dtype), true));
+    size_t ws_need = 0;
+    TRY(darn_bwd_partials_workspace(pl, &ws_need));
+    if (workspace && ws_need) TRY(add_vector(&L, "workspace", workspace, ws_need, 1, true));
     allow_in_place(&L, t->dx, t->dy);
     allow_in_place(&L, t->dresidual, t->dresidual_out);
     return check_overlaps(&L);

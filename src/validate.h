@@ -44,7 +44,8 @@ void darn_clear_error(void);
 darn_status darn_plan_init(darn_plan *plan, const darn_desc *desc, const char *fn);
 
 darn_status darn_validate_fwd(darn_plan *plan, const darn_desc *desc, const darn_fwd_tensors *t);
-darn_status darn_validate_bwd(darn_plan *plan, const darn_desc *desc, const darn_bwd_tensors *t);
+/* `workspace` (may be NULL) is checked not to overlap any tensor. */
+darn_status darn_validate_bwd(darn_plan *plan, const darn_desc *desc, const darn_bwd_tensors *t, const void *workspace);
 
 /* Workspace of the backward on every backend: the G * N dweight chunk partials (and again for dbias). */
 darn_status darn_bwd_partials_workspace(const darn_plan *plan, size_t *bytes);

@@ -21,7 +21,9 @@
  *   darn_last_error() returns a message naming the offending argument (thread-local).
  * - No call allocates memory, and GPU calls never synchronize: they are ordered on `stream`
  *   (a hipStream_t / cudaStream_t, NULL = the default stream). Workspace comes from the caller:
- *   ask darn_*_workspace_size() first.
+ *   ask darn_*_workspace_size() first; it must be 16-byte aligned, in the backend's memory, and
+ *   overlap no tensor. Pointers of the GPU backend are device pointers.
+ * - With M = 0 nothing is read, so row tensors may be NULL; the backward still writes dweight/dbias.
  * - Outputs may not overlap inputs or each other, except the exact in-place pairs named per function
  *   (same pointer, same dtype, same stride).
  */
@@ -148,7 +150,8 @@ DARN_API int64_t darn_mask_row_bytes(int64_t cols);
  * Outputs (NULL = not wanted unless marked required):
  *          out [M, N] out_dtype (required); residual_out [M, N] darn_residual_out_dtype() (h, the
  *          "prenorm" output the backward needs whenever h != x); mask [M, darn_mask_row_bytes(N)] bytes;
- *          rstd [M] fp32; mean [M] fp32 (LayerNorm only).
+ *          rstd [M] fp32; mean [M] fp32 (LayerNorm only: non-NULL with RMSNorm is DARN_ERR_UNSUPPORTED).
+ * Pointers given without their flag (residual, bias, rowscale) are DARN_ERR_UNSUPPORTED, not ignored.
  * In place: out == x and residual_out == residual are allowed (same pointer, dtype and stride).
  */
 typedef struct darn_fwd_tensors {
