@@ -4,6 +4,9 @@
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+#include <darn/device.h>
 
 #include "gpu_case.h"
 
@@ -150,4 +153,53 @@ Test(gpu, edge_probabilities_and_empty_batch, .timeout = 300)
     }
     gpu_case z = make_cfg(F32_LN, 0, 300); /* M = 0: dweight / dbias become +0 on both backends */
     run_or_fail(&z, "empty-batch");
+}
+
+/* Bad arguments on the GPU backend: the specific status, and not one device output byte written. */
+Test(gpu, bad_arguments_leave_device_outputs_untouched, .timeout = 120)
+{
+    need_gpu();
+    const int64_t m = 8, n = 300;
+    const size_t mat = (size_t)(m * n * 4);
+    void *x = NULL, *w = NULL, *out = NULL, *ro = NULL, *rstd = NULL, *dx = NULL, *dw = NULL, *ws = NULL;
+    void **bufs[] = {&x, &w, &out, &ro, &rstd, &dx, &dw, &ws};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        cr_assert_eq(darn_device_malloc(bufs[i], mat), DARN_OK, "%s", darn_last_error());
+        cr_assert_eq(darn_device_memset(*bufs[i], 0x5A, mat), DARN_OK);
+    }
+    darn_desc d;
+    darn_desc_init(&d, DARN_RMSNORM, m, n, DARN_F32);
+    darn_fwd_tensors ft = {.x = x, .weight = w, .out = out, .residual_out = ro, .rstd = rstd};
+    darn_bwd_tensors bt = {.dy = x, .h = ro, .weight = w, .rstd = rstd, .dx = dx, .dweight = dw};
+    struct { const char *what; darn_status want; int bwd; darn_desc d; darn_fwd_tensors f; darn_bwd_tensors b; } cases[9];
+    for (int i = 0; i < 9; i++) { cases[i].d = d; cases[i].f = ft; cases[i].b = bt; cases[i].bwd = 0; }
+    cases[0].what = "eps 0"; cases[0].want = DARN_ERR_BAD_EPS; cases[0].d.eps = 0.0f;
+    cases[1].what = "p 2"; cases[1].want = DARN_ERR_BAD_DROPOUT; cases[1].d.dropout_p = 2.0;
+    cases[2].what = "x NULL"; cases[2].want = DARN_ERR_NULL_POINTER; cases[2].f.x = NULL;
+    cases[3].what = "out overlaps x"; cases[3].want = DARN_ERR_ALIASING; cases[3].f.out = (char *)x + 4;
+    cases[4].what = "misaligned out"; cases[4].want = DARN_ERR_MISALIGNED; cases[4].f.out = (char *)out + 2;
+    cases[5].what = "stride < N"; cases[5].want = DARN_ERR_BAD_STRIDE; cases[5].f.out_stride = n - 1;
+    cases[6].what = "bwd rstd NULL"; cases[6].want = DARN_ERR_NULL_POINTER; cases[6].bwd = 1; cases[6].b.rstd = NULL;
+    cases[7].what = "bwd dx overlaps h"; cases[7].want = DARN_ERR_ALIASING; cases[7].bwd = 1; cases[7].b.dx = ro;
+    cases[8].what = "bwd workspace overlaps dx"; cases[8].want = DARN_ERR_ALIASING; cases[8].bwd = 2;
+    size_t need = 0;
+    cr_assert_eq(darn_bwd_workspace_size(&d, DARN_BACKEND_GPU, &need), DARN_OK);
+    uint8_t *host = malloc(mat);
+    for (int i = 0; i < 9; i++) {
+        const darn_status s = cases[i].bwd ? darn_bwd(&cases[i].d, &cases[i].b, cases[i].bwd == 2 ? dx : ws, need,
+                                                      DARN_BACKEND_GPU, NULL)
+                                           : darn_fwd(&cases[i].d, &cases[i].f, NULL, 0, DARN_BACKEND_GPU, NULL);
+        cr_expect_eq(s, cases[i].want, "%s: got %s (%s)", cases[i].what, darn_status_string(s), darn_last_error());
+        cr_expect(darn_last_error()[0] != '\0', "%s: no message", cases[i].what);
+        cr_assert_eq(darn_device_synchronize(), DARN_OK);
+        void *outs[] = {out, ro, rstd, dx, dw, ws};
+        for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++) {
+            cr_assert_eq(darn_device_memcpy(host, outs[k], mat, DARN_COPY_DEVICE_TO_HOST), DARN_OK);
+            size_t j = 0;
+            while (j < mat && host[j] == 0x5A) j++;
+            cr_expect_eq(j, mat, "%s: device output %zu written at byte %zu", cases[i].what, k, j);
+        }
+    }
+    free(host);
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) darn_device_free(*bufs[i]);
 }
