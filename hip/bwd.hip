@@ -189,59 +189,26 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_stream(darn_gpu_bwd_args a)
     }
 }
 
-/* dweight (dbias) per column: the adjacent-pair tree over the G chunk partials (§6). Block (32, 32):
- * x = column, y = segment of `seg` chunks (a power of two, so each segment is a complete subtree),
- * each summed by a binary counter; then the tree over the 32 segment sums. */
+/* dweight (dbias) per column: the adjacent-pair tree over the G chunk partials (§6), level by level in
+ * place in the workspace: q[i] = q[i] + q[i + d] for i multiple of 2d. Block (32, 32): x = column of a
+ * 32-column tile, y strides over the pairs of a level; a barrier separates levels (each block owns its
+ * columns, so no other block touches them). No arrays: nothing can land in scratch. */
 __global__ void DARN_LAUNCH_BOUNDS(1024) darn_wgrad_finish(darn_gpu_wgrad_args a)
 {
-    __shared__ float part[32][33];
     const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
-    const int64_t gb = (int64_t)threadIdx.y * a.seg;
-    const int64_t ge = gb + a.seg < a.chunks ? gb + a.seg : a.chunks;
-    float st[13];
-#pragma unroll
-    for (int l = 0; l < 13; l++) st[l] = -0.0f;
-    int64_t cnt = 0;
-    if (c < a.n) {
-        for (int64_t gi = gb; gi < ge; gi++, cnt++) {
-            float v = a.partial[gi * a.n + c];
-            bool placed = false;
-#pragma unroll
-            for (int l = 0; l < 13; l++) {
-                if (!placed) {
-                    if ((cnt >> l) & 1) {
-                        v = st[l] + v; /* the earlier, complete block of 2^l partials is the left operand */
-                    } else {
-                        st[l] = v;
-                        placed = true;
-                    }
-                }
-            }
-        }
+    float *q = (float *)a.partial;
+    for (int64_t d = 1; d < a.chunks; d *= 2) {
+        if (c < a.n)
+            for (int64_t i = (int64_t)threadIdx.y * 2 * d; i + d < a.chunks; i += 32 * 2 * d)
+                q[i * a.n + c] = q[i * a.n + c] + q[(i + d) * a.n + c];
+        __syncthreads();
     }
-    float v = -0.0f;
-    bool have = false;
-#pragma unroll
-    for (int l = 0; l < 13; l++) {
-        if ((cnt >> l) & 1) {
-            v = have ? st[l] + v : st[l];
-            have = true;
-        }
-    }
-    part[threadIdx.y][threadIdx.x] = v;
-    __syncthreads();
-    if (threadIdx.y != 0 || c >= a.n) return;
-    float q[32];
-#pragma unroll
-    for (int s = 0; s < 32; s++) q[s] = part[s][threadIdx.x];
-#pragma unroll
-    for (int d = 1; d < 32; d *= 2) {
-#pragma unroll
-        for (int s = 0; s + d < 32; s += 2 * d) q[s] = q[s] + q[s + d];
-    }
-    if (a.dt == DARN_F32) ((float *)a.dst)[c] = darn_canonical_f32(q[0]);
-    else if (a.dt == DARN_F16) ((uint16_t *)a.dst)[c] = darn_f32_to_f16(q[0]);
-    else ((uint16_t *)a.dst)[c] = darn_f32_to_bf16(q[0]);
+    if (c >= a.n) return;
+    if (threadIdx.y != 0) return;
+    const float v = q[c];
+    if (a.dt == DARN_F32) ((float *)a.dst)[c] = darn_canonical_f32(v);
+    else if (a.dt == DARN_F16) ((uint16_t *)a.dst)[c] = darn_f32_to_f16(v);
+    else ((uint16_t *)a.dst)[c] = darn_f32_to_bf16(v);
 }
 
 /* Zeros of an empty batch (M = 0). */
@@ -280,12 +247,9 @@ darn_status darn_launch_bwd(const darn_gpu_bwd_args &a, void *dweight, uint8_t d
     }
     darn_status s = darn_check_launch("darn_bwd");
     if (s != DARN_OK) return s;
-    int64_t p2 = 1;
-    while (p2 < a.chunks) p2 *= 2;
     darn_gpu_wgrad_args w;
     w.n = a.n;
     w.chunks = a.chunks;
-    w.seg = p2 / 32 > 0 ? p2 / 32 : 1;
     const dim3 grid((unsigned)((a.n + 31) / 32)), block(32, 32);
     w.partial = a.partial_w;
     w.dst = dweight;

@@ -140,7 +140,7 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_fwd_reg(darn_gpu_fwd_args a)
     }
 }
 
-__device__ void darn_fwd_stream_row(const darn_gpu_fwd_args &a, int64_t r)
+__device__ __forceinline__ void darn_fwd_stream_row(const darn_gpu_fwd_args &a, int64_t r)
 {
     __shared__ float smem[32];
     const int p = a.geom.p;

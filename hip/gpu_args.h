@@ -56,10 +56,9 @@ struct darn_gpu_bwd_args {
 };
 
 struct darn_gpu_wgrad_args {
-    const float *partial; /* [G][N] */
-    void *dst;            /* [N] */
+    float *partial; /* [G][N], summed in place */
+    void *dst;      /* [N] */
     int64_t n, chunks;
-    int64_t seg;          /* chunks per segment: a power of two */
     uint8_t dt;
 };
 
