@@ -132,41 +132,38 @@ __device__ __forceinline__ uint32_t darn_keep8(uint64_t seed, uint64_t offset, u
     return bits;
 }
 
-/* Canonical all-reduce of NV values over the P threads of a row (§5): xor-butterfly inside the wave
- * (distances 1, 2, ..., min(P, wave) / 2), then, when a row spans several waves (P > DARN_WAVE; then
- * the block is exactly one row), the adjacent-pair tree over the wave totals through shared memory.
- * Every thread of the block must call it (shuffles and barriers). `smem` holds >= 32 * NV floats. */
+/* Xor-butterfly over distances 1, 2, ..., width / 2 (width a power of two <= DARN_WAVE): afterwards each
+ * lane holds the adjacent-pair tree (§5) of its aligned group of `width` lanes. A run-time loop, not an
+ * unrolled one: unrolled per-distance conditions become 64-bit lane masks that exhaust AMD's SGPRs. */
+template <int NV>
+__device__ __forceinline__ void darn_butterfly(float (&v)[NV], int width)
+{
+    for (int d = 1; d < width; d *= 2) {
+#pragma unroll
+        for (int i = 0; i < NV; i++) v[i] = v[i] + DARN_SHFL_XOR(v[i], d);
+    }
+}
+
+/* Canonical all-reduce of NV values over the P threads of a row (§5): butterfly inside the wave, then,
+ * when a row spans several waves (P > DARN_WAVE; then the block is exactly one row), the same butterfly
+ * over the nw = P / DARN_WAVE wave totals: lane l of every wave reads total l % nw from shared memory, so
+ * each aligned group of nw lanes holds all of them and every lane ends with the full tree.
+ * Every thread of the block must call it. `smem` holds >= 32 * NV floats. */
 template <int NV>
 __device__ __forceinline__ void darn_row_allreduce(float (&v)[NV], int p, float *smem)
 {
-    const int wp = p < DARN_WAVE ? p : DARN_WAVE;
-#pragma unroll
-    for (int d = 1; d < DARN_WAVE; d *= 2) {
-        if (d < wp) {
-#pragma unroll
-            for (int i = 0; i < NV; i++) v[i] = v[i] + DARN_SHFL_XOR(v[i], d);
-        }
-    }
+    darn_butterfly<NV>(v, p < DARN_WAVE ? p : DARN_WAVE);
     if (p > DARN_WAVE) {
-        const int nw = p / DARN_WAVE, w = threadIdx.x / DARN_WAVE;
+        const int nw = p / DARN_WAVE, lane = threadIdx.x % DARN_WAVE;
         __syncthreads(); /* smem may still be read by an earlier call */
-        if (threadIdx.x % DARN_WAVE == 0) {
+        if (lane == 0) {
 #pragma unroll
-            for (int i = 0; i < NV; i++) smem[i * 32 + w] = v[i];
+            for (int i = 0; i < NV; i++) smem[i * 32 + threadIdx.x / DARN_WAVE] = v[i];
         }
         __syncthreads();
 #pragma unroll
-        for (int i = 0; i < NV; i++) {
-            float a[32];
-#pragma unroll
-            for (int k = 0; k < 32; k++) a[k] = k < nw ? smem[i * 32 + k] : -0.0f;
-#pragma unroll
-            for (int d = 1; d < 32; d *= 2) {
-#pragma unroll
-                for (int k = 0; k + d < 32; k += 2 * d) a[k] = a[k] + a[k + d];
-            }
-            v[i] = a[0];
-        }
+        for (int i = 0; i < NV; i++) v[i] = smem[i * 32 + lane % nw];
+        darn_butterfly<NV>(v, nw);
     }
 }
 
