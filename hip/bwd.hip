@@ -91,31 +91,31 @@ __global__ void DARN_LAUNCH_BOUNDS(256) darn_bwd_reg(darn_gpu_bwd_args a)
         const bool chunk_on = gch < a.chunks;
         const int64_t rbeg = gch * a.chunk_rows;
         float pw[K][8], pb[K][8];
-#pragma unroll
-        for (int k = 0; k < K; k++) {
+        darn_unroll<K>([&](auto kk) {
+            constexpr int k = decltype(kk)::value;
 #pragma unroll
             for (int e = 0; e < 8; e++) pw[k][e] = pb[k][e] = -0.0f;
-        }
+        });
         for (int64_t i = 0; i < a.chunk_rows; i++) {
             const bool on = chunk_on && rbeg + i < a.m;
             const int64_t r = on ? rbeg + i : 0;
             const float rstd = a.rstd[r], mean = a.layer ? a.mean[r] : 0.0f;
             float xhat[K][8], gy[K][8], g[K][8];
             float acc[2] = {-0.0f, -0.0f};
-#pragma unroll
-            for (int k = 0; k < K; k++) {
+            darn_unroll<K>([&](auto kk) {
+                constexpr int k = decltype(kk)::value;
                 const int64_t j = t + (int64_t)k * p;
                 if (j < a.geom.groups) {
                     bwd_group_terms(a, r, j, mean, rstd, xhat[k], gy[k], g[k]);
                     bwd_lane_add(acc, xhat[k], g[k], j, a.n);
                 }
-            }
+            });
             darn_row_allreduce<2>(acc, p, smem);
             if (!on) continue;
             const float c1 = acc[0] / nf, c2 = a.layer ? acc[1] / nf : 0.0f;
             const float rs = a.has_rowscale ? a.rowscale[r] : 1.0f;
-#pragma unroll
-            for (int k = 0; k < K; k++) {
+            darn_unroll<K>([&](auto kk) {
+                constexpr int k = decltype(kk)::value;
                 const int64_t j = t + (int64_t)k * p;
                 if (j < a.geom.groups) {
                     bwd_group_out(a, r, j, seed, offset, rstd, c1, c2, rs, xhat[k], g[k]);
@@ -126,17 +126,17 @@ __global__ void DARN_LAUNCH_BOUNDS(256) darn_bwd_reg(darn_gpu_bwd_args a)
                         pb[k][e] = pb[k][e] + gy[k][e];
                     }
                 }
-            }
+            });
         }
         if (!chunk_on) continue;
-#pragma unroll
-        for (int k = 0; k < K; k++) {
+        darn_unroll<K>([&](auto kk) {
+            constexpr int k = decltype(kk)::value;
             const int64_t j = t + (int64_t)k * p;
             if (j < a.geom.groups) {
                 darn_st8(a.partial_w + gch * a.n, DARN_F32, j, a.n, vec_part, pw[k]);
                 if (a.partial_b) darn_st8(a.partial_b + gch * a.n, DARN_F32, j, a.n, vec_part, pb[k]);
             }
-        }
+        });
     }
 }
 

@@ -11,6 +11,21 @@
 #include "darn/darn.h"
 #include "gpu_args.h"
 
+/* darn_unroll<N>(f) calls f(darn_idx<0>{}), ..., f(darn_idx<N-1>{}): a loop over register arrays whose
+ * index is a compile-time constant by construction. `#pragma unroll` is only a hint: clang-15 left a
+ * large K = 4 loop rolled, indexed the row array at run time and put it in scratch. */
+template <int I> struct darn_idx {
+    static constexpr int value = I;
+};
+template <int I, int N, typename F> __device__ __forceinline__ void darn_unroll_from(F &f)
+{
+    if constexpr (I < N) {
+        f(darn_idx<I>{});
+        darn_unroll_from<I + 1, N>(f);
+    }
+}
+template <int N, typename F> __device__ __forceinline__ void darn_unroll(F &&f) { darn_unroll_from<0, N>(f); }
+
 /* Element c of a typed buffer (any dtype), as fp32. */
 __device__ __forceinline__ float darn_ld1(const void *row, int dt, int64_t c)
 {

@@ -106,34 +106,34 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_fwd_reg(darn_gpu_fwd_args a)
 
     float h[K][8];
     float acc[1] = {-0.0f};
-#pragma unroll
-    for (int k = 0; k < K; k++) {
+    darn_unroll<K>([&](auto kk) {
+        constexpr int k = decltype(kk)::value;
         const int64_t j = t + (int64_t)k * p;
         if (j < a.geom.groups) {
             fwd_group_h(a, r, j, seed, offset, rs, h[k], active);
             acc[0] = fwd_lane_add(acc[0], h[k], j, a.n, a.layer ? 1 : 0, 0.0f);
         }
-    }
+    });
     if (active && a.mask && t == 0) fwd_mask_padding(a, r);
     darn_row_allreduce<1>(acc, p, smem);
     float mean = 0.0f;
     if (a.layer) {
         mean = acc[0] / nf;
         acc[0] = -0.0f;
-#pragma unroll
-        for (int k = 0; k < K; k++) {
+        darn_unroll<K>([&](auto kk) {
+            constexpr int k = decltype(kk)::value;
             const int64_t j = t + (int64_t)k * p;
             if (j < a.geom.groups) acc[0] = fwd_lane_add(acc[0], h[k], j, a.n, 2, mean);
-        }
+        });
         darn_row_allreduce<1>(acc, p, smem);
     }
     const float rstd = 1.0f / sqrtf(acc[0] / nf + a.eps);
     if (!active) return;
-#pragma unroll
-    for (int k = 0; k < K; k++) {
+    darn_unroll<K>([&](auto kk) {
+        constexpr int k = decltype(kk)::value;
         const int64_t j = t + (int64_t)k * p;
         if (j < a.geom.groups) fwd_group_y(a, r, j, h[k], mean, rstd);
-    }
+    });
     if (t == 0) {
         if (a.rstd) a.rstd[r] = darn_canonical_f32(rstd);
         if (a.mean) a.mean[r] = darn_canonical_f32(mean);
