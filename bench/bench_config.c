@@ -1,0 +1,81 @@
+/* bench_config.c — the config table and the byte formulas (see bench_config.h). */
+#include "bench_config.h"
+
+#include <string.h>
+
+#define TRAIN_FLAGS (DARN_FLAG_HAS_RESIDUAL | DARN_FLAG_RESIDUAL_IN_FP32)
+
+static const bench_config k_configs[] = {
+    /* name        norm            x          residual   weight     bias       out        flags                          p    bwd mask */
+    {"train",     DARN_RMSNORM,   DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_BF16, TRAIN_FLAGS,                   0.1, 1,  0},
+    {"infer",     DARN_RMSNORM,   DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_FLAG_HAS_RESIDUAL,        0.0, 0,  0},
+    {"f32",       DARN_RMSNORM,   DARN_F32,  DARN_F32,  DARN_F32,  DARN_F32,  DARN_F32,  DARN_FLAG_HAS_RESIDUAL,        0.1, 1,  0},
+    {"layernorm", DARN_LAYERNORM, DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_BF16, TRAIN_FLAGS | DARN_FLAG_HAS_BIAS, 0.1, 1, 0},
+    {"mask",      DARN_RMSNORM,   DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_BF16, TRAIN_FLAGS,                   0.1, 1,  1},
+};
+
+const bench_config *bench_configs(int *count)
+{
+    *count = (int)(sizeof k_configs / sizeof k_configs[0]);
+    return k_configs;
+}
+
+const bench_config *bench_config_find(const char *name)
+{
+    int n;
+    const bench_config *c = bench_configs(&n);
+    for (int i = 0; i < n; ++i)
+        if (strcmp(c[i].name, name) == 0) return &c[i];
+    return NULL;
+}
+
+int bench_config_dirs(const bench_config *cfg, bench_dir dirs[BENCH_DIRS])
+{
+    int n = 0;
+    dirs[n++] = BENCH_FWD;
+    if (cfg->backward && cfg->mask) dirs[n++] = BENCH_BWD_MASK;
+    if (cfg->backward) dirs[n++] = BENCH_BWD;
+    return n;
+}
+
+const char *bench_dir_name(bench_dir dir)
+{
+    switch (dir) {
+    case BENCH_FWD: return "fwd";
+    case BENCH_BWD_MASK: return "bwd_mask";
+    case BENCH_BWD: return "bwd";
+    default: return "?";
+    }
+}
+
+void bench_config_desc(const bench_config *cfg, int64_t rows, int64_t cols, darn_desc *desc)
+{
+    darn_desc_init(desc, cfg->norm, rows, cols, cfg->x);
+    desc->residual_dtype = cfg->residual;
+    desc->weight_dtype = cfg->weight;
+    desc->bias_dtype = cfg->bias;
+    desc->out_dtype = cfg->out;
+    desc->flags = cfg->flags;
+    desc->dropout_p = cfg->p;
+    desc->seed = 1234;
+    desc->offset = 0;
+}
+
+double bench_config_bytes(const bench_config *cfg, int64_t rows, int64_t cols, bench_dir dir)
+{
+    darn_desc d;
+    bench_config_desc(cfg, rows, cols, &d);
+    const double m = (double)rows, n = (double)cols, mn = m * n;
+    const double sx = (double)darn_dtype_size(cfg->x), sr = (double)darn_dtype_size(cfg->residual);
+    const double sw = (double)darn_dtype_size(cfg->weight), so = (double)darn_dtype_size(cfg->out);
+    const double sh = (double)darn_dtype_size(darn_residual_out_dtype(&d));
+    const double sb = (cfg->flags & DARN_FLAG_HAS_BIAS) ? (double)darn_dtype_size(cfg->bias) : 0.0;
+    const double stats = cfg->backward ? 4.0 * m * (cfg->norm == DARN_LAYERNORM ? 2.0 : 1.0) : 0.0;
+    const double mask = m * (double)darn_mask_row_bytes(cols);
+    if (dir == BENCH_FWD)
+        return mn * (sx + sr) + n * (sw + sb)        /* reads */
+               + mn * (so + sh) + stats + (cfg->mask ? mask : 0.0); /* writes */
+    return mn * (so + sh) + n * sw + stats + mn * sh /* reads dy, h, weight, rstd/mean, dresidual_out */
+           + (dir == BENCH_BWD_MASK ? mask : 0.0)
+           + mn * (sx + sr) + n * (sw + sb);         /* writes dx, dresidual, dweight, dbias */
+}
