@@ -1,0 +1,265 @@
+"""ctypes binding of libdarn: library discovery, struct mirrors of include/darn/darn.h, status -> exceptions.
+
+The mirrors follow darn.h field by field (C11, natural alignment; enums are `int`). A layout check runs at
+load time (darn_desc_init must fill the fields where this module expects them), and
+python/tests/test_layout.py compares sizes and offsets with a C probe compiled against darn.h.
+"""
+import ctypes
+import ctypes.util
+import os
+import threading
+
+# ---- enums and flags (darn.h; values are stable) ----------------------------------------------------------
+F32, F16, BF16 = 0, 1, 2
+RMSNORM, LAYERNORM = 0, 1
+BACKEND_CPU, BACKEND_GPU = 0, 1
+
+FLAG_ZERO_CENTERED_WEIGHT = 1 << 0
+FLAG_RESIDUAL_IN_FP32 = 1 << 1
+FLAG_HAS_RESIDUAL = 1 << 2
+FLAG_HAS_BIAS = 1 << 3
+FLAG_HAS_ROWSCALE = 1 << 4
+
+# DARN_STATUS_LIST: value -> name.
+STATUS_NAMES = {
+    0: "DARN_OK",
+    1: "DARN_ERR_NULL_POINTER",
+    2: "DARN_ERR_BAD_SHAPE",
+    3: "DARN_ERR_OVERFLOW",
+    4: "DARN_ERR_BAD_STRIDE",
+    5: "DARN_ERR_BAD_DROPOUT",
+    6: "DARN_ERR_BAD_EPS",
+    7: "DARN_ERR_BAD_ENUM",
+    8: "DARN_ERR_UNSUPPORTED",
+    9: "DARN_ERR_ALIASING",
+    10: "DARN_ERR_MISALIGNED",
+    11: "DARN_ERR_WORKSPACE",
+    12: "DARN_ERR_BACKEND_UNAVAILABLE",
+    13: "DARN_ERR_DEVICE",
+    14: "DARN_ERR_UNSUPPORTED_ON_GPU",
+}
+
+
+class DarnError(RuntimeError):
+    """A darn call failed. `status` is the darn_status value, `status_name` its name, and the message is
+    darn_last_error() of the failing call (it names the bad argument)."""
+
+    def __init__(self, status, message, function=""):
+        self.status = status
+        self.status_name = STATUS_NAMES.get(status, "unknown status %d" % status)
+        self.darn_message = message
+        super().__init__("%s%s: %s" % (function + ": " if function else "", self.status_name, message))
+
+
+class DarnArgumentError(DarnError, ValueError):
+    """An argument darn rejected (shape, stride, dropout p, eps, enum, aliasing, alignment, workspace)."""
+
+
+class DarnUnsupportedError(DarnError, NotImplementedError):
+    """A combination of options darn does not support (DARN_ERR_UNSUPPORTED, DARN_ERR_UNSUPPORTED_ON_GPU)."""
+
+
+def _error_class(status):
+    if status in (8, 14):
+        return DarnUnsupportedError
+    if 1 <= status <= 11:
+        return DarnArgumentError
+    return DarnError
+
+
+# ---- struct mirrors ----------------------------------------------------------------------------------------
+_i64, _u64, _u32, _int, _f32, _f64, _vp = (ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_int,
+                                          ctypes.c_float, ctypes.c_double, ctypes.c_void_p)
+
+
+class Desc(ctypes.Structure):
+    """darn_desc"""
+    _fields_ = [
+        ("norm", _int),
+        ("rows", _i64),
+        ("cols", _i64),
+        ("x_dtype", _int),
+        ("residual_dtype", _int),
+        ("weight_dtype", _int),
+        ("bias_dtype", _int),
+        ("out_dtype", _int),
+        ("flags", _u32),
+        ("eps", _f32),
+        ("dropout_p", _f64),
+        ("seed", _u64),
+        ("offset", _u64),
+        ("rng_seed_ptr", _vp),
+        ("rng_offset_ptr", _vp),
+    ]
+
+
+class FwdTensors(ctypes.Structure):
+    """darn_fwd_tensors"""
+    _fields_ = [
+        ("x", _vp), ("x_stride", _i64),
+        ("residual", _vp), ("residual_stride", _i64),
+        ("rowscale", _vp),
+        ("weight", _vp),
+        ("bias", _vp),
+        ("out", _vp), ("out_stride", _i64),
+        ("residual_out", _vp), ("residual_out_stride", _i64),
+        ("mask", _vp),
+        ("rstd", _vp),
+        ("mean", _vp),
+    ]
+
+
+class BwdTensors(ctypes.Structure):
+    """darn_bwd_tensors"""
+    _fields_ = [
+        ("dy", _vp), ("dy_stride", _i64),
+        ("h", _vp), ("h_stride", _i64),
+        ("weight", _vp),
+        ("rstd", _vp),
+        ("mean", _vp),
+        ("rowscale", _vp),
+        ("dresidual_out", _vp), ("dresidual_out_stride", _i64),
+        ("mask", _vp),
+        ("dx", _vp), ("dx_stride", _i64),
+        ("dresidual", _vp), ("dresidual_stride", _i64),
+        ("dweight", _vp),
+        ("dbias", _vp),
+    ]
+
+
+STRUCTS = {"darn_desc": Desc, "darn_fwd_tensors": FwdTensors, "darn_bwd_tensors": BwdTensors}
+
+
+# ---- loading -----------------------------------------------------------------------------------------------
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_SONAMES = ("libdarn.so.0", "libdarn.so")
+
+
+def _candidates():
+    """(path-or-name, where) in search order: $DARN_LIBRARY, darn/lib/ next to the package, the system."""
+    env = os.environ.get("DARN_LIBRARY")
+    if env:
+        yield env, "DARN_LIBRARY"
+        return  # an explicit choice is never silently replaced by another library
+    for name in _SONAMES:
+        p = os.path.join(_HERE, "lib", name)
+        if os.path.exists(p):
+            yield p, "the package (darn/lib)"
+    found = ctypes.util.find_library("darn")
+    if found:
+        yield found, "the system (find_library)"
+    for name in _SONAMES:
+        yield name, "the system (dlopen)"
+
+
+def _open():
+    tried = []
+    for path, where in _candidates():
+        try:
+            return ctypes.CDLL(path), path
+        except OSError as e:
+            tried.append("  %s (from %s): %s" % (path, where, e))
+    raise ImportError(
+        "darn: cannot load libdarn. Build it (cmake -S . -B build/none -DDARN_GPU=none, or DARN_GPU=nvidia|amd "
+        "for GPU tensors) and set DARN_LIBRARY=/path/to/libdarn.so, or copy libdarn.so.0 into darn/lib/ before "
+        "`pip install`, or install it system-wide. Tried:\n" + "\n".join(tried))
+
+
+def _bind(lib):
+    def fn(name, restype, *argtypes):
+        f = getattr(lib, name)
+        f.restype = restype
+        f.argtypes = list(argtypes)
+        return f
+
+    p = _vp
+    return {
+        "version": fn("darn_version", _int),
+        "version_string": fn("darn_version_string", ctypes.c_char_p),
+        "contract_version": fn("darn_contract_version", _int),
+        "status_string": fn("darn_status_string", ctypes.c_char_p, _int),
+        "last_error": fn("darn_last_error", ctypes.c_char_p),
+        "backend_available": fn("darn_backend_available", _int, _int),
+        "desc_init": fn("darn_desc_init", None, p, _int, _i64, _i64, _int),
+        "residual_out_dtype": fn("darn_residual_out_dtype", _int, p),
+        "mask_row_bytes": fn("darn_mask_row_bytes", _i64, _i64),
+        "fwd_workspace_size": fn("darn_fwd_workspace_size", _int, p, _int, p),
+        "fwd": fn("darn_fwd", _int, p, p, p, ctypes.c_size_t, _int, p),
+        "bwd_workspace_size": fn("darn_bwd_workspace_size", _int, p, _int, p),
+        "bwd": fn("darn_bwd", _int, p, p, p, ctypes.c_size_t, _int, p),
+    }
+
+
+def _check_layout(f):
+    """darn_desc_init must put its values where Desc expects them: catches a header that moved fields."""
+    d = Desc()
+    ctypes.memset(ctypes.addressof(d), 0xAB, ctypes.sizeof(d))
+    f["desc_init"](ctypes.addressof(d), LAYERNORM, 3, 5, BF16)
+    ok = (d.norm == LAYERNORM and d.rows == 3 and d.cols == 5 and d.flags == 0 and d.dropout_p == 0.0
+          and d.seed == 0 and d.offset == 0 and not d.rng_seed_ptr and not d.rng_offset_ptr
+          and abs(d.eps - 1e-5) < 1e-9
+          and (d.x_dtype, d.residual_dtype, d.weight_dtype, d.bias_dtype, d.out_dtype) == (BF16,) * 5)
+    d.flags = FLAG_RESIDUAL_IN_FP32
+    ok = ok and f["residual_out_dtype"](ctypes.addressof(d)) == F32
+    d.flags = FLAG_HAS_RESIDUAL
+    d.residual_dtype = F16
+    ok = ok and f["residual_out_dtype"](ctypes.addressof(d)) == F16
+    if not ok:
+        raise ImportError("darn: the ctypes mirror of darn_desc does not match the loaded libdarn (%s); "
+                          "this package and the library come from different darn versions" % PATH)
+
+
+LIB, PATH = _open()
+F = _bind(LIB)
+_check_layout(F)
+VERSION = F["version_string"]().decode()
+CONTRACT_VERSION = F["contract_version"]()
+EXPECTED_CONTRACT = 1
+if CONTRACT_VERSION != EXPECTED_CONTRACT:
+    raise ImportError("darn: %s implements numerics contract %d, this package expects %d"
+                      % (PATH, CONTRACT_VERSION, EXPECTED_CONTRACT))
+
+_fwd, _bwd = F["fwd"], F["bwd"]
+_fwd_ws, _bwd_ws = F["fwd_workspace_size"], F["bwd_workspace_size"]
+_last_error = F["last_error"]
+_gpu_available = None
+_gpu_lock = threading.Lock()
+
+
+def gpu_available():
+    """1 when libdarn has a GPU backend built in and sees a device (darn_backend_available(GPU)); cached."""
+    global _gpu_available
+    if _gpu_available is None:
+        with _gpu_lock:
+            _gpu_available = bool(F["backend_available"](BACKEND_GPU))
+    return _gpu_available
+
+
+def raise_status(status, function):
+    msg = _last_error()
+    msg = msg.decode(errors="replace") if msg else F["status_string"](status).decode()
+    raise _error_class(status)(status, msg, function)
+
+
+def workspace_size(kind, desc, backend):
+    n = ctypes.c_size_t(0)
+    st = (_fwd_ws if kind == "fwd" else _bwd_ws)(ctypes.addressof(desc), backend, ctypes.addressof(n))
+    if st:
+        raise_status(st, "darn_%s_workspace_size" % kind)
+    return n.value
+
+
+def fwd(desc, t, ws_ptr, ws_bytes, backend, stream):
+    st = _fwd(ctypes.addressof(desc), ctypes.addressof(t), ws_ptr, ws_bytes, backend, stream)
+    if st:
+        raise_status(st, "darn_fwd")
+
+
+def bwd(desc, t, ws_ptr, ws_bytes, backend, stream):
+    st = _bwd(ctypes.addressof(desc), ctypes.addressof(t), ws_ptr, ws_bytes, backend, stream)
+    if st:
+        raise_status(st, "darn_bwd")
+
+
+def mask_row_bytes(n):
+    return 4 * ((n + 31) // 32)

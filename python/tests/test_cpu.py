@@ -1,0 +1,364 @@
+"""darn's PyTorch package on CPU tensors (darn's CPU backend): values against fp64, gradients, dropout,
+flash-attn's return conventions, strides, shapes, modules, errors. Runs with Debian 12's torch 1.13."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import darn
+from conftest import (DTYPES, PYROOT, ULP, assert_bitwise, assert_close_to, keep_mask, reference,
+                      residual_out_dtype)
+
+needs_custom_op = pytest.mark.skipif(not darn.HAS_CUSTOM_OP,
+                                     reason="torch.library.custom_op / register_fake need torch >= 2.4 (have %s)"
+                                     % torch.__version__)
+
+
+def make(shape, dtype, requires_grad=False, scale=1.0, shift=0.0):
+    t = (torch.randn(shape, dtype=torch.float32) * scale + shift).to(dtype)
+    return t.requires_grad_(requires_grad)
+
+
+CASES = [
+    # norm, x, residual (None / dtype), weight, bias, out, rowscale, zero-centered, residual_in_fp32, p
+    ("rms", "f32", None, "f32", None, None, False, False, False, 0.0),
+    ("rms", "bf16", "f32", "bf16", None, None, False, False, False, 0.2),
+    ("rms", "f16", "f16", "f32", None, "f32", True, False, False, 0.0),
+    ("rms", "bf16", None, "f32", None, None, False, True, True, 0.3),
+    ("layer", "f32", "f32", "f32", "f32", None, False, False, False, 0.0),
+    ("layer", "bf16", "bf16", "bf16", "bf16", None, True, True, False, 0.25),
+    ("layer", "f16", None, "f16", "f32", "bf16", False, False, True, 0.0),
+    ("layer", "f32", "bf16", "f32", None, None, False, False, False, 0.5),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(str(v) for v in c))
+@pytest.mark.parametrize("shape", [(3, 5, 40), (7, 256)], ids=["3x5x40", "7x256"])
+def test_values_and_grads_vs_fp64(case, shape):
+    norm, xd, rd, wd, bd, od, has_rs, zc, rfp32, p = case
+    is_rms = norm == "rms"
+    n = shape[-1]
+    x = make(shape, DTYPES[xd], True)
+    res = make(shape, DTYPES[rd], True) if rd else None
+    w = make((n,), DTYPES[wd], True, 0.5, 0.0 if zc else 1.0)
+    b = make((n,), DTYPES[bd], True, 0.1) if bd else None
+    rs = torch.rand(shape[:-1]) + 0.5 if has_rs else None
+    od_t = DTYPES[od] if od else None
+    seed = 1234 + len(shape)
+    y, h, mask, none = darn.layer_norm_fn(x, w, b, res, eps=1e-5, dropout_p=p, rowscale=rs, prenorm=True,
+                                          residual_in_fp32=rfp32, zero_centered_weight=zc, is_rms_norm=is_rms,
+                                          return_dropout_mask=True, out_dtype=od_t, seed=seed, offset=7)
+    assert none is None
+    out_dtype = od_t or x.dtype
+    assert y.shape == x.shape and y.dtype == out_dtype
+    assert h.shape == x.shape and h.dtype == residual_out_dtype(x, res, rfp32)
+    if p > 0:
+        assert mask.shape == x.shape and mask.dtype == torch.bool
+        assert torch.equal(mask.reshape(-1, n), keep_mask(x.numel() // n, n, p, seed, 7))
+        keep = mask
+    else:
+        assert mask is None
+        keep = None
+    xr = x.detach().clone().requires_grad_(True)
+    resr = res.detach().clone().requires_grad_(True) if res is not None else None
+    wr = w.detach().clone().requires_grad_(True)
+    br = b.detach().clone().requires_grad_(True) if b is not None else None
+    y64, h64 = reference(xr, wr, br, resr, 1e-5, p, rs, keep, is_rms, zc, rfp32)
+    assert_close_to(h, h64, h.dtype, rel=1)
+    assert_close_to(y, y64, out_dtype, rel=1)
+    # Gradients: through both outputs (the prenorm output's gradient flows in as dresidual_out).
+    gy = torch.randn(shape).to(out_dtype)
+    gh = torch.randn(shape).to(h.dtype)
+    torch.autograd.backward([y, h], [gy, gh])
+    torch.autograd.backward([y64, h64], [gy.double(), gh.double()])
+    # dx etc. are rounded once to their dtype after fp32 math on fp32/rounded terms: a loose fp64 check.
+    for got, ref, what in ((x.grad, xr.grad, "dx"), (w.grad, wr.grad, "dweight"),
+                           (res.grad if res is not None else None, resr.grad if resr is not None else None,
+                            "dresidual"), (b.grad if b is not None else None, br.grad if br is not None else None,
+                                           "dbias")):
+        if ref is None:
+            assert got is None, what
+            continue
+        assert got is not None and got.dtype == {"dx": x, "dweight": w, "dresidual": res, "dbias": b}[what].dtype
+        # one rounding to the gradient's dtype, plus fp32 accumulation noise relative to the largest term
+        scale = ref.abs().max().item() + gy.abs().max().item()
+        tol = 2 * ULP[got.dtype] * ref.abs() + 1e-5 * scale * (1 + x.numel() // n / 8)
+        err = (got.double() - ref).abs()
+        assert (err <= tol).all(), "%s: max err %g, tol there %g" % (what, err.max().item(), tol.flatten()[err.argmax()].item())
+
+
+@pytest.mark.parametrize("is_rms", [True, False])
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_gradcheck_fp32(is_rms, p):
+    # darn computes in fp32, so gradcheck runs on fp32 inputs with a coarse eps and matching tolerances;
+    # a fixed seed keeps the dropout mask the same across gradcheck's evaluations.
+    x = make((3, 16), torch.float32, True)
+    res = make((3, 16), torch.float32, True)
+    w = make((16,), torch.float32, True, 0.3, 1.0)
+    b = make((16,), torch.float32, True, 0.1)
+    rs = torch.rand(3) + 0.5
+
+    def f(x, res, w, b):
+        y, h = darn.layer_norm_fn(x, w, b, res, dropout_p=p, rowscale=rs, prenorm=True, is_rms_norm=is_rms,
+                                  seed=99)
+        return y, h
+
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert torch.autograd.gradcheck(f, (x, res, w, b), eps=1e-2, atol=2e-2, rtol=2e-2)
+
+
+def test_mask_and_dropout_semantics():
+    x = make((4, 64), torch.float32)
+    w = torch.ones(64)
+    y, h, mask, _ = darn.rms_norm_fn(x, w, None, dropout_p=0.5, prenorm=True, return_dropout_mask=True, seed=5)
+    scale = float(torch.tensor(1 / 0.5, dtype=torch.float32))
+    assert torch.equal(h, torch.where(mask, x * scale, torch.zeros_like(x)))
+    assert 0.3 < mask.float().mean().item() < 0.7
+    # p = 1 drops everything; p = 0 with return_dropout_mask gives None (flash-attn)
+    _, h1 = darn.rms_norm_fn(x, w, None, dropout_p=1.0, prenorm=True, seed=5)
+    assert torch.equal(h1, torch.zeros_like(x))
+    y0, m0, m1 = darn.rms_norm_fn(x, w, None, return_dropout_mask=True)
+    assert m0 is None and m1 is None
+
+
+def test_backward_regenerates_mask_bitwise():
+    """The backward regenerates the mask from (seed, offset) unless the mask was returned: same bits."""
+    grads = []
+    for want_mask in (False, True):
+        x = make((5, 48), torch.bfloat16, True)
+        torch.manual_seed(1)
+        x = make((5, 48), torch.bfloat16, True)
+        w = make((48,), torch.bfloat16, True, 0.2, 1.0)
+        outs = darn.rms_norm_fn(x, w, None, dropout_p=0.4, return_dropout_mask=want_mask, seed=77, offset=3)
+        y = outs[0] if want_mask else outs
+        y.float().square().sum().backward()
+        grads.append((x.grad, w.grad))
+    assert_bitwise(grads[0][0], grads[1][0], "dx")
+    assert_bitwise(grads[0][1], grads[1][1], "dweight")
+
+
+def test_return_conventions_like_flash_attn():
+    x = make((2, 3, 32), torch.float32)
+    w = torch.ones(32)
+    r = make((2, 3, 32), torch.float32)
+    y = darn.layer_norm_fn(x, w, None)
+    assert isinstance(y, torch.Tensor) and y.shape == x.shape
+    y, h = darn.layer_norm_fn(x, w, None, r, prenorm=True)
+    assert torch.equal(h, x + r)
+    # no residual, no dropout, no rowscale, no dtype change: residual_out is x itself
+    y, h = darn.rms_norm_fn(x, w, None, prenorm=True)
+    assert h is x
+    y, h, m, m1 = darn.rms_norm_fn(x, w, None, prenorm=True, return_dropout_mask=True)
+    assert h is x and m is None and m1 is None
+    # residual_in_fp32 without a residual: h is fp32 (a new tensor); with a residual it has the residual's dtype
+    xb = x.bfloat16()
+    _, h = darn.rms_norm_fn(xb, w, None, prenorm=True, residual_in_fp32=True)
+    assert h.dtype == torch.float32 and torch.equal(h, xb.float())
+    _, h = darn.rms_norm_fn(xb, w, None, r.half(), prenorm=True, residual_in_fp32=True)
+    assert h.dtype == torch.float16
+    y = darn.rms_norm_fn(xb, w, None, out_dtype=torch.float32)
+    assert y.dtype == torch.float32
+
+
+def test_repeatable_with_manual_seed_and_fresh_per_call():
+    x = make((8, 64), torch.float32)
+    w = torch.ones(64)
+    torch.manual_seed(42)
+    a1 = darn.rms_norm_fn(x, w, None, dropout_p=0.5, return_dropout_mask=True)[1]
+    a2 = darn.rms_norm_fn(x, w, None, dropout_p=0.5, return_dropout_mask=True)[1]
+    torch.manual_seed(42)
+    b1 = darn.rms_norm_fn(x, w, None, dropout_p=0.5, return_dropout_mask=True)[1]
+    b2 = darn.rms_norm_fn(x, w, None, dropout_p=0.5, return_dropout_mask=True)[1]
+    assert torch.equal(a1, b1) and torch.equal(a2, b2)
+    assert not torch.equal(a1, a2)
+
+
+def test_noncontiguous_and_leading_shapes_bitwise():
+    n = 40
+    big = make((6, 2 * n + 3), torch.bfloat16)
+    x = big[:, 3:3 + n]                          # row stride 2n+3: passed as a stride, no copy
+    xt = make((n, 6), torch.bfloat16).t()        # last dim not contiguous: copied
+    res = make((1, n), torch.float32).expand(6, n)  # row stride 0: copied
+    w = make((n,), torch.float32, False, 0.2, 1.0)
+    b = make((n,), torch.float32, False, 0.1)
+    for xx in (x, xt):
+        xr = xx.detach().clone().requires_grad_(True)
+        xc = xx.contiguous().requires_grad_(True)
+        ya, ha = darn.layer_norm_fn(xr, w, b, res, dropout_p=0.2, prenorm=True, seed=3)
+        yb, hb = darn.layer_norm_fn(xc, w, b, res.contiguous(), dropout_p=0.2, prenorm=True, seed=3)
+        assert_bitwise(ya, yb, "y")
+        assert_bitwise(ha, hb, "h")
+        g = make((6, n), torch.bfloat16)
+        ya.backward(g[:, :])
+        yb.backward(g.contiguous())
+        assert_bitwise(xr.grad, xc.grad, "dx")
+    # leading shapes: [2, 3, 4, n] is the same computation as [24, n]
+    x4 = make((2, 3, 4, n), torch.float16)
+    y4 = darn.rms_norm_fn(x4, w, None, dropout_p=0.1, seed=11)
+    y2 = darn.rms_norm_fn(x4.reshape(24, n), w, None, dropout_p=0.1, seed=11)
+    assert y4.shape == x4.shape
+    assert_bitwise(y4.reshape(24, n), y2, "leading shape")
+    # a permuted 3-D tensor whose rows cannot be flattened without a copy
+    x3 = make((4, 5, n), torch.float32).permute(1, 0, 2)
+    assert_bitwise(darn.rms_norm_fn(x3, w, None), darn.rms_norm_fn(x3.contiguous(), w, None), "permuted")
+
+
+def test_gradient_only_through_prenorm_output_and_no_grad_path():
+    x = make((4, 32), torch.float32, True)
+    r = make((4, 32), torch.float32, True)
+    w = torch.ones(32, requires_grad=True)
+    y, h = darn.rms_norm_fn(x, w, None, r, prenorm=True, dropout_p=0.1, seed=1)
+    h.sum().backward()  # dy is implicitly zero
+    xs = x.detach()
+    keep = darn.rms_norm_fn(xs, w.detach(), None, r.detach(), dropout_p=0.1, seed=1, return_dropout_mask=True)[1]
+    scale = float(torch.tensor(1 / 0.9, dtype=torch.float32))
+    assert torch.equal(x.grad, keep.float() * scale)
+    assert torch.equal(r.grad, torch.ones_like(r))
+    assert torch.equal(w.grad, torch.zeros_like(w))
+    with torch.no_grad():
+        y2 = darn.rms_norm_fn(x, w, None, r, dropout_p=0.1, seed=1)
+    assert_bitwise(y.detach(), y2, "no_grad y")
+
+
+def test_empty_batch():
+    x = torch.empty(0, 16, requires_grad=True)
+    w = torch.ones(16, requires_grad=True)
+    b = torch.zeros(16, requires_grad=True)
+    y = darn.layer_norm_fn(x, w, b, dropout_p=0.1)
+    assert y.shape == (0, 16)
+    y.sum().backward()
+    assert torch.equal(w.grad, torch.zeros(16)) and torch.equal(b.grad, torch.zeros(16))
+
+
+def test_modules():
+    torch.manual_seed(0)
+    for cls in (darn.RMSNorm, darn.LayerNorm):
+        mod = cls(64, eps=1e-5, dropout_p=0.5)
+        x = make((4, 64), torch.float32, True)
+        mod.train()
+        y1 = mod(x)
+        mod.eval()
+        y2 = mod(x)
+        y3 = mod(x)
+        assert torch.equal(y2, y3) and not torch.equal(y1, y2)
+        (y1.sum() + y2.sum()).backward()
+        assert mod.weight.grad is not None
+        ref, _ = reference(x.detach(), mod.weight.detach(), mod.bias.detach() if mod.bias is not None else None,
+                           eps=1e-5, is_rms_norm=cls is darn.RMSNorm)
+        assert_close_to(y2, ref, torch.float32)
+    zc = darn.RMSNorm(8, zero_centered_weight=True)
+    assert torch.equal(zc.weight, torch.zeros(8))
+    for cls in (darn.DropoutAddRMSNorm, darn.DropoutAddLayerNorm):
+        mod = cls(64, prenorm=True, p=0.3, residual_in_fp32=True, dtype=torch.bfloat16)
+        x = make((2, 3, 64), torch.bfloat16)
+        r = make((2, 3, 64), torch.float32)
+        out, res = mod(x, r)
+        assert out.dtype == torch.bfloat16 and res.dtype == torch.float32 and out.shape == x.shape
+        mod.eval()
+        out, res = mod(x)
+        assert res.dtype == torch.float32 and torch.equal(res, x.float())
+        mod2 = cls(64, p=0.3)
+        assert isinstance(mod2(x.float()), torch.Tensor)
+
+
+def test_not_implemented():
+    x = make((2, 8), torch.float32)
+    w = torch.ones(8)
+    for kw in ({"x1": x}, {"weight1": w}, {"bias1": w}, {"out": torch.empty_like(x)},
+               {"residual_out": torch.empty_like(x)}):
+        with pytest.raises(NotImplementedError, match="darn"):
+            darn.layer_norm_fn(x, w, None, **kw)
+
+
+def test_bad_arguments_raise_clear_errors():
+    x = make((2, 8), torch.float32)
+    w = torch.ones(8)
+    with pytest.raises(ValueError, match="weight has shape"):
+        darn.rms_norm_fn(x, torch.ones(7), None)
+    with pytest.raises(ValueError, match="residual has shape"):
+        darn.rms_norm_fn(x, w, None, torch.ones(2, 7))
+    with pytest.raises(ValueError, match="dropout_p"):
+        darn.rms_norm_fn(x, w, None, dropout_p=1.5)
+    with pytest.raises(ValueError, match="eps"):
+        darn.rms_norm_fn(x, w, None, eps=0.0)
+    with pytest.raises(ValueError, match="rowscale"):
+        darn.rms_norm_fn(x, w, None, rowscale=torch.ones(3))
+    with pytest.raises(ValueError, match="offset= needs seed="):
+        darn.rms_norm_fn(x, w, None, dropout_p=0.1, offset=4)
+    with pytest.raises(TypeError, match="float32, torch.float16 and torch.bfloat16"):
+        darn.rms_norm_fn(x.double(), w, None)
+    with pytest.raises(TypeError, match="out_dtype"):
+        darn.rms_norm_fn(x, w, None, out_dtype=torch.int32)
+    with pytest.raises(ValueError, match="last dim"):
+        darn.rms_norm_fn(torch.empty(3, 0), torch.ones(0), None)
+
+
+def test_darn_status_becomes_exception_with_last_error():
+    """A status from libdarn itself raises DarnError carrying darn_last_error()."""
+    from darn import _lib as L
+    d = L.Desc()
+    L.F["desc_init"](__import__("ctypes").addressof(d), L.RMSNORM, -1, 8, L.F32)
+    t = L.FwdTensors()
+    with pytest.raises(darn.DarnArgumentError) as ei:
+        L.fwd(d, t, None, 0, L.BACKEND_CPU, None)
+    e = ei.value
+    assert e.status == 2 and e.status_name == "DARN_ERR_BAD_SHAPE"
+    assert "rows" in str(e) and "darn_fwd" in str(e)
+    assert isinstance(e, ValueError)
+
+
+def test_gpu_tensor_without_gpu_library_is_a_clear_error():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA/ROCm device")
+    if darn.gpu_available():
+        pytest.skip("libdarn has a GPU backend")
+    with pytest.raises(RuntimeError, match="DARN_GPU"):
+        darn.rms_norm_fn(torch.ones(2, 8, device="cuda"), torch.ones(8, device="cuda"), None)
+
+
+def test_missing_library_message():
+    env = dict(os.environ, DARN_LIBRARY="/nonexistent/libdarn.so")
+    r = subprocess.run([sys.executable, "-c", "import darn"], cwd=PYROOT, env=env, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "ImportError: darn: cannot load libdarn" in r.stderr and "/nonexistent/libdarn.so" in r.stderr
+
+
+@needs_custom_op
+def test_custom_op_eager_matches_function():
+    from darn import ops
+    x = make((4, 64), torch.bfloat16, True)
+    w = make((64,), torch.float32, True, 0.1, 1.0)
+    args = (x.reshape(-1, 64), w, None, None, None, 1e-6, 0.2, True, False, True, ops._CODE[torch.bfloat16],
+            True, True, True, 123, 0)
+    a = torch.ops.darn.fwd(*args)
+    b = ops._DarnFn.apply(*args)
+    for u, v in zip(a[:5], b[:5]):
+        assert_bitwise(u, v)
+    ga = torch.autograd.grad(a[0].float().sum() + a[1].sum(), (x, w))
+    gb = torch.autograd.grad(b[0].float().sum() + b[1].sum(), (x, w))
+    for u, v in zip(ga, gb):
+        assert_bitwise(u, v)
+
+
+@needs_custom_op
+def test_torch_compile_fullgraph_cpu():
+    def f(x, w, r):
+        y, h = darn.rms_norm_fn(x, w, None, r, prenorm=True, dropout_p=0.1, seed=4)
+        return y * 2, h
+
+    x = make((4, 64), torch.float32, True)
+    w = torch.ones(64, requires_grad=True)
+    r = make((4, 64), torch.float32)
+    cf = torch.compile(f, fullgraph=True)
+    ya, ha = f(x, w, r)
+    yb, hb = cf(x, w, r)
+    assert_bitwise(ya, yb)
+    assert_bitwise(ha, hb)
+    ga = torch.autograd.grad(ya.sum(), (x, w))
+    gb = torch.autograd.grad(yb.sum(), (x, w))
+    assert_bitwise(ga[0], gb[0])
+    assert_bitwise(ga[1], gb[1])
