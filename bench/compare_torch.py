@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""compare_torch.py — darn against PyTorch eager, torch.compile and flash-attn's Triton layer_norm_fn, in ONE
+process on one GPU, with the device-to-device copy bandwidth measured in the same run.
+
+Every implementation runs the same math per config (bench/README.md): h = dropout(x) + residual in fp32
+(stored as h's dtype), y = norm(h) * weight (+ bias), cast to the output dtype; prenorm, so h is an
+output too. Timing: torch.cuda.Event around one call, warm-up first, median of --reps (>= 20) runs;
+calls whose minimal bytes would fit in 3x the last-level cache get a cache flush before each run
+(outside the timed region). GB/s and % of copy bandwidth use the *minimal* bytes of the operation
+(the same formula as darn-bench), whatever an implementation actually moves.
+
+What is timed per direction:
+  darn           darn_fwd / darn_bwd through ctypes (libdarn.so), on torch's current stream.
+  torch_eager    fwd: the function (autograd recording on when the config has a backward);
+                 bwd: torch.autograd.grad([y, h], [x, residual, weight(, bias)], [dy, dh], retain_graph=True)
+                 on the graph of one forward (no .grad accumulation).
+  torch_compile  the same function through torch.compile (one compile per shape, outside timing); bwd as
+                 eager, which runs the compiled backward.
+  flash_triton   flash_attn.ops.triton.layer_norm.layer_norm_fn(..., prenorm=True), loaded from
+                 --flash-attn-file; bwd as eager (its autograd.Function backward).
+A peer that fails at a shape (OOM, unsupported N, compile error) gets {"impl", ..., "error"}.
+
+Output: one JSON in darn-bench's schema: {"date","gpu","commit","copy_GBps","rows":[darn],"peers":[...]}.
+Without torch, --dry-run prints the plan and checks the ctypes mirror on libdarn's CPU backend.
+"""
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import darn_ctypes as dc  # noqa: E402  (after the path insert)
+
+DEFAULT_N = [256, 512, 768, 1024, 2048, 4096, 5120, 8192, 12288, 16384, 32768, 65536]
+IMPLS = ["darn", "torch_eager", "torch_compile", "flash_triton"]
+PEER_CONFIGS = ("train", "infer", "f32", "layernorm")  # mask: darn only (peers have no packed mask)
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lib", help="libdarn.so (default: $DARN_LIBRARY, build/nvidia/libdarn.so, .devbundle/lib/libdarn.so.0)")
+    ap.add_argument("--config", default="train,infer", help="configs: train,infer,f32,layernorm,mask (default train,infer)")
+    ap.add_argument("--n", default=",".join(map(str, DEFAULT_N)), help="row lengths N")
+    ap.add_argument("--elems", type=int, default=64 << 20, help="M * N of every shape (default 64Mi)")
+    ap.add_argument("--reps", type=int, default=30, help="timed runs, median reported (default 30)")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    ap.add_argument("--impl", default=",".join(IMPLS), help="implementations (default: all)")
+    ap.add_argument("--flash-attn-file", help="path of flash_attn/ops/triton/layer_norm.py")
+    ap.add_argument("--compile-mode", default=None, help="torch.compile mode (default: torch's default)")
+    ap.add_argument("--copy-mib", type=int, default=1024, help="reference copy size in MiB (default 1024)")
+    ap.add_argument("--cache-mib", type=int, default=0, help="last-level cache MiB for flushing (default: from the GPU name)")
+    ap.add_argument("--commit", help="commit recorded in the JSON (default: git rev-parse HEAD of this tree)")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and self-test libdarn on the CPU; needs no torch")
+    a = ap.parse_args(argv)
+    a.configs = [c for c in a.config.split(",") if c]
+    for c in a.configs:
+        if c not in dc.CONFIGS:
+            ap.error("unknown config %r" % c)
+    a.ns = [int(v) for v in a.n.split(",") if v]
+    a.impls = [i for i in a.impl.split(",") if i]
+    for i in a.impls:
+        if i not in IMPLS:
+            ap.error("unknown impl %r (%s)" % (i, ", ".join(IMPLS)))
+    if a.reps < 20:
+        print("note: --reps %d < 20: fine for a smoke run, not for results" % a.reps, file=sys.stderr)
+    return a
+
+
+def git_commit():
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cache_mib_for(name):
+    for key, mib in (("H100", 50), ("H200", 50), ("H800", 50), ("A100", 40), ("MI300", 256)):
+        if key in name:
+            return mib
+    return 128
+
+
+def dry_run(args):
+    print("plan: configs %s, impls %s, elems %d, reps %d (+%d warm-up), copy %d MiB"
+          % (",".join(args.configs), ",".join(args.impls), args.elems, args.reps, args.warmup, args.copy_mib))
+    for name in args.configs:
+        cfg = dc.CONFIGS[name]
+        for n in args.ns:
+            m = args.elems // n
+            print("  %-10s M=%-8d N=%-6d %s" % (name, m, n, "  ".join(
+                "%s %.1f MB" % (d, dc.min_bytes(cfg, m, n, d) / 1e6) for d in dc.directions(cfg))))
+    path = dc.find_library(args.lib)
+    try:
+        darn = dc.Darn(path)
+    except (OSError, dc.DarnError) as e:
+        print("libdarn: cannot load %s: %s" % (path, e))
+        return 1
+    print("libdarn: %s (version %s): struct layout ok" % (path, darn.version_string().decode()))
+    print("CPU self-test of the ctypes mirror: %s ok" % ", ".join(dc.cpu_selftest(darn)))
+    return 0
+
+
+# ---- everything below needs torch -----------------------------------------------------------------------
+class Bench:
+    def __init__(self, args, torch):
+        self.args, self.torch = args, torch
+        self.dev = torch.device("cuda")
+        self.gpu = torch.cuda.get_device_name(0)
+        cache = (args.cache_mib or cache_mib_for(self.gpu)) << 20
+        self.flush_below = 3 * cache
+        self.flush_buf = torch.empty(2 * cache, dtype=torch.uint8, device=self.dev)
+        self.dtypes = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
+
+    def time_ms(self, fn, nbytes):
+        """Median ms of fn() over reps, after warm-up; flushes the cache before each run when nbytes is small."""
+        torch, a = self.torch, self.args
+        flush = nbytes < self.flush_below
+        for _ in range(a.warmup):
+            fn()
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        times = []
+        for i in range(a.reps):
+            if flush:
+                self.flush_buf.fill_(i & 0xFF)
+            start.record()
+            fn()
+            stop.record()
+            stop.synchronize()
+            times.append(start.elapsed_time(stop))
+        return statistics.median(times)
+
+    def copy_gbps(self):
+        torch = self.torch
+        nbytes = self.args.copy_mib << 20
+        src = torch.empty(nbytes, dtype=torch.uint8, device=self.dev).fill_(0x5A)
+        dst = torch.empty_like(src).fill_(0xA5)
+        ms = self.time_ms(lambda: dst.copy_(src), float("inf"))
+        del src, dst
+        return 2.0 * nbytes / (ms * 1e6)
+
+    def inputs(self, cfg, m, n, grad):
+        """Random inputs of one shape (torch.randn on the device, seeded), requires_grad when grad."""
+        torch, dt = self.torch, self.dtypes
+        g = torch.Generator(device=self.dev).manual_seed(1)
+
+        def rnd(shape, dtype):
+            return torch.randn(shape, generator=g, device=self.dev, dtype=torch.float32).to(dt[dtype]).requires_grad_(grad)
+        x, res = rnd((m, n), cfg["x"]), rnd((m, n), cfg["res"])
+        w = (1.0 + 0.1 * torch.randn(n, generator=g, device=self.dev)).to(dt[cfg["w"]]).requires_grad_(grad)
+        b = rnd((n,), cfg["b"]) if cfg["b"] else None
+        return x, res, w, b
+
+
+def torch_function(torch, cfg, dtypes):
+    """The reference math of one config as a plain function (what eager runs and torch.compile compiles)."""
+    F = torch.nn.functional
+    p, eps, rms = cfg["p"], (1e-5 if cfg["norm"] == "layer" else 1e-6), cfg["norm"] == "rms"
+    hd, od = dtypes[dc.h_dtype(cfg)], dtypes[cfg["out"]]
+
+    def fn(x, residual, weight, bias):
+        xf = x.float()
+        if p > 0:
+            xf = F.dropout(xf, p=p, training=True)
+        h = (xf + residual.float()).to(hd)
+        hf = h.float()
+        if rms:
+            y = hf * torch.rsqrt(hf.square().mean(-1, keepdim=True) + eps)
+        else:
+            y = F.layer_norm(hf, hf.shape[-1:], eps=eps)
+        y = y * weight.float()
+        if bias is not None:
+            y = y + bias.float()
+        return y.to(od), h
+    return fn
+
+
+def load_flash(path):
+    """layer_norm_fn from flash-attn's Triton file, imported by path. Newer versions import
+    flash_attn.utils.torch (custom_fwd/custom_bwd); a stand-in is registered when flash_attn is absent."""
+    import torch
+    try:
+        importlib.import_module("flash_attn.utils.torch")
+    except ImportError:
+        def amp(dec):
+            def wrap(*a, **k):
+                if hasattr(torch.amp, "custom_fwd"):
+                    k["device_type"] = "cuda"
+                return dec(*a, **k)
+            return wrap
+        src = torch.amp if hasattr(torch.amp, "custom_fwd") else torch.cuda.amp
+        shim = types.ModuleType("flash_attn.utils.torch")
+        shim.custom_fwd, shim.custom_bwd = amp(src.custom_fwd), amp(src.custom_bwd)
+        for name in ("flash_attn", "flash_attn.utils"):
+            sys.modules.setdefault(name, types.ModuleType(name))
+        sys.modules["flash_attn.utils.torch"] = shim
+    spec = importlib.util.spec_from_file_location("flash_layer_norm", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.layer_norm_fn
+
+
+def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
+    """(fwd, {dir: bwd}) closures calling libdarn on torch tensors, with every buffer allocated once."""
+    torch = bench.torch
+    dt = bench.dtypes
+    d = darn.desc(cfg, m, n)
+    e = lambda shape, dtype: torch.empty(shape, dtype=dtype, device=bench.dev)  # noqa: E731
+    out, h = e((m, n), dt[cfg["out"]]), e((m, n), dt[dc.h_dtype(cfg)])
+    f = dc.FwdTensors()
+    f.x, f.residual, f.weight = x.data_ptr(), res.data_ptr(), w.data_ptr()
+    f.bias = b.data_ptr() if b is not None else None
+    f.out, f.residual_out = out.data_ptr(), h.data_ptr()
+    keep = [out, h]
+    if cfg["mask"]:
+        mask = e((m * dc.mask_row_bytes(n),), torch.uint8)
+        keep.append(mask)
+        f.mask = mask.data_ptr()
+    if cfg["backward"]:
+        rstd = e((m,), torch.float32)
+        keep.append(rstd)
+        f.rstd = rstd.data_ptr()
+        if cfg["norm"] == "layer":
+            mean = e((m,), torch.float32)
+            keep.append(mean)
+            f.mean = mean.data_ptr()
+    ws_bytes = darn.workspace_bytes(d, dc.BACKEND_GPU)
+    ws = e((max(ws_bytes, 256),), torch.uint8)
+    keep.append(ws)
+    stream = torch.cuda.current_stream().cuda_stream or None
+
+    def fwd():
+        darn.fwd(d, f, ws.data_ptr(), ws_bytes, dc.BACKEND_GPU, stream)
+    bwds = {}
+    if cfg["backward"]:
+        dy, dh = torch.randn_like(out), torch.randn_like(h)
+        dx, dres, dw = torch.empty_like(x), torch.empty_like(res), torch.empty_like(w)
+        db = torch.empty_like(b) if b is not None else None
+        keep += [dy, dh, dx, dres, dw, db]
+        for direction in dc.directions(cfg)[1:]:
+            t = dc.BwdTensors()
+            t.dy, t.h, t.weight, t.rstd, t.mean = dy.data_ptr(), f.residual_out, f.weight, f.rstd, f.mean
+            t.dresidual_out = dh.data_ptr()
+            t.mask = f.mask if direction == "bwd_mask" else None
+            t.dx, t.dresidual, t.dweight = dx.data_ptr(), dres.data_ptr(), dw.data_ptr()
+            t.dbias = db.data_ptr() if db is not None else None
+            bwds[direction] = (lambda t=t: darn.bwd(d, t, ws.data_ptr(), ws_bytes, dc.BACKEND_GPU, stream))
+    fwd()  # h, rstd, mean and the mask for the backward
+    return fwd, bwds, keep
+
+
+def peer_runner(bench, impl, fn, cfg, x, res, w, b):
+    """(fwd, {"bwd": bwd}) closures for a torch-level implementation."""
+    torch = bench.torch
+    args = (x, res, w, b)
+
+    def fwd():
+        if cfg["backward"]:
+            return fn(*args)
+        with torch.no_grad():
+            return fn(*args)
+    bwds = {}
+    if cfg["backward"]:
+        y, h = fn(*args)
+        dy, dh = torch.randn_like(y), torch.randn_like(h)
+        wrt = [t for t in args if t is not None]
+        bwds["bwd"] = lambda: torch.autograd.grad([y, h], wrt, [dy, dh], retain_graph=True)
+    return fwd, bwds, None
+
+
+def run(args):
+    import torch
+    bench = Bench(args, torch)
+    for key in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit"):
+        if hasattr(torch._dynamo.config, key):  # one compile per shape and config must not hit the limit
+            setattr(torch._dynamo.config, key, 4096)
+    darn = dc.Darn(dc.find_library(args.lib)) if "darn" in args.impls else None
+    flash, flash_err = None, None
+    if "flash_triton" in args.impls:
+        try:
+            if not args.flash_attn_file:
+                raise ImportError("no --flash-attn-file given")
+            flash = load_flash(args.flash_attn_file)
+        except Exception as e:  # noqa: BLE001 — any import failure is reported as the peer's error
+            flash_err = "import failed: %s: %s" % (type(e).__name__, e)
+            print("flash_triton: " + flash_err, file=sys.stderr)
+    copy = bench.copy_gbps()
+    result = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "gpu": bench.gpu, "commit": args.commit or git_commit(), "copy_GBps": copy,
+              "copy_bytes": args.copy_mib << 20, "elems": args.elems, "reps": args.reps, "warmup": args.warmup,
+              "tool": "compare_torch.py", "torch": torch.__version__,
+              "triton": getattr(sys.modules.get("triton"), "__version__", None),
+              "darn": darn.version_string().decode() if darn else None, "rows": [], "peers": []}
+    print("%s, copy bandwidth %.1f GB/s ((read + written) bytes / time, %d MiB)" % (bench.gpu, copy, args.copy_mib))
+    print("%-14s %-10s %8s %6s %-8s %10s %9s %7s" % ("impl", "config", "M", "N", "dir", "ms", "GB/s", "%copy"))
+    for name in args.configs:
+        cfg = dc.CONFIGS[name]
+        fn = torch_function(torch, cfg, bench.dtypes)
+        # dynamic=False: one specialised compile per shape (as a model with a fixed shape gets), outside timing.
+        compiled = (torch.compile(fn, mode=args.compile_mode, dynamic=False)
+                    if "torch_compile" in args.impls else None)
+        for n in args.ns:
+            m = args.elems // n
+            for impl in args.impls:
+                if impl != "darn" and name not in PEER_CONFIGS:
+                    continue
+                rows = run_one(bench, impl, cfg, name, m, n, darn, fn, compiled, flash, flash_err, copy)
+                for r in rows:
+                    (result["rows"] if impl == "darn" else result["peers"]).append(r)
+                    print_row(r)
+                torch.cuda.empty_cache()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
+        print("wrote " + args.json)
+    return 0
+
+
+def run_one(bench, impl, cfg, name, m, n, darn, fn, compiled, flash, flash_err, copy):
+    """Rows of one implementation at one shape: one per direction, or error rows."""
+    torch = bench.torch
+    dirs = dc.directions(cfg) if impl == "darn" else [d for d in dc.directions(cfg) if d != "bwd_mask"]
+    base = lambda d: dict(({"impl": impl} if impl != "darn" else {}), config=name, M=m, N=n, dir=d)  # noqa: E731
+    if impl == "flash_triton" and flash is None:
+        return [dict(base(d), error=flash_err) for d in dirs]
+    keep = None
+    try:
+        x, res, w, b = bench.inputs(cfg, m, n, grad=cfg["backward"] and impl != "darn")
+        if impl == "darn":
+            fwd, bwds, keep = darn_runner(bench, darn, cfg, m, n, x, res, w, b)
+        elif impl == "flash_triton":
+            flash_fn = lambda x, res, w, b: flash(  # noqa: E731
+                x, w, b, residual=res, eps=1e-5 if cfg["norm"] == "layer" else 1e-6, dropout_p=cfg["p"],
+                prenorm=True, residual_in_fp32=cfg["rif32"], is_rms_norm=cfg["norm"] == "rms")
+            fwd, bwds, _ = peer_runner(bench, impl, flash_fn, cfg, x, res, w, b)
+        else:
+            fwd, bwds, _ = peer_runner(bench, impl, compiled if impl == "torch_compile" else fn, cfg, x, res, w, b)
+    except Exception as e:  # noqa: BLE001 — a failing peer is a result, not a crash
+        return [dict(base(d), error=short_error(e)) for d in dirs]
+    rows = []
+    for d in dirs:
+        call = fwd if d == "fwd" else bwds.get(d)
+        nbytes = dc.min_bytes(cfg, m, n, d)
+        try:
+            ms = bench.time_ms(call, nbytes)
+            gbps = nbytes / (ms * 1e6)
+            rows.append(dict(base(d), ms=ms, GBps=gbps, pct=100.0 * gbps / copy, bytes=nbytes))
+        except Exception as e:  # noqa: BLE001
+            rows.append(dict(base(d), error=short_error(e)))
+            try:
+                torch.cuda.synchronize()
+            except Exception:  # noqa: BLE001 — a dead context fails every later call; they say so
+                pass
+    del keep
+    return rows
+
+
+def short_error(e):
+    text = "%s: %s" % (type(e).__name__, e)
+    return text if len(text) < 400 else text[:400] + "..."
+
+
+def print_row(r):
+    head = "%-14s %-10s %8d %6d %-8s " % (r.get("impl", "darn"), r["config"], r["M"], r["N"], r["dir"])
+    if "error" in r:
+        print(head + "error: " + r["error"].splitlines()[0][:120])
+    else:
+        print(head + "%10.4f %9.1f %6.1f%%" % (r["ms"], r["GBps"], r["pct"]))
+    sys.stdout.flush()
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.dry_run:
+        return dry_run(args)
+    try:
+        import torch
+    except ImportError:
+        print("compare_torch.py: torch is not installed (use --dry-run to check the setup without it)", file=sys.stderr)
+        return 2
+    if not torch.cuda.is_available():
+        print("compare_torch.py: torch sees no CUDA device", file=sys.stderr)
+        return 2
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
