@@ -144,7 +144,6 @@ class Bench:
         src = torch.empty(nbytes, dtype=torch.uint8, device=self.dev).fill_(0x5A)
         dst = torch.empty_like(src).fill_(0xA5)
         ms = self.time_ms(lambda: dst.copy_(src), float("inf"))
-        del src, dst
         return 2.0 * nbytes / (ms * 1e6)
 
     def inputs(self, cfg, m, n, grad):
@@ -184,28 +183,56 @@ def torch_function(torch, cfg, dtypes):
 
 
 def load_flash(path):
-    """layer_norm_fn from flash-attn's Triton file, imported by path. Newer versions import
-    flash_attn.utils.torch (custom_fwd/custom_bwd); a stand-in is registered when flash_attn is absent."""
+    """layer_norm_fn from flash-attn's Triton file, imported by path. The file imports helpers from the
+    flash_attn package (flash_attn.utils.torch: custom_fwd/custom_bwd; newer versions also
+    flash_attn.utils.library: triton_op); where flash_attn is not installed, small stand-ins are registered."""
     import torch
-    try:
-        importlib.import_module("flash_attn.utils.torch")
-    except ImportError:
-        def amp(dec):
-            def wrap(*a, **k):
-                if hasattr(torch.amp, "custom_fwd"):
-                    k["device_type"] = "cuda"
-                return dec(*a, **k)
-            return wrap
-        src = torch.amp if hasattr(torch.amp, "custom_fwd") else torch.cuda.amp
-        shim = types.ModuleType("flash_attn.utils.torch")
-        shim.custom_fwd, shim.custom_bwd = amp(src.custom_fwd), amp(src.custom_bwd)
-        for name in ("flash_attn", "flash_attn.utils"):
-            sys.modules.setdefault(name, types.ModuleType(name))
-        sys.modules["flash_attn.utils.torch"] = shim
+    _register_flash_stand_ins(torch)
     spec = importlib.util.spec_from_file_location("flash_layer_norm", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.layer_norm_fn
+
+
+def _register_flash_stand_ins(torch):
+    def have(name):
+        try:
+            importlib.import_module(name)
+            return True
+        except Exception:  # noqa: BLE001 — ImportError, or a flash_attn whose CUDA extension fails to load
+            return False
+
+    def module(name):
+        if name not in sys.modules:
+            sys.modules[name] = types.ModuleType(name)
+        return sys.modules[name]
+
+    if not have("flash_attn.utils.torch"):
+        new_amp = hasattr(torch.amp, "custom_fwd")  # torch >= 2.4 wants device_type
+
+        def amp(dec):
+            def wrap(*a, **k):
+                if new_amp:
+                    k["device_type"] = "cuda"
+                return dec(*a, **k)
+            return wrap
+        src = torch.amp if new_amp else torch.cuda.amp
+        for name in ("flash_attn", "flash_attn.utils"):
+            module(name)
+        shim = module("flash_attn.utils.torch")
+        shim.custom_fwd, shim.custom_bwd = amp(src.custom_fwd), amp(src.custom_bwd)
+    if not have("flash_attn.utils.library"):
+        def triton_op(name, fn=None, *, mutates_args, schema=None, allow_decomposition=True):
+            """Eager stand-in of flash_attn.utils.library.triton_op: a torch.library custom op."""
+            def dec(f):
+                op = torch.library.custom_op(name, f, mutates_args=mutates_args, schema=schema)
+                try:
+                    op.register_fake(f)  # only used when tracing, which this script does not do for flash
+                except Exception:  # noqa: BLE001
+                    pass
+                return op
+            return dec if fn is None else dec(fn)
+        module("flash_attn.utils.library").triton_op = triton_op
 
 
 def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
@@ -279,6 +306,7 @@ def peer_runner(bench, impl, fn, cfg, x, res, w, b):
 def run(args):
     import torch
     bench = Bench(args, torch)
+    import torch._dynamo
     for key in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit"):
         if hasattr(torch._dynamo.config, key):  # one compile per shape and config must not hit the limit
             setattr(torch._dynamo.config, key, 4096)
@@ -297,7 +325,6 @@ def run(args):
               "gpu": bench.gpu, "commit": args.commit or git_commit(), "copy_GBps": copy,
               "copy_bytes": args.copy_mib << 20, "elems": args.elems, "reps": args.reps, "warmup": args.warmup,
               "tool": "compare_torch.py", "torch": torch.__version__,
-              "triton": getattr(sys.modules.get("triton"), "__version__", None),
               "darn": darn.version_string().decode() if darn else None, "rows": [], "peers": []}
     print("%s, copy bandwidth %.1f GB/s ((read + written) bytes / time, %d MiB)" % (bench.gpu, copy, args.copy_mib))
     print("%-14s %-10s %8s %6s %-8s %10s %9s %7s" % ("impl", "config", "M", "N", "dir", "ms", "GB/s", "%copy"))
@@ -317,6 +344,7 @@ def run(args):
                     (result["rows"] if impl == "darn" else result["peers"]).append(r)
                     print_row(r)
                 torch.cuda.empty_cache()
+    result["triton"] = getattr(sys.modules.get("triton"), "__version__", None)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
@@ -332,6 +360,8 @@ def run_one(bench, impl, cfg, name, m, n, darn, fn, compiled, flash, flash_err, 
     base = lambda d: dict(({"impl": impl} if impl != "darn" else {}), config=name, M=m, N=n, dir=d)  # noqa: E731
     if impl == "flash_triton" and flash is None:
         return [dict(base(d), error=flash_err) for d in dirs]
+    if m < 1:
+        return [dict(base(d), error="elems < N") for d in dirs]
     keep = None
     try:
         x, res, w, b = bench.inputs(cfg, m, n, grad=cfg["backward"] and impl != "darn")
