@@ -222,14 +222,22 @@ def _register_flash_stand_ins(torch):
         shim = module("flash_attn.utils.torch")
         shim.custom_fwd, shim.custom_bwd = amp(src.custom_fwd), amp(src.custom_bwd)
     if not have("flash_attn.utils.library"):
+        try:
+            from torch._library.triton import set_wrap_triton_enabled
+        except ImportError:
+            set_wrap_triton_enabled = None
+
         def triton_op(name, fn=None, *, mutates_args, schema=None, allow_decomposition=True):
-            """Eager stand-in of flash_attn.utils.library.triton_op: a torch.library custom op."""
+            """Eager stand-in of flash_attn.utils.library.triton_op: a torch.library custom op with the
+            given schema whose body launches the Triton kernels directly (no tracing support needed)."""
             def dec(f):
-                op = torch.library.custom_op(name, f, mutates_args=mutates_args, schema=schema)
-                try:
-                    op.register_fake(f)  # only used when tracing, which this script does not do for flash
-                except Exception:  # noqa: BLE001
-                    pass
+                def backend_fn(*a, **k):
+                    if set_wrap_triton_enabled is None:
+                        return f(*a, **k)
+                    with set_wrap_triton_enabled(False):
+                        return f(*a, **k)
+                op = torch.library.custom_op(name, backend_fn, mutates_args=mutates_args, schema=schema)
+                op.register_fake(f)
                 return op
             return dec if fn is None else dec(fn)
         module("flash_attn.utils.library").triton_op = triton_op
@@ -324,7 +332,7 @@ def run(args):
     result = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "gpu": bench.gpu, "commit": args.commit or git_commit(), "copy_GBps": copy,
               "copy_bytes": args.copy_mib << 20, "elems": args.elems, "reps": args.reps, "warmup": args.warmup,
-              "tool": "compare_torch.py", "torch": torch.__version__,
+              "tool": "compare_torch.py", "torch": torch.__version__, "flash_attn_file": args.flash_attn_file,
               "darn": darn.version_string().decode() if darn else None, "rows": [], "peers": []}
     print("%s, copy bandwidth %.1f GB/s ((read + written) bytes / time, %d MiB)" % (bench.gpu, copy, args.copy_mib))
     print("%-14s %-10s %8s %6s %-8s %10s %9s %7s" % ("impl", "config", "M", "N", "dir", "ms", "GB/s", "%copy"))
@@ -344,13 +352,23 @@ def run(args):
                     (result["rows"] if impl == "darn" else result["peers"]).append(r)
                     print_row(r)
                 torch.cuda.empty_cache()
-    result["triton"] = getattr(sys.modules.get("triton"), "__version__", None)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-            f.write("\n")
-        print("wrote " + args.json)
+            save(args.json, result)  # after every shape: a run cut short still leaves its results
+    save(args.json, result, final=True)
     return 0
+
+
+def save(path, result, final=False):
+    if not path:
+        return
+    result["triton"] = getattr(sys.modules.get("triton"), "__version__", None)
+    result["complete"] = final
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+    if final:
+        print("wrote " + path)
 
 
 def run_one(bench, impl, cfg, name, m, n, darn, fn, compiled, flash, flash_err, copy):
