@@ -22,7 +22,6 @@ Dropout RNG (seed, offset):
 The mask is not stored for the backward: darn regenerates it from (seed, offset), bit-identical. With
 return_dropout_mask=True it is stored (bit-packed, darn's layout) and handed to the backward.
 """
-import ctypes
 
 import torch
 
@@ -69,52 +68,55 @@ def _rows(t):
     return t, s
 
 
-def _ptr(t):
-    return t.data_ptr() if t is not None else None
+def _device(t):
+    """(backend, stream, device guard or None) for a call on tensor t's device."""
+    dt = t.device.type
+    if dt == "cpu":
+        return L.BACKEND_CPU, None, None
+    if dt != "cuda":
+        raise TypeError("darn: tensors on %s are not supported (CPU and CUDA/ROCm tensors are)" % t.device)
+    if not L.gpu_available():
+        raise RuntimeError("darn: %s has no usable GPU backend (built with DARN_GPU=none, or no device visible "
+                           "to it); CUDA tensors need libdarn built with DARN_GPU=nvidia (CUDA PyTorch) or "
+                           "DARN_GPU=amd (ROCm PyTorch)" % L.PATH)
+    idx = t.device.index
+    guard = torch.cuda.device(idx) if idx != torch.cuda.current_device() else None
+    stream = _raw_stream(idx) if _raw_stream is not None else torch.cuda.current_stream(idx).cuda_stream
+    return L.BACKEND_GPU, stream, guard
 
 
-class _Device:
-    """Backend, stream and device guard for a call on tensor `t`'s device."""
-    __slots__ = ("backend", "stream", "guard")
-
-    def __init__(self, t):
-        if t.device.type == "cpu":
-            self.backend, self.stream, self.guard = L.BACKEND_CPU, None, None
-            return
-        if t.device.type != "cuda":
-            raise TypeError("darn: tensors on %s are not supported (CPU and CUDA/ROCm tensors are)" % t.device)
-        if not L.gpu_available():
-            raise RuntimeError("darn: %s has no usable GPU backend (built with DARN_GPU=none, or no device "
-                               "visible to it); CUDA tensors need libdarn built with DARN_GPU=nvidia (CUDA "
-                               "PyTorch) or DARN_GPU=amd (ROCm PyTorch)" % L.PATH)
-        idx = t.device.index
-        self.backend = L.BACKEND_GPU
-        self.guard = torch.cuda.device(idx) if idx != torch.cuda.current_device() else None
-        if _raw_stream is not None:
-            self.stream = _raw_stream(idx)
-        else:
-            self.stream = torch.cuda.current_stream(idx).cuda_stream
+_ws_cache = {}
 
 
-def _call(kind, dev, desc, tensors, like):
-    ws_bytes = L.workspace_size(kind, desc, dev.backend)
-    ws = torch.empty(ws_bytes, dtype=torch.uint8, device=like.device) if ws_bytes else None
-    (L.fwd if kind == "fwd" else L.bwd)(desc, tensors, _ptr(ws), ws_bytes, dev.backend, dev.stream)
-    return ws  # kept alive by the caller until after the call (the caching allocator is stream-ordered)
+def _call(kind, backend, stream, guard, desc, tensors, device):
+    """Workspace (a torch tensor from the caching allocator, stream-ordered) plus the darn call."""
+    key = (kind, backend, bytes(desc))  # the size is a function of the descriptor and backend alone
+    ws_bytes = _ws_cache.get(key)
+    if ws_bytes is None:
+        ws_bytes = L.workspace_size(kind, desc, backend)
+        if len(_ws_cache) > 4096:
+            _ws_cache.clear()
+        _ws_cache[key] = ws_bytes
+    ws = torch.empty(ws_bytes, dtype=torch.uint8, device=device) if ws_bytes else None
+    fn = L.fwd if kind == "fwd" else L.bwd
+    if guard is None:
+        fn(desc, tensors, ws.data_ptr() if ws is not None else None, ws_bytes, backend, stream)
+    else:
+        with guard:
+            fn(desc, tensors, ws.data_ptr() if ws is not None else None, ws_bytes, backend, stream)
 
 
 def _draw_rng(x, p, seed, offset, graph_safe):
-    """(rng tensor, seed, offset, device pointer): see the module docstring. rng is int64 [2] (seed, offset
-    as two's-complement bits), or empty with p = 0."""
+    """(rng tensor or None, seed, offset, device pointer or None): see the module docstring. rng is int64 [2]
+    holding (seed, offset) as two's-complement bits; None with p = 0."""
     if p == 0.0:
-        return torch.empty(0, dtype=torch.int64), 0, 0, None
+        return None, 0, 0, None
     if seed is not None:
-        s, o = int(seed) & _U64, int(offset) & _U64
+        s, o = seed & _U64, offset & _U64
         return torch.tensor([_signed(s), _signed(o)], dtype=torch.int64), s, o, None
     if x.is_cuda:
-        gen = torch.cuda.default_generators[x.device.index if x.device.index is not None
-                                            else torch.cuda.current_device()]
-        if not graph_safe and hasattr(gen, "get_offset") and not torch.cuda.is_current_stream_capturing():
+        gen = torch.cuda.default_generators[x.device.index]
+        if not graph_safe and _HAS_GET_OFFSET and not torch.cuda.is_current_stream_capturing():
             s = gen.initial_seed() & _U64
             o = gen.get_offset()
             numel = x.shape[0] * x.shape[1]
@@ -127,13 +129,16 @@ def _draw_rng(x, p, seed, offset, graph_safe):
     return rng, s, o, None
 
 
+_HAS_GET_OFFSET = hasattr(torch.Generator, "get_offset") and hasattr(torch.Generator, "set_offset")
+
+
 def _signed(v):
     return v - (1 << 64) if v >= (1 << 63) else v
 
 
-def _rng_of(rng, p):
-    """(seed, offset, device pointer) back from an rng tensor made by _draw_rng."""
-    if p == 0.0 or rng.numel() == 0:
+def _rng_of(rng):
+    """(seed, offset, device pointer or None) back from an rng tensor made by _draw_rng."""
+    if rng is None or rng.numel() == 0:
         return 0, 0, None
     if rng.is_cuda:
         return 0, 0, rng.data_ptr()
@@ -141,155 +146,109 @@ def _rng_of(rng, p):
     return s & _U64, o & _U64, None
 
 
-def _set_rng(desc, seed, offset, dptr):
-    desc.seed = seed
-    desc.offset = offset
-    if dptr is not None:  # darn reads seed = *ptr, offset = *(ptr + 1) + desc.offset (= 0 here) at run time
-        desc.rng_seed_ptr = dptr
-        desc.rng_offset_ptr = dptr + 8
-
-
 # ---- the two calls ------------------------------------------------------------------------------------------
 def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
               residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset,
-              graph_safe=False):
+              graph_safe=False, stats=True):
     """darn_fwd on 2-D x [M, N]. Returns (out, residual_out, mask, rstd, mean, rng); residual_out / mask /
-    mean are empty (numel 0) when not stored; mask is darn's packed layout [M, mask_row_bytes(N)] uint8."""
-    del prenorm  # used by the autograd formulas only
+    mean / rng are None when not produced; mask is darn's packed layout [M, mask_row_bytes(N)] uint8; rng
+    the int64 (seed, offset) pair the backward needs. `prenorm` is only used by the autograd formulas."""
     m, n = x.shape
-    dev = _Device(x)
-    d = L.Desc()
-    d.norm = L.RMSNORM if is_rms_norm else L.LAYERNORM
-    d.rows, d.cols = m, n
-    d.x_dtype = _code(x.dtype, "x")
-    d.weight_dtype = _code(weight.dtype, "weight")
-    d.out_dtype = out_dtype
-    d.eps = eps
-    d.dropout_p = dropout_p
+    backend, stream, guard = _device(x)
+    dev = x.device
+    xc = _CODE.get(x.dtype)
+    wc = _CODE.get(weight.dtype)
+    if xc is None or wc is None or out_dtype not in _DTYPE:
+        _code(x.dtype, "x"), _code(weight.dtype, "weight"), _code(_DTYPE.get(out_dtype), "out_dtype")
     flags = L.FLAG_ZERO_CENTERED_WEIGHT if zero_centered_weight else 0
-    t = L.FwdTensors()
-    x, t.x_stride = _rows(x)
-    t.x = x.data_ptr()
-    t.weight = weight.data_ptr()
+    x, sx = _rows(x)
     if residual is not None:
         flags |= L.FLAG_HAS_RESIDUAL
-        d.residual_dtype = _code(residual.dtype, "residual")
-        residual, t.residual_stride = _rows(residual)
-        t.residual = residual.data_ptr()
-        rd = d.residual_dtype
+        rc = _code(residual.dtype, "residual")
+        residual, sr = _rows(residual)
+        rptr = residual.data_ptr()
     else:
-        d.residual_dtype = d.x_dtype
-        rd = d.x_dtype
+        rc, sr, rptr = xc, 0, None
+    rd = L.F32 if residual_in_fp32 else rc
     if residual_in_fp32:
         flags |= L.FLAG_RESIDUAL_IN_FP32
-        rd = L.F32
     if bias is not None:
         flags |= L.FLAG_HAS_BIAS
-        d.bias_dtype = _code(bias.dtype, "bias")
-        t.bias = bias.data_ptr()
+        bc = _code(bias.dtype, "bias")
+        bptr = bias.data_ptr()
     else:
-        d.bias_dtype = d.weight_dtype
+        bc, bptr = wc, None
     if rowscale is not None:
         flags |= L.FLAG_HAS_ROWSCALE
-        t.rowscale = rowscale.data_ptr()
-    d.flags = flags
-    out = torch.empty((m, n), dtype=_DTYPE[out_dtype], device=x.device)
-    t.out = out.data_ptr()
-    if store_residual_out:
-        resout = torch.empty((m, n), dtype=_DTYPE[rd], device=x.device)
-        t.residual_out = resout.data_ptr()
+        rsptr = rowscale.data_ptr()
     else:
-        resout = torch.empty(0, dtype=_DTYPE[rd], device=x.device)
-    if store_mask:
-        mask = torch.empty((m, L.mask_row_bytes(n)), dtype=torch.uint8, device=x.device)
-        t.mask = mask.data_ptr()
+        rsptr = None
+    out = torch.empty((m, n), dtype=_DTYPE[out_dtype], device=dev)
+    resout = torch.empty((m, n), dtype=_DTYPE[rd], device=dev) if store_residual_out else None
+    mask = torch.empty((m, L.mask_row_bytes(n)), dtype=torch.uint8, device=dev) if store_mask else None
+    if stats:  # rstd / mean: only the backward needs them
+        rstd = torch.empty(m, dtype=torch.float32, device=dev)
+        mean = None if is_rms_norm else torch.empty(m, dtype=torch.float32, device=dev)
     else:
-        mask = torch.empty(0, dtype=torch.uint8, device=x.device)
-    rstd = torch.empty(m, dtype=torch.float32, device=x.device)
-    t.rstd = rstd.data_ptr()
-    if not is_rms_norm:
-        mean = torch.empty(m, dtype=torch.float32, device=x.device)
-        t.mean = mean.data_ptr()
-    else:
-        mean = torch.empty(0, dtype=torch.float32, device=x.device)
+        rstd = mean = None
     rng, s, o, dptr = _draw_rng(x, dropout_p, seed, offset, graph_safe)
-    _set_rng(d, s, o, dptr)
-    if dev.guard is None:
-        _call("fwd", dev, d, t, x)
-    else:
-        with dev.guard:
-            _call("fwd", dev, d, t, x)
+    # darn reads seed = *dptr and offset = *(dptr + 1) + desc.offset (here 0) when the kernel runs
+    d = L.Desc(L.RMSNORM if is_rms_norm else L.LAYERNORM, m, n, xc, rc, wc, bc, out_dtype, flags, eps, dropout_p,
+               s, o, dptr, dptr + 8 if dptr is not None else None)
+    t = L.FwdTensors(x.data_ptr(), sx, rptr, sr, rsptr, weight.data_ptr(), bptr, out.data_ptr(), 0,
+                     resout.data_ptr() if resout is not None else None, 0,
+                     mask.data_ptr() if mask is not None else None, rstd.data_ptr() if rstd is not None else None,
+                     mean.data_ptr() if mean is not None else None)
+    _call("fwd", backend, stream, guard, d, t, dev)
     return out, resout, mask, rstd, mean, rng
 
 
 def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p, is_rms_norm,
               zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype, bias_dtype, want_dresidual):
-    """darn_bwd on 2-D dy [M, N]. residual_dtype / bias_dtype are -1 without a residual / bias.
-    Returns (dx, dresidual, dweight, dbias); dresidual / dbias empty when not produced."""
+    """darn_bwd on 2-D dy [M, N]. residual_dtype / bias_dtype are -1 without a residual / bias; mask, rng,
+    mean, rowscale and dresidual_out may be None (or empty). Returns (dx, dresidual, dweight, dbias);
+    dresidual / dbias are None when not produced."""
     m, n = dy.shape
-    dev = _Device(dy)
-    d = L.Desc()
-    d.norm = L.RMSNORM if is_rms_norm else L.LAYERNORM
-    d.rows, d.cols = m, n
-    d.x_dtype = x_dtype
-    d.weight_dtype = _code(weight.dtype, "weight")
-    d.out_dtype = _code(dy.dtype, "dy")
-    d.eps = eps
-    d.dropout_p = dropout_p
+    backend, stream, guard = _device(dy)
+    dev = dy.device
+    wc = _code(weight.dtype, "weight")
     flags = L.FLAG_ZERO_CENTERED_WEIGHT if zero_centered_weight else 0
     if residual_in_fp32:
         flags |= L.FLAG_RESIDUAL_IN_FP32
     if residual_dtype >= 0:
         flags |= L.FLAG_HAS_RESIDUAL
-        d.residual_dtype = residual_dtype
+        rc = residual_dtype
     else:
-        d.residual_dtype = x_dtype
+        rc = x_dtype
     if bias_dtype >= 0:
         flags |= L.FLAG_HAS_BIAS
-        d.bias_dtype = bias_dtype
+        bc = bias_dtype
     else:
-        d.bias_dtype = d.weight_dtype
+        bc = wc
     if rowscale is not None:
         flags |= L.FLAG_HAS_ROWSCALE
-    d.flags = flags
-    s, o, dptr = _rng_of(rng, dropout_p)
-    _set_rng(d, s, o, dptr)
-    t = L.BwdTensors()
-    dy, t.dy_stride = _rows(dy)
-    t.dy = dy.data_ptr()
-    h, t.h_stride = _rows(h)
-    t.h = h.data_ptr()
-    t.weight = weight.data_ptr()
-    t.rstd = rstd.data_ptr()
-    if not is_rms_norm:
-        t.mean = mean.data_ptr()
-    if rowscale is not None:
-        t.rowscale = rowscale.data_ptr()
+    s, o, dptr = _rng_of(rng)
+    d = L.Desc(L.RMSNORM if is_rms_norm else L.LAYERNORM, m, n, x_dtype, rc, wc, bc, _code(dy.dtype, "dy"), flags,
+               eps, dropout_p, s, o, dptr, dptr + 8 if dptr is not None else None)
+    dy, sdy = _rows(dy)
+    h, sh = _rows(h)
     if dresidual_out is not None:
-        dresidual_out, t.dresidual_out_stride = _rows(dresidual_out)
-        t.dresidual_out = dresidual_out.data_ptr()
-    if mask is not None and mask.numel() > 0:
-        t.mask = mask.data_ptr()
-    dx = torch.empty((m, n), dtype=_DTYPE[x_dtype], device=dy.device)
-    t.dx = dx.data_ptr()
-    if want_dresidual and residual_dtype >= 0:
-        dres = torch.empty((m, n), dtype=_DTYPE[residual_dtype], device=dy.device)
-        t.dresidual = dres.data_ptr()
+        dresidual_out, sdro = _rows(dresidual_out)
     else:
-        dres = torch.empty(0, dtype=dy.dtype, device=dy.device)
-    dw = torch.empty(n, dtype=weight.dtype, device=dy.device)
-    t.dweight = dw.data_ptr()
-    if bias_dtype >= 0:
-        db = torch.empty(n, dtype=_DTYPE[bias_dtype], device=dy.device)
-        t.dbias = db.data_ptr()
-    else:
-        db = torch.empty(0, dtype=weight.dtype, device=dy.device)
-    if dev.guard is None:
-        ws = _call("bwd", dev, d, t, dy)
-    else:
-        with dev.guard:
-            ws = _call("bwd", dev, d, t, dy)
-    del ws
+        sdro = 0
+    dx = torch.empty((m, n), dtype=_DTYPE[x_dtype], device=dev)
+    dres = torch.empty((m, n), dtype=_DTYPE[residual_dtype], device=dev) if want_dresidual and residual_dtype >= 0 \
+        else None
+    dw = torch.empty(n, dtype=weight.dtype, device=dev)
+    db = torch.empty(n, dtype=_DTYPE[bias_dtype], device=dev) if bias_dtype >= 0 else None
+    t = L.BwdTensors(dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
+                     mean.data_ptr() if mean is not None and not is_rms_norm else None,
+                     rowscale.data_ptr() if rowscale is not None else None,
+                     dresidual_out.data_ptr() if dresidual_out is not None else None, sdro,
+                     mask.data_ptr() if mask is not None and mask.numel() > 0 else None,
+                     dx.data_ptr(), 0, dres.data_ptr() if dres is not None else None, 0, dw.data_ptr(),
+                     db.data_ptr() if db is not None else None)
+    _call("bwd", backend, stream, guard, d, t, dev)
     return dx, dres, dw, db
 
 
@@ -324,7 +283,7 @@ class _DarnFn(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         ctx.out_code = inputs[10]
         _setup_context(ctx, inputs, output)
-        ctx.mark_non_differentiable(*output[2:])
+        ctx.mark_non_differentiable(*[t for t in output[2:] if t is not None])
         return output
 
     @staticmethod
@@ -345,9 +304,20 @@ if HAS_CUSTOM_OP:
                 zero_centered_weight: bool, residual_in_fp32: bool, out_dtype: int, store_residual_out: bool,
                 store_mask: bool, prenorm: bool, seed: Optional[int],
                 offset: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        return _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
-                         residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset,
-                         graph_safe=True)
+        out, resout, mask, rstd, mean, rng = _fwd_impl(
+            x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32,
+            out_dtype, store_residual_out, store_mask, prenorm, seed, offset, graph_safe=True)
+        # custom ops return tensors only: what _fwd_impl did not produce becomes an empty tensor
+        if resout is None:
+            rd = torch.float32 if residual_in_fp32 else (residual.dtype if residual is not None else x.dtype)
+            resout = torch.empty(0, dtype=rd, device=x.device)
+        if mask is None:
+            mask = torch.empty(0, dtype=torch.uint8, device=x.device)
+        if mean is None:
+            mean = torch.empty(0, dtype=torch.float32, device=x.device)
+        if rng is None:
+            rng = torch.empty(0, dtype=torch.int64)
+        return out, resout, mask, rstd, mean, rng
 
     @_fwd_op.register_fake
     def _fwd_fake(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
@@ -370,9 +340,14 @@ if HAS_CUSTOM_OP:
                 is_rms_norm: bool, zero_centered_weight: bool, residual_in_fp32: bool, x_dtype: int,
                 residual_dtype: int, bias_dtype: int,
                 want_dresidual: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        return _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p,
-                         is_rms_norm, zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype, bias_dtype,
-                         want_dresidual)
+        dx, dres, dw, db = _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p,
+                                     is_rms_norm, zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype,
+                                     bias_dtype, want_dresidual)
+        if dres is None:
+            dres = torch.empty(0, dtype=dy.dtype, device=dy.device)
+        if db is None:
+            db = torch.empty(0, dtype=weight.dtype, device=dy.device)
+        return dx, dres, dw, db
 
     @_bwd_op.register_fake
     def _bwd_fake(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p, is_rms_norm,
@@ -404,14 +379,15 @@ def _unpack_mask(packed, m, n, shape):
     return bits.reshape(m, -1)[:, :n].bool().reshape(shape)
 
 
-def _check_vector(t, n, what, x):
+def _check_vector(t, n, what, dev):
     if not isinstance(t, torch.Tensor):
         raise TypeError("darn: %s must be a torch.Tensor, got %s" % (what, type(t).__name__))
-    if tuple(t.shape) != (n,):
+    if t.dim() != 1 or t.shape[0] != n:
         raise ValueError("darn: %s has shape %s, expected (%d,) (the last dim of x)" % (what, tuple(t.shape), n))
-    if t.device != x.device:
-        raise ValueError("darn: %s is on %s but x is on %s" % (what, t.device, x.device))
-    _code(t.dtype, what)
+    if t.device != dev:
+        raise ValueError("darn: %s is on %s but x is on %s" % (what, t.device, dev))
+    if t.dtype not in _CODE:
+        _code(t.dtype, what)
 
 
 def layer_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=None, eps=1e-6, dropout_p=0.0,
@@ -437,64 +413,77 @@ def layer_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=N
                                   "allocates its outputs")
     if not isinstance(x, torch.Tensor):
         raise TypeError("darn: x must be a torch.Tensor, got %s" % type(x).__name__)
-    if x.dim() < 1 or x.shape[-1] < 1:
-        raise ValueError("darn: x has shape %s; it needs a last dim N >= 1" % (tuple(x.shape),))
+    shape = x.shape
+    if len(shape) < 1 or shape[-1] < 1:
+        raise ValueError("darn: x has shape %s; it needs a last dim N >= 1" % (tuple(shape),))
     dropout_p = float(dropout_p)
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError("darn: dropout_p = %r, must be in [0, 1]" % dropout_p)
     if seed is None and offset != 0:
         raise ValueError("darn: offset= needs seed=; without seed the (seed, offset) pair comes from the generator")
     eps = float(eps)
-    if not (eps > 0.0 and eps != float("inf")):
+    if not 0.0 < eps < float("inf"):
         raise ValueError("darn: eps = %r, must be finite and > 0" % eps)
-    shape = x.shape
     n = shape[-1]
-    _code(x.dtype, "x")
-    _check_vector(weight, n, "weight", x)
+    dev = x.device
+    if x.dtype not in _CODE:
+        _code(x.dtype, "x")
+    _check_vector(weight, n, "weight", dev)
+    if not weight.is_contiguous():
+        weight = weight.contiguous()
     if bias is not None:
-        _check_vector(bias, n, "bias", x)
-        bias = bias.contiguous()
-    weight = weight.contiguous()
-    x2 = x.reshape(-1, n)
+        _check_vector(bias, n, "bias", dev)
+        if not bias.is_contiguous():
+            bias = bias.contiguous()
+    x2 = x if len(shape) == 2 else x.reshape(-1, n)
     m = x2.shape[0]
     if residual is not None:
         if not isinstance(residual, torch.Tensor):
             raise TypeError("darn: residual must be a torch.Tensor, got %s" % type(residual).__name__)
         if residual.shape != shape:
             raise ValueError("darn: residual has shape %s, x has %s" % (tuple(residual.shape), tuple(shape)))
-        if residual.device != x.device:
-            raise ValueError("darn: residual is on %s but x is on %s" % (residual.device, x.device))
-        _code(residual.dtype, "residual")
-        residual = residual.reshape(-1, n)
+        if residual.device != dev:
+            raise ValueError("darn: residual is on %s but x is on %s" % (residual.device, dev))
+        if residual.dtype not in _CODE:
+            _code(residual.dtype, "residual")
+        if len(shape) != 2:
+            residual = residual.reshape(-1, n)
     if rowscale is not None:
         if rowscale.numel() != m:
             raise ValueError("darn: rowscale has %d elements, expected %d (one per row of x)" % (rowscale.numel(), m))
-        if rowscale.device != x.device:
-            raise ValueError("darn: rowscale is on %s but x is on %s" % (rowscale.device, x.device))
+        if rowscale.device != dev:
+            raise ValueError("darn: rowscale is on %s but x is on %s" % (rowscale.device, dev))
         rowscale = rowscale.reshape(-1).to(torch.float32).contiguous()
-    out_code = _code(out_dtype if out_dtype is not None else x.dtype, "out_dtype")
+    out_code = _CODE.get(out_dtype if out_dtype is not None else x.dtype)
+    if out_code is None:
+        _code(out_dtype, "out_dtype")
     rfp32 = bool(residual_in_fp32) and residual is None  # flash-attn: with a residual, h has its dtype
     h_is_x = (residual is None and rowscale is None and dropout_p == 0.0
               and not (rfp32 and x.dtype != torch.float32))
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
         or (residual is not None and residual.requires_grad))
-    store_resout = not h_is_x and (bool(prenorm) or needs_grad)
-    store_mask = bool(return_dropout_mask) and dropout_p > 0.0
+    store_resout = not h_is_x and (prenorm or needs_grad)
+    store_mask = return_dropout_mask and dropout_p > 0.0
     args = (x2, weight, bias, residual, rowscale, eps, dropout_p, bool(is_rms_norm), bool(zero_centered_weight),
-            rfp32, out_code, store_resout, store_mask, bool(prenorm),
+            rfp32, out_code, bool(store_resout), bool(store_mask), bool(prenorm),
             None if seed is None else _signed(int(seed) & _U64), _signed(int(offset) & _U64))
     if HAS_CUSTOM_OP and _is_compiling():
         y, resout, mask, _, _, _ = torch.ops.darn.fwd(*args)
-    else:
+    elif needs_grad:
         y, resout, mask, _, _, _ = _DarnFn.apply(*args)
-    y = y.reshape(shape)
-    res = []
+    else:  # nothing to differentiate: skip autograd's bookkeeping
+        y, resout, mask, _, _, _ = _fwd_impl(*args, stats=False)
+    if len(shape) != 2:
+        y = y.reshape(shape)
+    if not prenorm and not return_dropout_mask:
+        return y
+    res = [y]
     if prenorm:
         res.append(resout.reshape(shape) if store_resout else x)
     if return_dropout_mask:
         res += [_unpack_mask(mask, m, n, shape) if store_mask else None, None]
-    return (y, *res) if res else y
+    return tuple(res)
 
 
 def rms_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=None, eps=1e-6, dropout_p=0.0,
