@@ -20,8 +20,14 @@ What is timed per direction:
                  --flash-attn-file; bwd as eager (its autograd.Function backward).
 A peer that fails at a shape (OOM, unsupported N, compile error) gets {"impl", ..., "error"}.
 
-Output: one JSON in darn-bench's schema: {"date","gpu","commit","copy_GBps","rows":[darn],"peers":[...]}.
-Without torch, --dry-run prints the plan and checks the ctypes mirror on libdarn's CPU backend.
+Before timing, darn is checked against the eager function with p = 0 at M = 64, N = 1024 for every
+config (all outputs and gradients within 2e-2 of the max, i.e. bf16 accuracy): the "check" entry of the
+JSON; a mismatch is printed loudly (the ctypes mirror or the kernels are then wrong).
+
+Output: one JSON in darn-bench's schema: {"date","gpu","commit","copy_GBps","check","rows":[darn],
+"peers":[...]}, rewritten after every shape ("complete": false until the end).
+Without torch, --dry-run prints the plan and checks the ctypes mirror on libdarn's CPU backend;
+--device cpu runs everything on torch CPU tensors and darn's CPU backend (a smoke run, no GPU needed).
 """
 import argparse
 import datetime
@@ -31,6 +37,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -57,6 +64,8 @@ def parse_args(argv):
     ap.add_argument("--cache-mib", type=int, default=0, help="last-level cache MiB for flushing (default: from the GPU name)")
     ap.add_argument("--commit", help="commit recorded in the JSON (default: git rev-parse HEAD of this tree)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
+                    help="cuda (default), or cpu: torch CPU tensors, darn's CPU backend, host clock (smoke runs)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and self-test libdarn on the CPU; needs no torch")
     a = ap.parse_args(argv)
     a.configs = [c for c in a.config.split(",") if c]
@@ -113,8 +122,10 @@ def dry_run(args):
 class Bench:
     def __init__(self, args, torch):
         self.args, self.torch = args, torch
-        self.dev = torch.device("cuda")
-        self.gpu = torch.cuda.get_device_name(0)
+        self.cuda = args.device == "cuda"
+        self.dev = torch.device(args.device)
+        self.backend = dc.BACKEND_GPU if self.cuda else dc.BACKEND_CPU
+        self.gpu = torch.cuda.get_device_name(0) if self.cuda else "cpu"
         cache = (args.cache_mib or cache_mib_for(self.gpu)) << 20
         self.flush_below = 3 * cache
         self.flush_buf = torch.empty(2 * cache, dtype=torch.uint8, device=self.dev)
@@ -122,21 +133,38 @@ class Bench:
 
     def time_ms(self, fn, nbytes):
         """Median ms of fn() over reps, after warm-up; flushes the cache before each run when nbytes is small."""
-        torch, a = self.torch, self.args
+        a = self.args
         flush = nbytes < self.flush_below
         for _ in range(a.warmup):
             fn()
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         times = []
         for i in range(a.reps):
             if flush:
                 self.flush_buf.fill_(i & 0xFF)
-            start.record()
-            fn()
-            stop.record()
-            stop.synchronize()
-            times.append(start.elapsed_time(stop))
+            times.append(self.time_one(fn))
         return statistics.median(times)
+
+    def time_one(self, fn):
+        """Milliseconds of one fn(): CUDA events on the current stream, or the host clock on the CPU."""
+        torch = self.torch
+        if not self.cuda:
+            t0 = time.perf_counter()
+            fn()
+            return (time.perf_counter() - t0) * 1e3
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        return start.elapsed_time(stop)
+
+    def sync(self):
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def empty_cache(self):
+        if self.cuda:
+            self.torch.cuda.empty_cache()
 
     def copy_gbps(self):
         torch = self.torch
@@ -244,7 +272,8 @@ def _register_flash_stand_ins(torch):
 
 
 def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
-    """(fwd, {dir: bwd}) closures calling libdarn on torch tensors, with every buffer allocated once."""
+    """(fwd, {dir: bwd}, buffers) closures calling libdarn on torch tensors, with every buffer allocated
+    once; the forward has run once on return (h, rstd, mean, mask hold this shape's values)."""
     torch = bench.torch
     dt = bench.dtypes
     d = darn.desc(cfg, m, n)
@@ -254,32 +283,29 @@ def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
     f.x, f.residual, f.weight = x.data_ptr(), res.data_ptr(), w.data_ptr()
     f.bias = b.data_ptr() if b is not None else None
     f.out, f.residual_out = out.data_ptr(), h.data_ptr()
-    keep = [out, h]
+    bufs = {"out": out, "h": h}
     if cfg["mask"]:
-        mask = e((m * dc.mask_row_bytes(n),), torch.uint8)
-        keep.append(mask)
-        f.mask = mask.data_ptr()
+        bufs["mask"] = e((m * dc.mask_row_bytes(n),), torch.uint8)
+        f.mask = bufs["mask"].data_ptr()
     if cfg["backward"]:
-        rstd = e((m,), torch.float32)
-        keep.append(rstd)
-        f.rstd = rstd.data_ptr()
+        bufs["rstd"] = e((m,), torch.float32)
+        f.rstd = bufs["rstd"].data_ptr()
         if cfg["norm"] == "layer":
-            mean = e((m,), torch.float32)
-            keep.append(mean)
-            f.mean = mean.data_ptr()
-    ws_bytes = darn.workspace_bytes(d, dc.BACKEND_GPU)
-    ws = e((max(ws_bytes, 256),), torch.uint8)
-    keep.append(ws)
-    stream = torch.cuda.current_stream().cuda_stream or None
+            bufs["mean"] = e((m,), torch.float32)
+            f.mean = bufs["mean"].data_ptr()
+    ws_bytes = darn.workspace_bytes(d, bench.backend)
+    ws = bufs["ws"] = e((max(ws_bytes, 256),), torch.uint8)
+    stream = (torch.cuda.current_stream().cuda_stream or None) if bench.cuda else None
+    backend = bench.backend
 
     def fwd():
-        darn.fwd(d, f, ws.data_ptr(), ws_bytes, dc.BACKEND_GPU, stream)
+        darn.fwd(d, f, ws.data_ptr(), ws_bytes, backend, stream)
     bwds = {}
     if cfg["backward"]:
         dy, dh = torch.randn_like(out), torch.randn_like(h)
         dx, dres, dw = torch.empty_like(x), torch.empty_like(res), torch.empty_like(w)
         db = torch.empty_like(b) if b is not None else None
-        keep += [dy, dh, dx, dres, dw, db]
+        bufs.update(dy=dy, dh=dh, dx=dx, dres=dres, dw=dw, db=db)
         for direction in dc.directions(cfg)[1:]:
             t = dc.BwdTensors()
             t.dy, t.h, t.weight, t.rstd, t.mean = dy.data_ptr(), f.residual_out, f.weight, f.rstd, f.mean
@@ -287,12 +313,12 @@ def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
             t.mask = f.mask if direction == "bwd_mask" else None
             t.dx, t.dresidual, t.dweight = dx.data_ptr(), dres.data_ptr(), dw.data_ptr()
             t.dbias = db.data_ptr() if db is not None else None
-            bwds[direction] = (lambda t=t: darn.bwd(d, t, ws.data_ptr(), ws_bytes, dc.BACKEND_GPU, stream))
+            bwds[direction] = (lambda t=t: darn.bwd(d, t, ws.data_ptr(), ws_bytes, backend, stream))
     fwd()  # h, rstd, mean and the mask for the backward
-    return fwd, bwds, keep
+    return fwd, bwds, bufs
 
 
-def peer_runner(bench, impl, fn, cfg, x, res, w, b):
+def peer_runner(bench, fn, cfg, x, res, w, b):
     """(fwd, {"bwd": bwd}) closures for a torch-level implementation."""
     torch = bench.torch
     args = (x, res, w, b)
@@ -308,16 +334,45 @@ def peer_runner(bench, impl, fn, cfg, x, res, w, b):
         dy, dh = torch.randn_like(y), torch.randn_like(h)
         wrt = [t for t in args if t is not None]
         bwds["bwd"] = lambda: torch.autograd.grad([y, h], wrt, [dy, dh], retain_graph=True)
-    return fwd, bwds, None
+    return fwd, bwds
+
+
+def check_darn(bench, darn, name, m=64, n=1024, tol=2e-2):
+    """darn against the eager function with p = 0 (same math, no random mask) at one small shape: the
+    ctypes mirror and dtype mapping are right when every output agrees to bf16 accuracy. Returns
+    {tensor: max |diff| / max |reference|} and whether all are within tol."""
+    torch = bench.torch
+    cfg = dict(dc.CONFIGS[name], p=0.0)
+    x, res, w, b = bench.inputs(cfg, m, n, grad=False)
+    _, bwds, bufs = darn_runner(bench, darn, cfg, m, n, x, res, w, b)
+    ins = [t.detach().clone().requires_grad_(cfg["backward"]) if t is not None else None for t in (x, res, w, b)]
+    with torch.set_grad_enabled(cfg["backward"]):
+        y, h = torch_function(torch, cfg, bench.dtypes)(*ins)
+
+    def rel(got, ref):
+        ref = ref.detach().float()
+        return float((got.float() - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+    errs = {"out": rel(bufs["out"], y), "h": rel(bufs["h"], h)}
+    if cfg["backward"]:
+        bwds["bwd"]()
+        bench.sync()
+        wrt = [t for t in ins if t is not None]
+        grads = torch.autograd.grad([y, h], wrt, [bufs["dy"], bufs["dh"]])
+        for key, g in zip(("dx", "dres", "dw", "db"), grads):
+            errs[key] = rel(bufs[key], g)
+    return errs, all(v <= tol for v in errs.values())
 
 
 def run(args):
     import torch
     bench = Bench(args, torch)
-    import torch._dynamo
-    for key in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit"):
-        if hasattr(torch._dynamo.config, key):  # one compile per shape and config must not hit the limit
-            setattr(torch._dynamo.config, key, 4096)
+    try:
+        import torch._dynamo
+        for key in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit"):
+            if hasattr(torch._dynamo.config, key):  # one compile per shape and config must not hit the limit
+                setattr(torch._dynamo.config, key, 4096)
+    except ImportError:
+        pass  # torch < 2: no torch.compile; its rows say so
     darn = dc.Darn(dc.find_library(args.lib)) if "darn" in args.impls else None
     flash, flash_err = None, None
     if "flash_triton" in args.impls:
@@ -328,30 +383,38 @@ def run(args):
         except Exception as e:  # noqa: BLE001 — any import failure is reported as the peer's error
             flash_err = "import failed: %s: %s" % (type(e).__name__, e)
             print("flash_triton: " + flash_err, file=sys.stderr)
+    checks = {}
+    if darn is not None:
+        for name in args.configs:
+            try:
+                errs, ok = check_darn(bench, darn, name)
+            except Exception as e:  # noqa: BLE001
+                errs, ok = {"error": short_error(e)}, False
+            checks[name] = dict(errs, ok=ok)
+            print("check darn vs torch eager (p = 0, M = 64, N = 1024), %s: %s%s" % (
+                name, ", ".join("%s %.2g" % kv if not isinstance(kv[1], str) else "%s %s" % kv for kv in errs.items()),
+                "" if ok else "   <-- MISMATCH: darn's numbers below are suspect"))
     copy = bench.copy_gbps()
     result = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "gpu": bench.gpu, "commit": args.commit or git_commit(), "copy_GBps": copy,
               "copy_bytes": args.copy_mib << 20, "elems": args.elems, "reps": args.reps, "warmup": args.warmup,
               "tool": "compare_torch.py", "torch": torch.__version__, "flash_attn_file": args.flash_attn_file,
-              "darn": darn.version_string().decode() if darn else None, "rows": [], "peers": []}
+              "darn": darn.version_string().decode() if darn else None, "check": checks, "rows": [], "peers": []}
     print("%s, copy bandwidth %.1f GB/s ((read + written) bytes / time, %d MiB)" % (bench.gpu, copy, args.copy_mib))
     print("%-14s %-10s %8s %6s %-8s %10s %9s %7s" % ("impl", "config", "M", "N", "dir", "ms", "GB/s", "%copy"))
     for name in args.configs:
         cfg = dc.CONFIGS[name]
-        fn = torch_function(torch, cfg, bench.dtypes)
-        # dynamic=False: one specialised compile per shape (as a model with a fixed shape gets), outside timing.
-        compiled = (torch.compile(fn, mode=args.compile_mode, dynamic=False)
-                    if "torch_compile" in args.impls else None)
+        peers = peer_functions(torch, args, cfg, bench.dtypes, flash, flash_err)
         for n in args.ns:
             m = args.elems // n
             for impl in args.impls:
                 if impl != "darn" and name not in PEER_CONFIGS:
                     continue
-                rows = run_one(bench, impl, cfg, name, m, n, darn, fn, compiled, flash, flash_err, copy)
+                rows = run_one(bench, impl, cfg, name, m, n, darn, peers.get(impl), copy)
                 for r in rows:
                     (result["rows"] if impl == "darn" else result["peers"]).append(r)
                     print_row(r)
-                torch.cuda.empty_cache()
+                bench.empty_cache()
             save(args.json, result)  # after every shape: a run cut short still leaves its results
     save(args.json, result, final=True)
     return 0
@@ -371,27 +434,40 @@ def save(path, result, final=False):
         print("wrote " + path)
 
 
-def run_one(bench, impl, cfg, name, m, n, darn, fn, compiled, flash, flash_err, copy):
-    """Rows of one implementation at one shape: one per direction, or error rows."""
-    torch = bench.torch
+def peer_functions(torch, args, cfg, dtypes, flash, flash_err):
+    """{impl: (function, None) or (None, error)} of the torch-level implementations of one config."""
+    fn = torch_function(torch, cfg, dtypes)
+    out = {"torch_eager": (fn, None)}
+    if not hasattr(torch, "compile"):
+        out["torch_compile"] = (None, "torch.compile is not in torch %s" % torch.__version__)
+    elif "torch_compile" in args.impls:
+        # dynamic=False: one specialised compile per shape (as a model with a fixed shape gets), in the warm-up.
+        out["torch_compile"] = (torch.compile(fn, mode=args.compile_mode, dynamic=False), None)
+    if flash is None:
+        out["flash_triton"] = (None, flash_err)
+    else:
+        eps = 1e-5 if cfg["norm"] == "layer" else 1e-6
+        out["flash_triton"] = (lambda x, res, w, b: flash(
+            x, w, b, residual=res, eps=eps, dropout_p=cfg["p"], prenorm=True, residual_in_fp32=cfg["rif32"],
+            is_rms_norm=cfg["norm"] == "rms"), None)
+    return out
+
+
+def run_one(bench, impl, cfg, name, m, n, darn, peer, copy):
+    """Rows of one implementation at one shape: one per direction, or error rows. peer: (function, error)
+    of a torch-level implementation (None for darn)."""
     dirs = dc.directions(cfg) if impl == "darn" else [d for d in dc.directions(cfg) if d != "bwd_mask"]
     base = lambda d: dict(({"impl": impl} if impl != "darn" else {}), config=name, M=m, N=n, dir=d)  # noqa: E731
-    if impl == "flash_triton" and flash is None:
-        return [dict(base(d), error=flash_err) for d in dirs]
+    if peer is not None and peer[0] is None:
+        return [dict(base(d), error=peer[1]) for d in dirs]
     if m < 1:
         return [dict(base(d), error="elems < N") for d in dirs]
-    keep = None
     try:
         x, res, w, b = bench.inputs(cfg, m, n, grad=cfg["backward"] and impl != "darn")
         if impl == "darn":
-            fwd, bwds, keep = darn_runner(bench, darn, cfg, m, n, x, res, w, b)
-        elif impl == "flash_triton":
-            flash_fn = lambda x, res, w, b: flash(  # noqa: E731
-                x, w, b, residual=res, eps=1e-5 if cfg["norm"] == "layer" else 1e-6, dropout_p=cfg["p"],
-                prenorm=True, residual_in_fp32=cfg["rif32"], is_rms_norm=cfg["norm"] == "rms")
-            fwd, bwds, _ = peer_runner(bench, impl, flash_fn, cfg, x, res, w, b)
+            fwd, bwds, _ = darn_runner(bench, darn, cfg, m, n, x, res, w, b)
         else:
-            fwd, bwds, _ = peer_runner(bench, impl, compiled if impl == "torch_compile" else fn, cfg, x, res, w, b)
+            fwd, bwds = peer_runner(bench, peer[0], cfg, x, res, w, b)
     except Exception as e:  # noqa: BLE001 — a failing peer is a result, not a crash
         return [dict(base(d), error=short_error(e)) for d in dirs]
     rows = []
@@ -405,10 +481,9 @@ def run_one(bench, impl, cfg, name, m, n, darn, fn, compiled, flash, flash_err, 
         except Exception as e:  # noqa: BLE001
             rows.append(dict(base(d), error=short_error(e)))
             try:
-                torch.cuda.synchronize()
+                bench.sync()
             except Exception:  # noqa: BLE001 — a dead context fails every later call; they say so
                 pass
-    del keep
     return rows
 
 
@@ -435,7 +510,7 @@ def main(argv=None):
     except ImportError:
         print("compare_torch.py: torch is not installed (use --dry-run to check the setup without it)", file=sys.stderr)
         return 2
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("compare_torch.py: torch sees no CUDA device", file=sys.stderr)
         return 2
     return run(args)
