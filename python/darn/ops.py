@@ -86,11 +86,12 @@ def _device(t):
 
 
 _ws_cache = {}
+_WS_KEY_END = L.Desc.seed.offset
 
 
 def _call(kind, backend, stream, guard, desc, tensors, device):
     """Workspace (a torch tensor from the caching allocator, stream-ordered) plus the darn call."""
-    key = (kind, backend, bytes(desc))  # the size is a function of the descriptor and backend alone
+    key = (kind, backend, bytes(desc)[:_WS_KEY_END])  # a function of the descriptor (less the RNG state)
     ws_bytes = _ws_cache.get(key)
     if ws_bytes is None:
         ws_bytes = L.workspace_size(kind, desc, backend)
@@ -115,13 +116,11 @@ def _draw_rng(x, p, seed, offset, graph_safe):
         s, o = seed & _U64, offset & _U64
         return torch.tensor([_signed(s), _signed(o)], dtype=torch.int64), s, o, None
     if x.is_cuda:
-        gen = torch.cuda.default_generators[x.device.index]
-        if not graph_safe and _HAS_GET_OFFSET and not torch.cuda.is_current_stream_capturing():
-            s = gen.initial_seed() & _U64
-            o = gen.get_offset()
-            numel = x.shape[0] * x.shape[1]
-            gen.set_offset(o + max(4, (numel + 3) // 4 * 4))
-            return torch.tensor([_signed(s), _signed(o)], dtype=torch.int64), s, o, None
+        if not graph_safe and not torch.cuda.is_current_stream_capturing():
+            so = _philox_take(torch.cuda.default_generators[x.device.index], max(4, (x.numel() + 3) // 4 * 4))
+            if so is not None:
+                s, o = so
+                return torch.tensor([_signed(s), _signed(o)], dtype=torch.int64), s, o, None
         rng = torch.randint(0, _I64_HIGH, (2,), dtype=torch.int64, device=x.device)
         return rng, 0, 0, rng.data_ptr()
     rng = torch.randint(0, _I64_HIGH, (2,), dtype=torch.int64)
@@ -130,6 +129,26 @@ def _draw_rng(x, p, seed, offset, graph_safe):
 
 
 _HAS_GET_OFFSET = hasattr(torch.Generator, "get_offset") and hasattr(torch.Generator, "set_offset")
+
+
+def _philox_take(gen, increment):
+    """(seed, offset) of a Philox generator, whose offset then advances by `increment` (what PyTorch's
+    philox_cuda_state does for its own kernels); None when the generator does not expose them."""
+    if _HAS_GET_OFFSET:  # torch >= 2.1
+        try:
+            o = gen.get_offset()
+            gen.set_offset(o + increment)
+            return gen.initial_seed() & _U64, o
+        except RuntimeError:
+            pass
+    state = gen.get_state()  # older torch: the CUDA state is the int64 pair (seed, offset)
+    if state.numel() != 16:
+        return None
+    v = state.view(torch.int64)
+    s, o = int(v[0]) & _U64, int(v[1])
+    v[1] += increment
+    gen.set_state(state)
+    return s, o
 
 
 def _signed(v):

@@ -310,7 +310,10 @@ def test_overhead_small_batch():
             res["torch_F_rms_norm_us"] = per_call(lambda: torch.nn.functional.rms_norm(x, (n,), w, 1e-6))
     res["fwd_autograd_us"] = per_call(lambda: darn.rms_norm_fn(xg, wg, None, r, prenorm=True))
     res["fwd_bwd_autograd_us"] = per_call(lambda: darn.rms_norm_fn(xg, wg, None, r).backward(x), iters=1000)
-    fa = _flash_attn_module()
+    try:
+        fa = _flash_attn_module()
+    except Exception as e:  # the comparison tests report it; the timing goes on without it
+        fa, res["flash_attn_import_error"] = None, repr(e)
     if fa is not None:
         with torch.no_grad():
             res["flash_attn_triton_fwd_no_grad_us"] = per_call(lambda: fa.rms_norm_fn(x, w, None, r))
