@@ -12,8 +12,9 @@ calls whose minimal bytes would fit in 3x the last-level cache get a cache flush
 What is timed per direction:
   darn           darn_fwd / darn_bwd through ctypes (libdarn.so), on torch's current stream.
   torch_eager    fwd: the function (autograd recording on when the config has a backward);
-                 bwd: torch.autograd.grad([y, h], [x, residual, weight(, bias)], [dy, dh], retain_graph=True)
-                 on the graph of one forward (no .grad accumulation).
+                 bwd: torch.autograd.grad([y, h], [x, residual, weight(, bias)], [dy, dh]) on a fresh
+                 graph each run: the forward runs untimed first, then the cache is flushed, then the
+                 backward alone is timed (no .grad accumulation, no retain_graph).
   torch_compile  the same function through torch.compile (one compile per shape, outside timing); bwd as
                  eager, which runs the compiled backward.
   flash_triton   flash_attn.ops.triton.layer_norm.layer_norm_fn(..., prenorm=True), loaded from
@@ -131,17 +132,23 @@ class Bench:
         self.flush_buf = torch.empty(2 * cache, dtype=torch.uint8, device=self.dev)
         self.dtypes = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 
-    def time_ms(self, fn, nbytes):
-        """Median ms of fn() over reps, after warm-up; flushes the cache before each run when nbytes is small."""
+    def time_ms(self, fn, nbytes, setup=None):
+        """Median ms of fn() over reps, after warm-up; flushes the cache before each run when nbytes is small.
+        With setup: state = setup() runs untimed before every run, then the cache is flushed (so nothing
+        setup wrote is still cached) and fn(state) is timed."""
         a = self.args
-        flush = nbytes < self.flush_below
+        flush = setup is not None or nbytes < self.flush_below
         for _ in range(a.warmup):
-            fn()
+            fn(setup()) if setup else fn()
         times = []
+        state = None
         for i in range(a.reps):
+            if setup:
+                state = None  # free the previous run's state before making the next
+                state = setup()
             if flush:
                 self.flush_buf.fill_(i & 0xFF)
-            times.append(self.time_one(fn))
+            times.append(self.time_one((lambda: fn(state)) if setup else fn))
         return statistics.median(times)
 
     def time_one(self, fn):
@@ -319,7 +326,9 @@ def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
 
 
 def peer_runner(bench, fn, cfg, x, res, w, b):
-    """(fwd, {"bwd": bwd}) closures for a torch-level implementation."""
+    """(fwd, {"bwd": (setup, bwd)}) closures for a torch-level implementation. The backward is timed on a
+    fresh graph each run: setup() runs the forward untimed, bwd((y, h)) is torch.autograd.grad of both
+    outputs (h is the prenorm output, whose gradient is dresidual_out)."""
     torch = bench.torch
     args = (x, res, w, b)
 
@@ -332,8 +341,9 @@ def peer_runner(bench, fn, cfg, x, res, w, b):
     if cfg["backward"]:
         y, h = fn(*args)
         dy, dh = torch.randn_like(y), torch.randn_like(h)
+        del y, h
         wrt = [t for t in args if t is not None]
-        bwds["bwd"] = lambda: torch.autograd.grad([y, h], wrt, [dy, dh], retain_graph=True)
+        bwds["bwd"] = (lambda: fn(*args), lambda yh: torch.autograd.grad(list(yh), wrt, [dy, dh]))
     return fwd, bwds
 
 
@@ -473,9 +483,10 @@ def run_one(bench, impl, cfg, name, m, n, darn, peer, copy):
     rows = []
     for d in dirs:
         call = fwd if d == "fwd" else bwds.get(d)
+        setup, call = call if isinstance(call, tuple) else (None, call)
         nbytes = dc.min_bytes(cfg, m, n, d)
         try:
-            ms = bench.time_ms(call, nbytes)
+            ms = bench.time_ms(call, nbytes, setup)
             gbps = nbytes / (ms * 1e6)
             rows.append(dict(base(d), ms=ms, GBps=gbps, pct=100.0 * gbps / copy, bytes=nbytes))
         except Exception as e:  # noqa: BLE001
