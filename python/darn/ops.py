@@ -311,7 +311,76 @@ class _DarnFn(torch.autograd.Function):
         return _grads(ctx, dout, dresout, _bwd_impl) + (None,) * 11
 
 
-# ---- the custom ops (torch >= 2.4) --------------------------------------------------------------------------
+# ---- the custom ops (registered with torch >= 2.4; the bodies and fakes exist on every torch, for tests) ------
+def _fwd_op_body(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
+                 residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset):
+    out, resout, mask, rstd, mean, rng = _fwd_impl(
+        x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32,
+        out_dtype, store_residual_out, store_mask, prenorm, seed, offset, graph_safe=True)
+    # custom ops return tensors only: what _fwd_impl did not produce becomes an empty tensor
+    if resout is None:
+        rd = torch.float32 if residual_in_fp32 else (residual.dtype if residual is not None else x.dtype)
+        resout = torch.empty(0, dtype=rd, device=x.device)
+    if mask is None:
+        mask = torch.empty(0, dtype=torch.uint8, device=x.device)
+    if mean is None:
+        mean = torch.empty(0, dtype=torch.float32, device=x.device)
+    if rng is None:
+        rng = torch.empty(0, dtype=torch.int64)
+    return out, resout, mask, rstd, mean, rng
+
+
+def _fwd_fake(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
+              residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset):
+    m, n = x.shape
+    rd = torch.float32 if residual_in_fp32 else (residual.dtype if residual is not None else x.dtype)
+    out = x.new_empty((m, n), dtype=_DTYPE[out_dtype])
+    resout = x.new_empty((m, n) if store_residual_out else (0,), dtype=rd)
+    mask = x.new_empty((m, L.mask_row_bytes(n)) if store_mask else (0,), dtype=torch.uint8)
+    rstd = x.new_empty((m,), dtype=torch.float32)
+    mean = x.new_empty((0,) if is_rms_norm else (m,), dtype=torch.float32)
+    # rng: on the device when drawn there (CUDA tensor, no seed), else a CPU pair; empty without dropout
+    rng_dev = x.device if (dropout_p > 0.0 and x.is_cuda and seed is None) else torch.device("cpu")
+    rng = torch.empty((2,) if dropout_p > 0.0 else (0,), dtype=torch.int64, device=rng_dev)
+    return out, resout, mask, rstd, mean, rng
+
+
+def _bwd_op_body(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p, is_rms_norm,
+                 zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype, bias_dtype, want_dresidual):
+    dx, dres, dw, db = _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p,
+                                 is_rms_norm, zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype,
+                                 bias_dtype, want_dresidual)
+    if dres is None:
+        dres = torch.empty(0, dtype=dy.dtype, device=dy.device)
+    if db is None:
+        db = torch.empty(0, dtype=weight.dtype, device=dy.device)
+    return dx, dres, dw, db
+
+
+def _bwd_fake(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p, is_rms_norm,
+              zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype, bias_dtype, want_dresidual):
+    m, n = dy.shape
+    dx = dy.new_empty((m, n), dtype=_DTYPE[x_dtype])
+    if want_dresidual and residual_dtype >= 0:
+        dres = dy.new_empty((m, n), dtype=_DTYPE[residual_dtype])
+    else:
+        dres = dy.new_empty((0,))
+    dw = weight.new_empty((n,))
+    db = dy.new_empty((n,), dtype=_DTYPE[bias_dtype]) if bias_dtype >= 0 else weight.new_empty((0,))
+    return dx, dres, dw, db
+
+
+def _op_setup_context(ctx, inputs, output):
+    ctx.out_code = inputs[10]
+    _setup_context(ctx, inputs, output)
+
+
+def _op_backward_with(bwd):
+    def backward(ctx, dout, dresout, *unused):
+        return _grads(ctx, dout, dresout, bwd) + (None,) * 11
+    return backward
+
+
 if HAS_CUSTOM_OP:
     from typing import Optional, Tuple
 
@@ -323,35 +392,10 @@ if HAS_CUSTOM_OP:
                 zero_centered_weight: bool, residual_in_fp32: bool, out_dtype: int, store_residual_out: bool,
                 store_mask: bool, prenorm: bool, seed: Optional[int],
                 offset: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        out, resout, mask, rstd, mean, rng = _fwd_impl(
-            x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32,
-            out_dtype, store_residual_out, store_mask, prenorm, seed, offset, graph_safe=True)
-        # custom ops return tensors only: what _fwd_impl did not produce becomes an empty tensor
-        if resout is None:
-            rd = torch.float32 if residual_in_fp32 else (residual.dtype if residual is not None else x.dtype)
-            resout = torch.empty(0, dtype=rd, device=x.device)
-        if mask is None:
-            mask = torch.empty(0, dtype=torch.uint8, device=x.device)
-        if mean is None:
-            mean = torch.empty(0, dtype=torch.float32, device=x.device)
-        if rng is None:
-            rng = torch.empty(0, dtype=torch.int64)
-        return out, resout, mask, rstd, mean, rng
+        return _fwd_op_body(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
+                            residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset)
 
-    @_fwd_op.register_fake
-    def _fwd_fake(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
-                  residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset):
-        m, n = x.shape
-        rd = torch.float32 if residual_in_fp32 else (residual.dtype if residual is not None else x.dtype)
-        out = x.new_empty((m, n), dtype=_DTYPE[out_dtype])
-        resout = x.new_empty((m, n) if store_residual_out else (0,), dtype=rd)
-        mask = x.new_empty((m, L.mask_row_bytes(n)) if store_mask else (0,), dtype=torch.uint8)
-        rstd = x.new_empty((m,), dtype=torch.float32)
-        mean = x.new_empty((0,) if is_rms_norm else (m,), dtype=torch.float32)
-        rng_dev = x.device if (x.is_cuda and seed is None) else torch.device("cpu")
-        rng = torch.empty((2,) if dropout_p > 0.0 else (0,), dtype=torch.int64,
-                          device=rng_dev if dropout_p > 0.0 else torch.device("cpu"))
-        return out, resout, mask, rstd, mean, rng
+    _fwd_op.register_fake(_fwd_fake)
 
     @torch.library.custom_op("darn::bwd", mutates_args=())
     def _bwd_op(dy: Tensor, h: Tensor, weight: Tensor, rstd: Tensor, mean: Tensor, rowscale: Optional[Tensor],
@@ -359,36 +403,13 @@ if HAS_CUSTOM_OP:
                 is_rms_norm: bool, zero_centered_weight: bool, residual_in_fp32: bool, x_dtype: int,
                 residual_dtype: int, bias_dtype: int,
                 want_dresidual: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        dx, dres, dw, db = _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p,
-                                     is_rms_norm, zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype,
-                                     bias_dtype, want_dresidual)
-        if dres is None:
-            dres = torch.empty(0, dtype=dy.dtype, device=dy.device)
-        if db is None:
-            db = torch.empty(0, dtype=weight.dtype, device=dy.device)
-        return dx, dres, dw, db
+        return _bwd_op_body(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p,
+                            is_rms_norm, zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype, bias_dtype,
+                            want_dresidual)
 
-    @_bwd_op.register_fake
-    def _bwd_fake(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p, is_rms_norm,
-                  zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype, bias_dtype, want_dresidual):
-        m, n = dy.shape
-        dx = dy.new_empty((m, n), dtype=_DTYPE[x_dtype])
-        if want_dresidual and residual_dtype >= 0:
-            dres = dy.new_empty((m, n), dtype=_DTYPE[residual_dtype])
-        else:
-            dres = dy.new_empty((0,))
-        dw = weight.new_empty((n,))
-        db = dy.new_empty((n,), dtype=_DTYPE[bias_dtype]) if bias_dtype >= 0 else weight.new_empty((0,))
-        return dx, dres, dw, db
-
-    def _op_setup_context(ctx, inputs, output):
-        ctx.out_code = inputs[10]
-        _setup_context(ctx, inputs, output)
-
-    def _op_backward(ctx, dout, dresout, *unused):
-        return _grads(ctx, dout, dresout, torch.ops.darn.bwd) + (None,) * 11
-
-    torch.library.register_autograd("darn::fwd", _op_backward, setup_context=_op_setup_context)
+    _bwd_op.register_fake(_bwd_fake)
+    torch.library.register_autograd("darn::fwd", _op_backward_with(lambda *a: torch.ops.darn.bwd(*a)),
+                                    setup_context=_op_setup_context)
 
 
 # ---- flash-attn's functions ---------------------------------------------------------------------------------

@@ -362,3 +362,71 @@ def test_torch_compile_fullgraph_cpu():
     gb = torch.autograd.grad(yb.sum(), (x, w))
     assert_bitwise(ga[0], gb[0])
     assert_bitwise(ga[1], gb[1])
+
+
+class _EmulatedOp(torch.autograd.Function):
+    """What register_autograd makes of darn::fwd, on any torch: the op body, its setup_context and backward
+    (with darn::bwd's body), so the custom-op path is tested here too."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        from darn import ops
+        out = ops._fwd_op_body(*inputs)
+        ops._op_setup_context(ctx, inputs, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, *grads):
+        from darn import ops
+        return ops._op_backward_with(ops._bwd_op_body)(ctx, *grads)
+
+
+OP_CONFIGS = [
+    # is_rms, x, residual, weight, bias, rowscale, p, residual_in_fp32, store_resout, store_mask, prenorm, seed
+    (True, torch.bfloat16, torch.float32, torch.float32, None, False, 0.2, False, True, True, True, 123),
+    (True, torch.float32, None, torch.float32, None, False, 0.0, False, False, False, False, None),
+    (False, torch.float16, None, torch.float16, torch.float32, True, 0.3, True, True, False, False, 7),
+    (False, torch.float32, torch.bfloat16, torch.bfloat16, torch.bfloat16, False, 0.0, False, True, False, True, None),
+    (True, torch.bfloat16, None, torch.bfloat16, None, False, 0.5, False, True, True, False, None),
+]
+
+
+@pytest.mark.parametrize("cfg", OP_CONFIGS, ids=[str(i) for i in range(len(OP_CONFIGS))])
+def test_custom_op_bodies_fakes_and_autograd(cfg):
+    from darn import ops
+    is_rms, xd, rd, wd, bd, has_rs, p, rfp32, store_resout, store_mask, prenorm, seed = cfg
+    m, n = 5, 72
+    x = make((m, n), xd, True)
+    r = make((m, n), rd, True) if rd else None
+    w = make((n,), wd, True, 0.2, 1.0)
+    b = make((n,), bd, True, 0.1) if bd else None
+    rs = torch.rand(m) + 0.5 if has_rs else None
+    args = (x, w, b, r, rs, 1e-5, p, is_rms, False, rfp32, ops._CODE[xd], store_resout, store_mask, prenorm, seed, 0)
+    # the fake kernel describes exactly what the body returns
+    real = ops._fwd_op_body(*args)
+    fake = ops._fwd_fake(*args)
+    for i, (a, f) in enumerate(zip(real, fake)):
+        assert (a.shape, a.dtype, a.device) == (f.shape, f.dtype, f.device), i
+    # with a fixed seed the op path and the autograd.Function path give the same bits, forward and backward
+    if seed is None:
+        return
+    a = _EmulatedOp.apply(*args)
+    fb = ops._DarnFn.apply(*args)
+    for u, v in zip(a[:5], fb[:5]):
+        if v is None:
+            assert u.numel() == 0
+        else:
+            assert_bitwise(u, v)
+    outs_a = [a[0]] + ([a[1]] if store_resout and prenorm else [])
+    outs_b = [fb[0]] + ([fb[1]] if store_resout and prenorm else [])
+    leaves = [t for t in (x, r, w, b) if t is not None]
+    ga = torch.autograd.grad([o.float().sum() for o in outs_a], leaves, allow_unused=True)
+    gb = torch.autograd.grad([o.float().sum() for o in outs_b], leaves, allow_unused=True)
+    for u, v in zip(ga, gb):
+        assert_bitwise(u, v)
+    # and the backward fake matches the backward body
+    h = a[1] if store_resout else x
+    bargs = (a[0].detach(), h.detach(), w, a[3], a[4], rs, None, a[2] if store_mask else None, a[5], 1e-5, p, is_rms,
+             False, rfp32, ops._CODE[xd], ops._CODE[rd] if rd else -1, ops._CODE[bd] if bd else -1, True)
+    for i, (u, v) in enumerate(zip(ops._bwd_op_body(*bargs), ops._bwd_fake(*bargs))):
+        assert (u.shape, u.dtype, u.device) == (v.shape, v.dtype, v.device), i
