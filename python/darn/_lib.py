@@ -7,6 +7,7 @@ python/tests/test_layout.py compares sizes and offsets with a C probe compiled a
 import ctypes
 import ctypes.util
 import os
+import re
 import threading
 
 # ---- enums and flags (darn.h; values are stable) ----------------------------------------------------------
@@ -152,11 +153,27 @@ def _candidates():
         yield name, "the system (dlopen)"
 
 
+def _dlopen(path):
+    """ctypes.CDLL, but a dependency the loader cannot find (libgomp.so.1, say) is taken from the library's own
+    folder when it is there, as in a bundle made by bundle-for-device."""
+    preloaded = []
+    while True:
+        try:
+            return ctypes.CDLL(path)
+        except OSError as e:
+            m = re.match(r"(\S+?): cannot open shared object file", str(e))
+            dep = os.path.join(os.path.dirname(path), m.group(1)) if m and os.sep in path else None
+            if not dep or dep in preloaded or not os.path.exists(dep) or len(preloaded) > 8:
+                raise
+            ctypes.CDLL(dep, mode=ctypes.RTLD_GLOBAL)
+            preloaded.append(dep)
+
+
 def _open():
     tried = []
     for path, where in _candidates():
         try:
-            return ctypes.CDLL(path), path
+            return _dlopen(path), path
         except OSError as e:
             tried.append("  %s (from %s): %s" % (path, where, e))
     raise ImportError(

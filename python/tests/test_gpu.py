@@ -347,39 +347,53 @@ def _flash_attn_module():
         try:
             import flash_attn.utils.library  # noqa: F401  (a real install)
         except Exception:
-            pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(path))))
-            for name, sub in (("flash_attn", ""), ("flash_attn.utils", "utils")):
-                m = types.ModuleType(name)
-                m.__path__ = [os.path.join(pkg_root, sub)] if sub else [pkg_root]
-                sys.modules[name] = m
-            if not os.path.exists(os.path.join(pkg_root, "utils", "torch.py")):
-                ut = types.ModuleType("flash_attn.utils.torch")
-                amp = torch.amp if hasattr(torch.amp, "custom_fwd") else torch.cuda.amp
-
-                def deco(f):
-                    def wrap(*a, **k):
-                        if amp is torch.amp:
-                            k.setdefault("device_type", "cuda")
-                        return f(*a, **k)
-                    return wrap
-                ut.custom_fwd, ut.custom_bwd = deco(amp.custom_fwd), deco(amp.custom_bwd)
-                sys.modules["flash_attn.utils.torch"] = ut
-            if not os.path.exists(os.path.join(pkg_root, "utils", "library.py")):
-                ul = types.ModuleType("flash_attn.utils.library")
-
-                def triton_op(name, fn=None, *, mutates_args, schema=None, allow_decomposition=True):
-                    def dec(f):
-                        op = torch.library.custom_op(name, f, mutates_args=mutates_args, schema=schema)
-                        op.register_fake(f)
-                        return op
-                    return dec if fn is None else dec(fn)
-                ul.triton_op = triton_op
-                sys.modules["flash_attn.utils.library"] = ul
+            _stub_flash_attn_utils(path)
         spec = importlib.util.spec_from_file_location("darn_test_flash_attn_layer_norm", path)
         mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
         spec.loader.exec_module(mod)
     _FA["mod"] = mod
     return mod
+
+
+def _stub_flash_attn_utils(path):
+    """flash_attn and flash_attn.utils as bare packages over the checkout's folders; utils.torch and
+    utils.library from the checkout's files when they import, else minimal stand-ins."""
+    pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(path))))
+    for name, sub in (("flash_attn", ""), ("flash_attn.utils", "utils")):
+        m = types.ModuleType(name)
+        m.__path__ = [os.path.join(pkg_root, sub)] if sub else [pkg_root]
+        sys.modules[name] = m
+    try:
+        import flash_attn.utils.torch  # noqa: F401
+    except Exception:
+        sys.modules.pop("flash_attn.utils.torch", None)
+        ut = types.ModuleType("flash_attn.utils.torch")
+        new_amp = hasattr(torch.amp, "custom_fwd")
+        amp = torch.amp if new_amp else torch.cuda.amp
+
+        def deco(f):
+            def wrap(*a, **k):
+                if new_amp:
+                    k.setdefault("device_type", "cuda")
+                return f(*a, **k)
+            return wrap
+        ut.custom_fwd, ut.custom_bwd = deco(amp.custom_fwd), deco(amp.custom_bwd)
+        sys.modules["flash_attn.utils.torch"] = ut
+    try:
+        import flash_attn.utils.library  # noqa: F401,F811
+    except Exception:
+        sys.modules.pop("flash_attn.utils.library", None)
+        ul = types.ModuleType("flash_attn.utils.library")
+
+        def triton_op(name, fn=None, *, mutates_args, schema=None, allow_decomposition=True):
+            def dec(f):
+                op = torch.library.custom_op(name, f, mutates_args=mutates_args, schema=schema)
+                op.register_fake(f)
+                return op
+            return dec if fn is None else dec(fn)
+        ul.triton_op = triton_op
+        sys.modules["flash_attn.utils.library"] = ul
 
 
 def _fa_or_skip():
