@@ -6,9 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef DARN_BENCH_COMMIT
-#define DARN_BENCH_COMMIT "unknown"
-#endif /* DARN_BENCH_COMMIT */
+#include "bench_commit.h" /* DARN_BENCH_COMMIT, generated at build time by commit_stamp.cmake */
 
 static void usage(FILE *f)
 {
@@ -30,7 +28,7 @@ static void usage(FILE *f)
             "  --backend B       gpu (default) or cpu (smoke tests with tiny sizes; times are host times)\n"
             "  --json FILE       write all results as JSON\n"
             "  --csv FILE        write all results as CSV\n"
-            "  --commit STR      commit recorded in the JSON (default: git HEAD at configure time, %s)\n"
+            "  --commit STR      commit recorded in the JSON (default: git HEAD at build time, %s)\n"
             "  --seed S          seed of the random inputs (default 1)\n"
             "  --quick           smoke-test defaults: elems 256Ki, N 256,1024,4096, reps 3, warmup 1,\n"
             "                    latency M 1,16 at N 4096, calls 10, copy 32 MiB\n"
