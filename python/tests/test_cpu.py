@@ -179,23 +179,25 @@ def test_repeatable_with_manual_seed_and_fresh_per_call():
 
 def test_noncontiguous_and_leading_shapes_bitwise():
     n = 40
-    big = make((6, 2 * n + 3), torch.bfloat16)
-    x = big[:, 3:3 + n]                          # row stride 2n+3: passed as a stride, no copy
-    xt = make((n, 6), torch.bfloat16).t()        # last dim not contiguous: copied
-    res = make((1, n), torch.float32).expand(6, n)  # row stride 0: copied
     w = make((n,), torch.float32, False, 0.2, 1.0)
     b = make((n,), torch.float32, False, 0.1)
-    for xx in (x, xt):
-        xr = xx.detach().clone().requires_grad_(True)
-        xc = xx.contiguous().requires_grad_(True)
+    res = make((1, n), torch.float32).expand(6, n)   # row stride 0: copied
+    big = make((6, 2 * n + 3), torch.bfloat16)         # x = big[:, 3:3+n]: row stride 2n+3, passed as is
+    tall = make((n, 6), torch.bfloat16)                # x = tall.t(): last dim not contiguous, copied
+    views = ((big, lambda t: t[:, 3:3 + n]), (tall, lambda t: t.t()))
+    for base, view in views:
+        base_r = base.detach().clone().requires_grad_(True)
+        xr = view(base_r)
+        assert not xr.is_contiguous()
+        xc = view(base).contiguous().requires_grad_(True)
         ya, ha = darn.layer_norm_fn(xr, w, b, res, dropout_p=0.2, prenorm=True, seed=3)
         yb, hb = darn.layer_norm_fn(xc, w, b, res.contiguous(), dropout_p=0.2, prenorm=True, seed=3)
         assert_bitwise(ya, yb, "y")
         assert_bitwise(ha, hb, "h")
-        g = make((6, n), torch.bfloat16)
-        ya.backward(g[:, :])
+        g = make((12, n), torch.bfloat16)[::2]           # a strided dy as well
+        ya.backward(g)
         yb.backward(g.contiguous())
-        assert_bitwise(xr.grad, xc.grad, "dx")
+        assert_bitwise(view(base_r.grad), xc.grad, "dx")
     # leading shapes: [2, 3, 4, n] is the same computation as [24, n]
     x4 = make((2, 3, 4, n), torch.float16)
     y4 = darn.rms_norm_fn(x4, w, None, dropout_p=0.1, seed=11)

@@ -44,7 +44,8 @@ def gen_inputs(shape, xd, rd, wd, bd, has_rs, seed=0):
 
 
 def run_case(device, inputs, kw, out_dtype, prenorm=True, want_mask=True, grad_seed=1):
-    x, r, w, b, rs = [t.to(device) if t is not None else None for t in inputs]
+    # fresh leaves on `device` (never the caller's tensors: the CPU and GPU runs share `inputs`)
+    x, r, w, b, rs = [t.detach().to(device, copy=True) if t is not None else None for t in inputs]
     leaves = [t.requires_grad_(True) for t in (x, r, w, b) if t is not None]
     outs = darn.layer_norm_fn(x, w, b, r, rowscale=rs, prenorm=prenorm, return_dropout_mask=want_mask,
                               out_dtype=out_dtype, **kw)
@@ -422,7 +423,7 @@ def test_matches_flash_attn_at_p0(case, n):
     inputs = gen_inputs((3, 11, n), DT[xd], DT[rd], DT[wd], DT[bd], False, seed=n)
     results = []
     for fn in (darn.layer_norm_fn, fa.layer_norm_fn):
-        x, r, w, b, _ = [t.to(DEV).requires_grad_() if t is not None else None for t in inputs]
+        x, r, w, b, _ = [t.detach().to(DEV, copy=True).requires_grad_() if t is not None else None for t in inputs]
         kw = dict(eps=1e-5, prenorm=prenorm, residual_in_fp32=rfp32, is_rms_norm=is_rms, out_dtype=DT[od])
         if zc:
             kw["zero_centered_weight"] = True
