@@ -5,19 +5,24 @@ Layers:
   GPU backend for CUDA/ROCm tensors, on the tensor's device and the current stream).
 - `torch.ops.darn.fwd` / `torch.ops.darn.bwd`: the same as `torch.library.custom_op`s with fake
   implementations and `register_autograd` (torch >= 2.4), so torch.compile(fullgraph=True) traces them.
-- `_DarnFn`: a torch.autograd.Function over the same implementations. Eager calls use it (lower per-call
-  overhead than the custom-op dispatcher); torch < 2.4 has nothing else.
-Both paths run the same darn calls, so they give the same bits for the same (seed, offset).
+- `_DarnFn`: a torch.autograd.Function over the same implementations. Eager calls that need gradients use it
+  (lower per-call overhead than the custom-op dispatcher; torch < 2.4 has nothing else); eager calls that
+  need none call `_fwd_impl` directly and skip rstd / mean.
+All paths run the same darn calls, so they give the same bits for the same (seed, offset).
 
 Dropout RNG (seed, offset):
 - `seed=` given (a darn extension): that seed and `offset=`, on every backend.
 - CUDA/ROCm tensor, eager, not capturing: seed = initial_seed() of the device's default generator and
   offset = its Philox offset, which is then advanced by M*N rounded up to a multiple of 4 (PyTorch's own
-  convention), so torch.manual_seed makes runs repeatable and successive calls draw fresh masks.
-- CUDA/ROCm tensor under CUDA graph capture, inside torch.compile (the custom op), or torch < 2.1 (no
-  Generator.get_offset): a 2-element int64 device tensor (seed, offset) is drawn with torch.randint from
-  the default generator (graph-safe: capture records it, every replay draws new values), and darn reads it
-  through desc.rng_seed_ptr / rng_offset_ptr when the kernel runs. The backward reads the same tensor.
+  convention), so torch.manual_seed makes runs repeatable and successive calls draw fresh masks
+  (Generator.get_offset / set_offset, torch >= 2.1; before that the same pair through get_state / set_state).
+  darn's stream for a given offset is Philox subsequence `offset` (docs/numerics.md §3), so two calls at
+  different offsets never share words.
+- CUDA/ROCm tensor under CUDA graph capture, or inside torch.compile (the custom op): a 2-element int64
+  device tensor (seed, offset) is drawn with torch.randint from the default generator (graph-safe: capture
+  records it, every replay draws new values), and darn reads it through desc.rng_seed_ptr / rng_offset_ptr
+  when the kernel runs. The backward reads the same tensor. (A generator value read on the host during
+  capture would be frozen into the graph: every replay would reuse one mask.)
 - CPU tensor: (seed, offset) drawn with torch.randint from the default CPU generator.
 The mask is not stored for the backward: darn regenerates it from (seed, offset), bit-identical. With
 return_dropout_mask=True it is stored (bit-packed, darn's layout) and handed to the backward.
