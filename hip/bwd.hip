@@ -8,7 +8,7 @@
  * - darn_bwd_reg<K>: K <= 4 groups per thread and P <= 256; partials in registers;
  * - darn_bwd_stream: any N; one slot per block; partials accumulated in the workspace.
  */
-#include "kernels.h"
+#include "fast_configs.h"
 
 /* xhat, gy and g = gy * w' of group j of row r. */
 __device__ __forceinline__ void bwd_group_terms(const darn_gpu_bwd_args &a, int64_t r, int64_t j, float mean,
@@ -189,26 +189,39 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_stream(darn_gpu_bwd_args a)
     }
 }
 
-/* dweight (dbias) per column: the adjacent-pair tree over the G chunk partials (§6), level by level in
- * place in the workspace: q[i] = q[i] + q[i + d] for i multiple of 2d. Block (32, 32): x = column of a
- * 32-column tile, y strides over the pairs of a level; a barrier separates levels (each block owns its
- * columns, so no other block touches them). No arrays: nothing can land in scratch. */
-__global__ void DARN_LAUNCH_BOUNDS(1024) darn_wgrad_finish(darn_gpu_wgrad_args a)
+/* dweight (dbias) per column: the adjacent-pair tree of §6 over the G chunk partials, in passes. The
+ * levels d = 1 .. 16 of the tree stay inside aligned blocks of 32 partials, so one pass turns each
+ * block into its subtree sum (a missing partner is −0.0, which passes a value through unchanged), and
+ * the next pass does the same to those sums at step 32, then 1024: at most 3 passes for G <= 4096.
+ * A thread owns one column of one block: 32 independent loads (coalesced across the columns), then
+ * the tree in registers with compile-time indices. blockIdx.z picks dweight or dbias. */
+__global__ void DARN_LAUNCH_BOUNDS(256) darn_wgrad_pass(darn_gpu_wgrad_args a)
 {
-    const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
-    float *q = (float *)a.partial;
-    for (int64_t d = 1; d < a.chunks; d *= 2) {
-        if (c < a.n)
-            for (int64_t i = (int64_t)threadIdx.y * 2 * d; i + d < a.chunks; i += 32 * 2 * d)
-                q[i * a.n + c] = q[i * a.n + c] + q[(i + d) * a.n + c];
-        __syncthreads();
-    }
+    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= a.n) return;
-    if (threadIdx.y != 0) return;
-    const float v = q[c];
-    if (a.dt == DARN_F32) ((float *)a.dst)[c] = darn_canonical_f32(v);
-    else if (a.dt == DARN_F16) ((uint16_t *)a.dst)[c] = darn_f32_to_f16(v);
-    else ((uint16_t *)a.dst)[c] = darn_f32_to_bf16(v);
+    const int which = blockIdx.z;
+    float *q = a.partial[which];
+    const int64_t first = (int64_t)blockIdx.y * 32;
+    float v[32];
+    darn_unroll<32>([&](auto ii) {
+        constexpr int i = decltype(ii)::value;
+        v[i] = first + i < a.count ? q[(first + i) * a.step * a.n + c] : -0.0f;
+    });
+    darn_unroll<5>([&](auto ll) {
+        constexpr int d = 1 << decltype(ll)::value;
+        darn_unroll<32 / (2 * d)>([&](auto ii) {
+            constexpr int i = decltype(ii)::value * 2 * d;
+            v[i] = v[i] + v[i + d];
+        });
+    });
+    if (a.count > 32) {
+        q[first * a.step * a.n + c] = v[0];
+        return;
+    }
+    const uint8_t dt = a.dt[which];
+    if (dt == DARN_F32) ((float *)a.dst[which])[c] = darn_canonical_f32(v[0]);
+    else if (dt == DARN_F16) ((uint16_t *)a.dst[which])[c] = darn_f32_to_f16(v[0]);
+    else ((uint16_t *)a.dst[which])[c] = darn_f32_to_bf16(v[0]);
 }
 
 /* Zeros of an empty batch (M = 0). */
@@ -218,20 +231,21 @@ __global__ void darn_zero_bytes(uint8_t *p, int64_t bytes)
         p[i] = 0;
 }
 
-darn_status darn_launch_bwd(const darn_gpu_bwd_args &a, void *dweight, uint8_t dt_w, void *dbias, uint8_t dt_b,
-                            hipStream_t stream)
+darn_status darn_launch_bwd(const darn_gpu_bwd_args &a, void *dweight, void *dbias, hipStream_t stream)
 {
     const darn_gpu_geom &g = a.geom;
     if (a.m == 0) {
-        const int64_t nb = a.n * (dt_w == DARN_F32 ? 4 : 2);
+        const int64_t nb = a.n * (a.dt_w == DARN_F32 ? 4 : 2);
         hipLaunchKernelGGL(darn_zero_bytes, dim3(256), dim3(256), 0, stream, (uint8_t *)dweight, nb);
         if (dbias)
             hipLaunchKernelGGL(darn_zero_bytes, dim3(256), dim3(256), 0, stream, (uint8_t *)dbias,
-                               a.n * (dt_b == DARN_F32 ? 4 : 2));
+                               a.n * (a.dt_b == DARN_F32 ? 4 : 2));
         return darn_check_launch("darn_bwd");
     }
     const int64_t max_blocks = 65535 * 16;
-    if (g.k <= 4 && g.p <= 256) {
+    if (darn_launch_bwd_fast(a, stream)) {
+        /* launched */
+    } else if (g.k <= 4 && g.p <= 256) {
         int64_t blocks = (a.chunks + g.rows_per_block - 1) / g.rows_per_block;
         if (blocks > max_blocks) blocks = max_blocks;
         const dim3 grid((unsigned)blocks), block((unsigned)g.block);
@@ -248,18 +262,18 @@ darn_status darn_launch_bwd(const darn_gpu_bwd_args &a, void *dweight, uint8_t d
     darn_status s = darn_check_launch("darn_bwd");
     if (s != DARN_OK) return s;
     darn_gpu_wgrad_args w;
+    w.partial[0] = a.partial_w;
+    w.partial[1] = a.partial_b;
+    w.dst[0] = dweight;
+    w.dst[1] = dbias;
+    w.dt[0] = a.dt_w;
+    w.dt[1] = a.dt_b;
     w.n = a.n;
-    w.chunks = a.chunks;
-    const dim3 grid((unsigned)((a.n + 31) / 32)), block(32, 32);
-    w.partial = a.partial_w;
-    w.dst = dweight;
-    w.dt = dt_w;
-    hipLaunchKernelGGL(darn_wgrad_finish, grid, block, 0, stream, w);
-    if (dbias) {
-        w.partial = a.partial_b;
-        w.dst = dbias;
-        w.dt = dt_b;
-        hipLaunchKernelGGL(darn_wgrad_finish, grid, block, 0, stream, w);
+    w.step = 1;
+    for (w.count = a.chunks;; w.count = (w.count + 31) / 32, w.step *= 32) {
+        const dim3 grid((unsigned)((a.n + 255) / 256), (unsigned)((w.count + 31) / 32), dbias ? 2 : 1);
+        hipLaunchKernelGGL(darn_wgrad_pass, grid, dim3(256), 0, stream, w);
+        if (w.count <= 32) break;
     }
     return darn_check_launch("darn_bwd");
 }

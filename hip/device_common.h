@@ -147,6 +147,12 @@ __device__ __forceinline__ uint32_t darn_keep8(uint64_t seed, uint64_t offset, u
     return bits;
 }
 
+/* Mask padding bytes [ceil(N/8), row bytes) of row r of the forward: 0. */
+__device__ __forceinline__ void darn_fwd_mask_padding(const darn_gpu_fwd_args &a, int64_t r)
+{
+    for (int64_t b = a.geom.groups; b < a.mask_row_bytes; b++) a.mask[r * a.mask_row_bytes + b] = 0;
+}
+
 /* Xor-butterfly over distances 1, 2, ..., width / 2 (width a power of two <= DARN_WAVE): afterwards each
  * lane holds the adjacent-pair tree (§5) of its aligned group of `width` lanes. A run-time loop, not an
  * unrolled one: unrolled per-distance conditions become 64-bit lane masks that exhaust AMD's SGPRs. */

@@ -6,7 +6,7 @@
  * - darn_fwd_stream: any N; h is written (or recomputed) and read back on later passes.
  * Both produce identical bits: the per-element math is one function, the sums are §5's tree.
  */
-#include "kernels.h"
+#include "fast_configs.h"
 
 /* h of group j of row r (§4): loads, rowscale, dropout, residual, rounding to the residual-out dtype.
  * With `store`, also writes residual_out and the mask byte of the group. */
@@ -38,12 +38,6 @@ __device__ __forceinline__ void fwd_group_h(const darn_gpu_fwd_args &a, int64_t 
         if (left < 8) bits &= (1u << left) - 1u; /* bits past N are 0 */
         a.mask[r * a.mask_row_bytes + j] = (uint8_t)bits;
     }
-}
-
-/* Mask padding bytes [ceil(N/8), row bytes) of row r: 0. */
-__device__ __forceinline__ void fwd_mask_padding(const darn_gpu_fwd_args &a, int64_t r)
-{
-    for (int64_t b = a.geom.groups; b < a.mask_row_bytes; b++) a.mask[r * a.mask_row_bytes + b] = 0;
 }
 
 /* y of group j from its hn (LayerNorm: minus mean), rstd, weight and bias. */
@@ -114,7 +108,7 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_fwd_reg(darn_gpu_fwd_args a)
             acc[0] = fwd_lane_add(acc[0], h[k], j, a.n, a.layer ? 1 : 0, 0.0f);
         }
     });
-    if (active && a.mask && t == 0) fwd_mask_padding(a, r);
+    if (active && a.mask && t == 0) darn_fwd_mask_padding(a, r);
     darn_row_allreduce<1>(acc, p, smem);
     float mean = 0.0f;
     if (a.layer) {
@@ -155,7 +149,7 @@ __device__ __forceinline__ void darn_fwd_stream_row(const darn_gpu_fwd_args &a, 
         fwd_group_h(a, r, j, seed, offset, rs, hn, true);
         acc[0] = fwd_lane_add(acc[0], hn, j, a.n, a.layer ? 1 : 0, 0.0f);
     }
-    if (a.mask && t == 0) fwd_mask_padding(a, r);
+    if (a.mask && t == 0) darn_fwd_mask_padding(a, r);
     darn_row_allreduce<1>(acc, p, smem);
     float mean = 0.0f;
     if (a.layer) {
@@ -190,7 +184,9 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_fwd_stream(darn_gpu_fwd_args a)
 darn_status darn_launch_fwd(const darn_gpu_fwd_args &a, hipStream_t stream)
 {
     const darn_gpu_geom &g = a.geom;
-    if (g.k <= 4) {
+    if (darn_launch_fwd_fast(a, stream)) {
+        /* launched */
+    } else if (g.k <= 4) {
         const dim3 grid((unsigned)((a.m + g.rows_per_block - 1) / g.rows_per_block)), block((unsigned)g.block);
         switch (g.k) {
         case 1: hipLaunchKernelGGL(darn_fwd_reg<1>, grid, block, 0, stream, a); break;

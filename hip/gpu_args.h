@@ -50,16 +50,18 @@ struct darn_gpu_bwd_args {
     int64_t chunk_rows, chunks;
     struct darn_gpu_geom geom;
     struct darn_gpu_rng rng;
-    uint8_t dt_dy, dt_h, dt_w, dt_dres, dt_dx;
+    uint8_t dt_dy, dt_h, dt_w, dt_b, dt_dres, dt_dx;
     uint8_t vec_dy, vec_h, vec_w, vec_dresout, vec_dx, vec_dres;
     uint8_t layer, has_rowscale, zc;
 };
 
+/* One pass of the dweight/dbias tree (bwd.hip): per column, aligned blocks of 32 of the `count` values
+ * q[i * step][c] become one, stored at q[32 i' * step][c]; the last pass (count <= 32) stores dst. */
 struct darn_gpu_wgrad_args {
-    float *partial; /* [G][N], summed in place */
-    void *dst;      /* [N] */
-    int64_t n, chunks;
-    uint8_t dt;
+    float *partial[2]; /* [G][N] each (dweight, dbias), summed in place */
+    void *dst[2];      /* [N] each */
+    uint8_t dt[2];
+    int64_t n, count, step;
 };
 
 #endif /* DARN_HIP_GPU_ARGS_H */

@@ -141,6 +141,7 @@ extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors 
     a.dt_dy = (uint8_t)d.out_dtype;
     a.dt_h = (uint8_t)pl->resout_dtype;
     a.dt_w = (uint8_t)d.weight_dtype;
+    a.dt_b = (uint8_t)d.bias_dtype;
     a.dt_dres = (uint8_t)d.residual_dtype;
     a.dt_dx = (uint8_t)d.x_dtype;
     a.vec_dy = vec_ok(t->dy, pl->s_dy, d.out_dtype);
@@ -152,6 +153,5 @@ extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors 
     a.layer = pl->layer;
     a.has_rowscale = pl->has_rowscale;
     a.zc = pl->zero_centered;
-    return darn_launch_bwd(a, t->dweight, (uint8_t)d.weight_dtype, t->dbias, (uint8_t)d.bias_dtype,
-                           (hipStream_t)stream);
+    return darn_launch_bwd(a, t->dweight, t->dbias, (hipStream_t)stream);
 }

@@ -8,7 +8,6 @@
 darn_status darn_check_launch(const char *fn);
 
 darn_status darn_launch_fwd(const darn_gpu_fwd_args &a, hipStream_t stream);
-darn_status darn_launch_bwd(const darn_gpu_bwd_args &a, void *dweight, uint8_t dt_w, void *dbias, uint8_t dt_b,
-                            hipStream_t stream);
+darn_status darn_launch_bwd(const darn_gpu_bwd_args &a, void *dweight, void *dbias, hipStream_t stream);
 
 #endif /* DARN_HIP_KERNELS_H */

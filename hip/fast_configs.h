@@ -1,0 +1,38 @@
+/*
+ * fast_configs.h — which calls get the compile-time-dtype kernels (fwd_fast.hip, bwd_fast.hip) and
+ * the geometry those handle. Everything else runs the generic kernels (fwd.hip, bwd.hip), which give
+ * the same bits. A configuration is (x, residual, residual-out, weight = bias, out); without a
+ * residual, the residual column is read as the residual-out dtype.
+ */
+#ifndef DARN_HIP_FAST_CONFIGS_H
+#define DARN_HIP_FAST_CONFIGS_H
+
+#include "kernels.h"
+#include "vec8.h"
+
+/* X(x, residual, residual-out, weight, out): same dtype everywhere; 16-bit activations with an fp32
+ * residual stream (residual_in_fp32); each of those with fp32 weights (autocast keeps them fp32). */
+#define DARN_FAST_CONFIGS(X)                                                  \
+    X(DARN_F32, DARN_F32, DARN_F32, DARN_F32, DARN_F32)                       \
+    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16)                  \
+    X(DARN_F16, DARN_F16, DARN_F16, DARN_F16, DARN_F16)                       \
+    X(DARN_BF16, DARN_F32, DARN_F32, DARN_BF16, DARN_BF16)                    \
+    X(DARN_F16, DARN_F32, DARN_F32, DARN_F16, DARN_F16)                       \
+    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_F32, DARN_BF16)                   \
+    X(DARN_F16, DARN_F16, DARN_F16, DARN_F32, DARN_F16)                       \
+    X(DARN_BF16, DARN_F32, DARN_F32, DARN_F32, DARN_BF16)                     \
+    X(DARN_F16, DARN_F32, DARN_F32, DARN_F32, DARN_F16)
+
+/* Groups per thread are instantiated for 1, 2 and 4 (3 runs as 4 with the last group empty). The
+ * launch bound is the block size class, 256 or 512 threads (a row of 512 threads always has K >= 3;
+ * rows of 1024 threads go to the generic kernels), so that a thread may use 255 or 128 registers on
+ * NVIDIA: a bound of 1024 would cap it at 64 and spill the row to the stack. */
+__host__ __device__ constexpr int darn_fast_k(int k) { return k <= 1 ? 1 : k == 2 ? 2 : 4; }
+inline bool darn_fast_geometry_ok(const darn_gpu_geom &g) { return g.k <= 4 && g.block <= 512; }
+
+/* Launch the fast kernel and return true, or return false (nothing launched) when the call is not a
+ * fast configuration. */
+bool darn_launch_fwd_fast(const darn_gpu_fwd_args &a, hipStream_t stream);
+bool darn_launch_bwd_fast(const darn_gpu_bwd_args &a, hipStream_t stream);
+
+#endif /* DARN_HIP_FAST_CONFIGS_H */
