@@ -12,7 +12,7 @@
 /* xhat, gy and g = gy * w' of group j (§6) from the raw h and dy; `gy` may alias `g` when only g is
  * wanted. */
 template <class C>
-__device__ __forceinline__ void bwd_fast_terms(const darn_gpu_bwd_args &a, const darn_raw8<C::RO> &rh,
+__device__ __forceinline__ void bwd_fast_terms(const darn_gpu_bwd_args &a, bool layer, bool zc, const darn_raw8<C::RO> &rh,
                                                const darn_raw8<C::O> &rdy, int64_t j, float mean, float rstd,
                                                float (&xhat)[8], float (&gy)[8], float (&g)[8])
 {
@@ -24,15 +24,15 @@ __device__ __forceinline__ void bwd_fast_terms(const darn_gpu_bwd_args &a, const
     darn_cvt8(w, rw);
 #pragma unroll
     for (int e = 0; e < 8; e++) {
-        const float d = a.layer ? xhat[e] - mean : xhat[e];
+        const float d = layer ? xhat[e] - mean : xhat[e];
         xhat[e] = d * rstd;
-        const float wv = a.zc ? w[e] + 1.0f : w[e];
+        const float wv = zc ? w[e] + 1.0f : w[e];
         g[e] = gy[e] * wv;
     }
 }
 
 template <class C, int K, int MAXT, bool BIAS>
-__global__ void DARN_LAUNCH_BOUNDS(MAXT) darn_bwd_fast(darn_gpu_bwd_args a)
+__global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K == 4 ? 1 : K == 2 ? 3 : 4) darn_bwd_fast(darn_gpu_bwd_args a)
 {
     __shared__ float smem[64];
     const int p = a.geom.p;
@@ -44,11 +44,17 @@ __global__ void DARN_LAUNCH_BOUNDS(MAXT) darn_bwd_fast(darn_gpu_bwd_args a)
     uint64_t seed = 0, offset = 0;
     if (regen) darn_rng_state(a.rng, seed, offset);
 
-    /* Loops are uniform across the block: idle slots shadow row 0 and store nothing. */
-    for (int64_t g0 = (int64_t)blockIdx.x * rpb; g0 < a.chunks; g0 += (int64_t)gridDim.x * rpb) {
-        const int64_t gch = g0 + slot;
+    /* One chunk per slot (G <= 4096 chunks always fit one grid). The row loop is uniform across the
+     * block: idle slots shadow row 0 and store nothing. */
+    {
+        const int64_t gch = (int64_t)blockIdx.x * rpb + slot;
         const bool chunk_on = gch < a.chunks;
-        const int64_t rbeg = gch * a.chunk_rows;
+        /* The first row as a vector value: the row loop's pointer arithmetic then runs on AMD's vector
+         * unit instead of holding 64-bit temporaries in scarce SGPRs (see DARN_TO_VGPR). */
+        uint32_t rb_lo = (uint32_t)(gch * a.chunk_rows), rb_hi = (uint32_t)((uint64_t)(gch * a.chunk_rows) >> 32);
+        DARN_TO_VGPR(rb_lo);
+        DARN_TO_VGPR(rb_hi);
+        const int64_t rbeg = (int64_t)(((uint64_t)rb_hi << 32) | rb_lo);
         float pw[K][8], pb[BIAS ? K : 1][8];
         darn_unroll<K>([&](auto kk) {
             constexpr int k = decltype(kk)::value;
@@ -61,6 +67,7 @@ __global__ void DARN_LAUNCH_BOUNDS(MAXT) darn_bwd_fast(darn_gpu_bwd_args a)
         for (int64_t i = 0; i < a.chunk_rows; i++) {
             const bool on = chunk_on && rbeg + i < a.m;
             const int64_t r = on ? rbeg + i : 0;
+            const bool layer = a.layer, zc = a.zc, has_rs = a.has_rowscale;
 
             /* 1. Loads of h and dy (and mask bytes); keep bits regenerated meanwhile. */
             darn_raw8<C::O> rdy[K] = {};
@@ -78,25 +85,31 @@ __global__ void DARN_LAUNCH_BOUNDS(MAXT) darn_bwd_fast(darn_gpu_bwd_args a)
                     if (a.mask) bits[k] = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
                 }
             });
-            const float rstd = DARN_LDG(a.rstd + r), mean = a.layer ? DARN_LDG(a.mean + r) : 0.0f;
-            const float rs = a.has_rowscale ? DARN_LDG(a.rowscale + r) : 1.0f;
+            const float rstd = DARN_LDG(a.rstd + r), mean = layer ? DARN_LDG(a.mean + r) : 0.0f;
+            const float rs = has_rs ? DARN_LDG(a.rowscale + r) : 1.0f;
             if (regen) {
+                uint32_t s_lo = (uint32_t)seed, s_hi = (uint32_t)(seed >> 32);
+                DARN_TO_VGPR(s_lo);
+                DARN_TO_VGPR(s_hi);
+                const uint64_t row_seed = ((uint64_t)s_hi << 32) | s_lo;
                 darn_unroll<K>([&](auto kk) {
                     constexpr int k = decltype(kk)::value;
                     const int64_t j = t + (int64_t)k * p;
-                    if (j < groups) bits[k] = darn_keep8_aligned(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
+                    if (j < groups) bits[k] = darn_keep8_aligned(row_seed, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
                 });
             }
 
-            /* 2. The row's two sums. Only the raw h and dy stay live across the all-reduce; xhat, gy
-             * and g are recomputed from them afterwards (the weight is re-read from L1). */
+            /* 2. The row's two sums. Nothing of the row but its keep bits stays live across the
+             * all-reduce: step 3 loads h, dy and w again, group by group (cache hits), and recomputes
+             * xhat, gy and g, so a thread needs about half the registers and twice as many rows fit on
+             * an SM/CU. Only dresidual_out, read once from memory, is loaded for all groups at once. */
             float acc[2] = {-0.0f, -0.0f};
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
                 const int64_t j = t + (int64_t)k * p;
                 if (j < groups) {
                     float xhat[8], g[8];
-                    bwd_fast_terms<C>(a, rh[k], rdy[k], j, mean, rstd, xhat, g, g);
+                    bwd_fast_terms<C>(a, layer, zc, rh[k], rdy[k], j, mean, rstd, xhat, g, g);
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
                         const float tt = xhat[e] * g[e];
@@ -107,7 +120,7 @@ __global__ void DARN_LAUNCH_BOUNDS(MAXT) darn_bwd_fast(darn_gpu_bwd_args a)
             });
             darn_row_allreduce<2>(acc, p, smem);
             if (!on) continue;
-            const float c1 = acc[0] / nf, c2 = a.layer ? acc[1] / nf : 0.0f;
+            const float c1 = acc[0] / nf, c2 = layer ? acc[1] / nf : 0.0f;
 
             /* 3. dh -> dresidual, dx; dweight (dbias) terms. */
             const void *drrow = a.dresout ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
@@ -126,11 +139,13 @@ __global__ void DARN_LAUNCH_BOUNDS(MAXT) darn_bwd_fast(darn_gpu_bwd_args a)
                 const int64_t j = t + (int64_t)k * p;
                 if (j < groups) {
                     float xhat[8], gy[8], g[8], dh[8], v[8];
-                    bwd_fast_terms<C>(a, rh[k], rdy[k], j, mean, rstd, xhat, gy, g);
+                    darn_load8(rh[k], hrow, j);
+                    darn_load8(rdy[k], dyrow, j);
+                    bwd_fast_terms<C>(a, layer, zc, rh[k], rdy[k], j, mean, rstd, xhat, gy, g);
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
                         const float xc = xhat[e] * c1;
-                        const float inner = a.layer ? xc + c2 : xc;
+                        const float inner = layer ? xc + c2 : xc;
                         dh[e] = (g[e] - inner) * rstd;
                     }
                     if (drrow) {
@@ -142,7 +157,7 @@ __global__ void DARN_LAUNCH_BOUNDS(MAXT) darn_bwd_fast(darn_gpu_bwd_args a)
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
                         float u = (bits[k] >> e) & 1u ? dh[e] * a.rng.scale : 0.0f;
-                        if (a.has_rowscale) u = u * rs;
+                        if (has_rs) u = u * rs;
                         v[e] = u;
                         const float tw = gy[e] * xhat[e];
                         pw[k][e] = pw[k][e] + tw;
@@ -152,7 +167,7 @@ __global__ void DARN_LAUNCH_BOUNDS(MAXT) darn_bwd_fast(darn_gpu_bwd_args a)
                 }
             });
         }
-        if (!chunk_on) continue;
+        if (!chunk_on) return;
         darn_unroll<K>([&](auto kk) {
             constexpr int k = decltype(kk)::value;
             const int64_t j = t + (int64_t)k * p;
@@ -191,8 +206,7 @@ bool darn_launch_bwd_fast(const darn_gpu_bwd_args &a, hipStream_t stream)
     if (!(a.vec_dy && a.vec_h && a.vec_w && a.vec_dx && (!a.dresout || a.vec_dresout) && (!a.dres || a.vec_dres)))
         return false;
     if (a.partial_b && a.dt_b != a.dt_w) return false;
-    int64_t blocks = (a.chunks + g.rows_per_block - 1) / g.rows_per_block;
-    if (blocks > 65535 * 16) blocks = 65535 * 16;
+    const int64_t blocks = (a.chunks + g.rows_per_block - 1) / g.rows_per_block; /* <= 4096 */
     const dim3 grid((unsigned)blocks), block((unsigned)g.block);
     const int res_dt = a.dres ? a.dt_dres : a.dt_h; /* without a dresidual only h's dtype counts */
 #define DARN_FAST_CASE(X, R, RO, W, O)                                                                      \

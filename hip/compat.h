@@ -32,4 +32,25 @@
 
 #define DARN_LAUNCH_BOUNDS(threads) __launch_bounds__(threads)
 
+/* Makes the compiler forget what it knows about a 32-bit value and move it to a vector register
+ * (AMD), so that nothing derived from it is hoisted out of the loop it sits in or kept in SGPRs. AMD
+ * keeps hoisted wave-uniform values in SGPRs (about 100 of them); a row loop that regenerates dropout
+ * bits would hold the 20 Philox round keys and the uniform halves of the first rounds there and spill.
+ * With the seed in a VGPR per row, the key schedule runs on the vector unit: two adds per round.
+ * NVIDIA has no such split: nothing to do. */
+#if defined(__HIP_PLATFORM_NVIDIA__)
+#define DARN_TO_VGPR(v) ((void)0)
+#else
+#define DARN_TO_VGPR(v) asm volatile("" : "+v"(v))
+#endif /* __HIP_PLATFORM_NVIDIA__ */
+
+/* Launch bound plus an occupancy floor, so the compiler keeps registers within what that occupancy
+ * allows. The second argument of __launch_bounds__ differs: CUDA takes resident blocks per SM, HIP-Clang
+ * takes waves per execution unit (SIMD). `waves` is the AMD floor in waves per SIMD. */
+#if defined(__HIP_PLATFORM_NVIDIA__)
+#define DARN_LAUNCH_BOUNDS_OCC(threads, nv_blocks, amd_waves) __launch_bounds__(threads, nv_blocks)
+#else
+#define DARN_LAUNCH_BOUNDS_OCC(threads, nv_blocks, amd_waves) __launch_bounds__(threads, amd_waves)
+#endif /* __HIP_PLATFORM_NVIDIA__ */
+
 #endif /* DARN_HIP_COMPAT_H */

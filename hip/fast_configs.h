@@ -12,6 +12,7 @@
 
 /* X(x, residual, residual-out, weight, out): same dtype everywhere; 16-bit activations with an fp32
  * residual stream (residual_in_fp32); each of those with fp32 weights (autocast keeps them fp32). */
+#ifndef DARN_FAST_CONFIGS /* a build may narrow the list, e.g. for resource experiments */
 #define DARN_FAST_CONFIGS(X)                                                  \
     X(DARN_F32, DARN_F32, DARN_F32, DARN_F32, DARN_F32)                       \
     X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16)                  \
@@ -22,6 +23,7 @@
     X(DARN_F16, DARN_F16, DARN_F16, DARN_F32, DARN_F16)                       \
     X(DARN_BF16, DARN_F32, DARN_F32, DARN_F32, DARN_BF16)                     \
     X(DARN_F16, DARN_F32, DARN_F32, DARN_F32, DARN_F16)
+#endif /* DARN_FAST_CONFIGS */
 
 /* Groups per thread are instantiated for 1, 2 and 4 (3 runs as 4 with the last group empty). The
  * launch bound is the block size class, 256 or 512 threads (a row of 512 threads always has K >= 3;
