@@ -1,6 +1,7 @@
 /*
  * bwd_fast.hip — the backward for the common case (docs/numerics.md §6): dtypes fixed at compile time
- * (fast_configs.h), N % 8 == 0, every tensor 16-byte aligned, at most 4 groups per thread.
+ * (fast_configs.h), N % 8 == 0, every tensor 16-byte aligned. darn_bwd_fast: at most 4 groups per
+ * thread; darn_bwd_wide: rows of 1024 lanes, any length.
  *
  * Same chunk walk and same bits as darn_bwd_reg (bwd.hip): a slot of P threads takes whole chunks and
  * adds each row's dweight (dbias) terms to register partials in row order. Per row, the loads of h, dy
@@ -32,7 +33,7 @@ __device__ __forceinline__ void bwd_fast_terms(const darn_gpu_bwd_args &a, bool 
 }
 
 template <class C, int K, int MAXT, bool BIAS>
-__global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K == 4 ? 1 : K == 2 ? 3 : 4) darn_bwd_fast(darn_gpu_bwd_args a)
+__global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 3 ? 1 : K == 2 ? 3 : 4) darn_bwd_fast(darn_gpu_bwd_args a)
 {
     __shared__ float smem[64];
     const int p = a.geom.p;
@@ -85,6 +86,21 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K == 
                     if (a.mask) bits[k] = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
                 }
             });
+            /* More bytes in flight without registers: this row's dresidual_out (read in step 3) and the
+             * next row's h and dy go to L2 now. */
+            const bool next_on = on && i + 1 < a.chunk_rows && r + 1 < a.m;
+            const void *drrow = a.dresout ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
+            darn_unroll<K>([&](auto kk) {
+                constexpr int k = decltype(kk)::value;
+                const int64_t j = t + (int64_t)k * p;
+                if (j < groups) {
+                    if (drrow) DARN_PREFETCH_L2((const uint4 *)drrow + j * darn_raw8<C::RO>::words);
+                    if (next_on) {
+                        DARN_PREFETCH_L2((const uint4 *)darn_row_t<C::RO>(a.h, r + 1, a.s_h) + j * darn_raw8<C::RO>::words);
+                        DARN_PREFETCH_L2((const uint4 *)darn_row_t<C::O>(a.dy, r + 1, a.s_dy) + j * darn_raw8<C::O>::words);
+                    }
+                }
+            });
             const float rstd = DARN_LDG(a.rstd + r), mean = layer ? DARN_LDG(a.mean + r) : 0.0f;
             const float rs = has_rs ? DARN_LDG(a.rowscale + r) : 1.0f;
             if (regen) {
@@ -123,7 +139,6 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K == 
             const float c1 = acc[0] / nf, c2 = layer ? acc[1] / nf : 0.0f;
 
             /* 3. dh -> dresidual, dx; dweight (dbias) terms. */
-            const void *drrow = a.dresout ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
             darn_raw8<C::RO> rdr[K] = {};
             if (drrow) {
                 darn_unroll<K>([&](auto kk) {
@@ -179,6 +194,114 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K == 
     }
 }
 
+/* Rows of 1024 lanes (N > 16384): one chunk per block of 1024 threads. The row's two sums take the
+ * thread's groups two at a time; the second pass takes them one at a time (h, dy, dresidual_out,
+ * weight and the chunk partial of a group all in flight together) and keeps the dweight (dbias)
+ * partials in the workspace, each thread re-reading and re-writing its own columns row after row. */
+template <class C, bool BIAS>
+__global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_wide(darn_gpu_bwd_args a)
+{
+    constexpr int B = 2;
+    __shared__ float smem[64];
+    const int p = a.geom.p, t = threadIdx.x;
+    const int64_t groups = a.geom.groups;
+    const float nf = (float)a.n;
+    const bool regen = !a.mask && a.rng.dropout;
+    uint64_t seed = 0, offset = 0;
+    if (regen) darn_rng_state(a.rng, seed, offset);
+    const int64_t gch = blockIdx.x;
+    const int64_t rbeg = gch * a.chunk_rows;
+    const int64_t rend = rbeg + a.chunk_rows < a.m ? rbeg + a.chunk_rows : a.m;
+    float *pw_row = a.partial_w + gch * a.n;
+    float *pb_row = BIAS ? a.partial_b + gch * a.n : nullptr;
+    for (int64_t r = rbeg; r < rend; r++) {
+        const float rstd = DARN_LDG(a.rstd + r), mean = a.layer ? DARN_LDG(a.mean + r) : 0.0f;
+        const float rs = a.has_rowscale ? DARN_LDG(a.rowscale + r) : 1.0f;
+        const void *hrow = darn_row_t<C::RO>(a.h, r, a.s_h);
+        const void *dyrow = darn_row_t<C::O>(a.dy, r, a.s_dy);
+        float acc[2] = {-0.0f, -0.0f};
+        for (int64_t j0 = t; j0 < groups; j0 += (int64_t)B * p) {
+            darn_raw8<C::RO> rh[B] = {};
+            darn_raw8<C::O> rdy[B] = {};
+            darn_unroll<B>([&](auto bb) {
+                constexpr int b = decltype(bb)::value;
+                const int64_t j = j0 + (int64_t)b * p;
+                if (j < groups) {
+                    darn_load8(rh[b], hrow, j);
+                    darn_load8(rdy[b], dyrow, j);
+                }
+            });
+            darn_unroll<B>([&](auto bb) {
+                constexpr int b = decltype(bb)::value;
+                const int64_t j = j0 + (int64_t)b * p;
+                if (j < groups) {
+                    float xhat[8], g[8];
+                    bwd_fast_terms<C>(a, a.layer, a.zc, rh[b], rdy[b], j, mean, rstd, xhat, g, g);
+#pragma unroll
+                    for (int e = 0; e < 8; e++) {
+                        const float tt = xhat[e] * g[e];
+                        acc[0] = acc[0] + tt;
+                        acc[1] = acc[1] + g[e];
+                    }
+                }
+            });
+        }
+        darn_row_allreduce<2>(acc, p, smem);
+        const float c1 = acc[0] / nf, c2 = a.layer ? acc[1] / nf : 0.0f;
+        const void *drrow = a.dresout ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
+        void *dresrow = a.dres ? darn_row_mut_t<C::R>(a.dres, r, a.s_dres) : nullptr;
+        void *dxrow = darn_row_mut_t<C::X>(a.dx, r, a.s_dx);
+        for (int64_t j = t; j < groups; j += p) {
+            darn_raw8<C::RO> rh, rdr = {};
+            darn_raw8<C::O> rdy;
+            darn_raw8<DARN_F32> rpw = {}, rpb = {};
+            darn_load8(rh, hrow, j);
+            darn_load8(rdy, dyrow, j);
+            if (drrow) darn_load8(rdr, drrow, j);
+            if (r != rbeg) {
+                darn_load8_rw(rpw, pw_row, j);
+                if constexpr (BIAS) darn_load8_rw(rpb, pb_row, j);
+            }
+            uint32_t bits = 0xFFu;
+            if (a.mask) bits = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
+            else if (regen) bits = darn_keep8_aligned(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
+            float xhat[8], gy[8], g[8], dh[8], v[8], pw[8], pb[8];
+            bwd_fast_terms<C>(a, a.layer, a.zc, rh, rdy, j, mean, rstd, xhat, gy, g);
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const float xc = xhat[e] * c1;
+                const float inner = a.layer ? xc + c2 : xc;
+                dh[e] = (g[e] - inner) * rstd;
+            }
+            if (drrow) {
+                darn_cvt8(v, rdr);
+#pragma unroll
+                for (int e = 0; e < 8; e++) dh[e] = dh[e] + v[e];
+            }
+            if (dresrow) darn_store8<C::R>(dresrow, j, dh);
+            if (r != rbeg) {
+                darn_cvt8(pw, rpw);
+                darn_cvt8(pb, rpb);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
+            }
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                float u = (bits >> e) & 1u ? dh[e] * a.rng.scale : 0.0f;
+                if (a.has_rowscale) u = u * rs;
+                v[e] = u;
+                const float tw = gy[e] * xhat[e];
+                pw[e] = pw[e] + tw;
+                pb[e] = pb[e] + gy[e];
+            }
+            darn_store8<C::X>(dxrow, j, v);
+            darn_store8<DARN_F32>(pw_row, j, pw);
+            if constexpr (BIAS) darn_store8<DARN_F32>(pb_row, j, pb);
+        }
+    }
+}
+
 template <class C, int K, int MAXT>
 static void launch_k(const darn_gpu_bwd_args &a, dim3 grid, dim3 block, hipStream_t s)
 {
@@ -188,13 +311,20 @@ static void launch_k(const darn_gpu_bwd_args &a, dim3 grid, dim3 block, hipStrea
 
 template <class C> static void launch(const darn_gpu_bwd_args &a, dim3 grid, dim3 block, hipStream_t s)
 {
-    if (a.geom.block > 256) {
-        launch_k<C, 4, 512>(a, grid, block, s);
+    if (a.geom.p == 1024) {
+        if (a.partial_b) hipLaunchKernelGGL((darn_bwd_wide<C, true>), dim3((unsigned)a.chunks), dim3(1024), 0, s, a);
+        else hipLaunchKernelGGL((darn_bwd_wide<C, false>), dim3((unsigned)a.chunks), dim3(1024), 0, s, a);
         return;
     }
-    switch (darn_fast_k(a.geom.k)) {
+    if (a.geom.block > 256) { /* then K is 3 or 4 */
+        if (a.geom.k == 3) launch_k<C, 3, 512>(a, grid, block, s);
+        else launch_k<C, 4, 512>(a, grid, block, s);
+        return;
+    }
+    switch (a.geom.k) {
     case 1: launch_k<C, 1, 256>(a, grid, block, s); break;
     case 2: launch_k<C, 2, 256>(a, grid, block, s); break;
+    case 3: launch_k<C, 3, 256>(a, grid, block, s); break;
     default: launch_k<C, 4, 256>(a, grid, block, s); break;
     }
 }
@@ -202,7 +332,7 @@ template <class C> static void launch(const darn_gpu_bwd_args &a, dim3 grid, dim
 bool darn_launch_bwd_fast(const darn_gpu_bwd_args &a, hipStream_t stream)
 {
     const darn_gpu_geom &g = a.geom;
-    if (!darn_fast_geometry_ok(g) || a.n % 8 != 0 || a.m == 0) return false;
+    if (!(darn_fast_geometry_ok(g) || g.p == 1024) || a.n % 8 != 0 || a.m == 0) return false;
     if (!(a.vec_dy && a.vec_h && a.vec_w && a.vec_dx && (!a.dresout || a.vec_dresout) && (!a.dres || a.vec_dres)))
         return false;
     if (a.partial_b && a.dt_b != a.dt_w) return false;

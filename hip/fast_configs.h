@@ -25,11 +25,10 @@
     X(DARN_F16, DARN_F32, DARN_F32, DARN_F32, DARN_F16)
 #endif /* DARN_FAST_CONFIGS */
 
-/* Groups per thread are instantiated for 1, 2 and 4 (3 runs as 4 with the last group empty). The
+/* Groups per thread are instantiated for 1, 2, 3 and 4. The
  * launch bound is the block size class, 256 or 512 threads (a row of 512 threads always has K >= 3;
  * rows of 1024 threads go to the generic kernels), so that a thread may use 255 or 128 registers on
  * NVIDIA: a bound of 1024 would cap it at 64 and spill the row to the stack. */
-__host__ __device__ constexpr int darn_fast_k(int k) { return k <= 1 ? 1 : k == 2 ? 2 : 4; }
 inline bool darn_fast_geometry_ok(const darn_gpu_geom &g) { return g.k <= 4 && g.block <= 512; }
 
 /* Launch the fast kernel and return true, or return false (nothing launched) when the call is not a
