@@ -8,6 +8,7 @@ import ctypes
 import ctypes.util
 import os
 import re
+import struct
 import threading
 
 # ---- enums and flags (darn.h; values are stable) ----------------------------------------------------------
@@ -131,6 +132,66 @@ class BwdTensors(ctypes.Structure):
 STRUCTS = {"darn_desc": Desc, "darn_fwd_tensors": FwdTensors, "darn_bwd_tensors": BwdTensors}
 
 
+# ---- packed argument blocks (the per-call path) ---------------------------------------------------------------
+# One call writes darn_desc followed by darn_fwd_tensors (or darn_bwd_tensors) into a per-thread buffer with one
+# struct.pack_into, much cheaper than building two ctypes.Structures. The formats are derived from the mirrors'
+# ctypes offsets (explicit padding, no automatic alignment) and checked against them at load time. Pointers are
+# packed as unsigned 64-bit integers (0 for NULL); C float fields round like ctypes (a finite double beyond
+# FLT_MAX must be turned into inf first: see FLT_MAX).
+_PACK_CODES = {_int: "i", _i64: "q", _u64: "Q", _u32: "I", _f32: "f", _f64: "d", _vp: "Q"}
+FLT_MAX = 3.4028234663852886e38
+
+
+def _pack_format(cls):
+    fmt, pos = "", 0
+    for name, typ in cls._fields_:
+        off = getattr(cls, name).offset
+        if off > pos:
+            fmt += "%dx" % (off - pos)
+        fmt += _PACK_CODES[typ]
+        pos = off + ctypes.sizeof(typ)
+    if ctypes.sizeof(cls) > pos:
+        fmt += "%dx" % (ctypes.sizeof(cls) - pos)
+    return fmt
+
+
+DESC_BYTES = ctypes.sizeof(Desc)
+_FWD_PACK = struct.Struct("=" + _pack_format(Desc) + _pack_format(FwdTensors))
+_BWD_PACK = struct.Struct("=" + _pack_format(Desc) + _pack_format(BwdTensors))
+pack_fwd = _FWD_PACK.pack_into  # (buffer, 0, *desc fields, *darn_fwd_tensors fields)
+pack_bwd = _BWD_PACK.pack_into
+_BUF_WORDS = (max(_FWD_PACK.size, _BWD_PACK.size) + 7) // 8
+_tls = threading.local()
+
+
+def call_buffer():
+    """This thread's argument block: (buffer, address of the darn_desc, address of the tensors struct). The C
+    call reads both before it returns, so one buffer per thread serves every call of that thread."""
+    try:
+        return _tls.block
+    except AttributeError:
+        buf = (ctypes.c_uint64 * _BUF_WORDS)()  # 8-byte aligned, like the structs
+        addr = ctypes.addressof(buf)
+        _tls.block = block = (buf, addr, addr + DESC_BYTES)
+        return block
+
+
+def _check_packing():
+    """The packed formats put every field where the ctypes mirror (checked against darn.h) has it."""
+    for pack, tcls in ((_FWD_PACK, FwdTensors), (_BWD_PACK, BwdTensors)):
+        if DESC_BYTES % 8 or pack.size != DESC_BYTES + ctypes.sizeof(tcls):
+            return False
+        fields = [(Desc, n, t) for n, t in Desc._fields_] + [(tcls, n, t) for n, t in tcls._fields_]
+        vals = [0.5 + i if t in (_f32, _f64) else 1000 + i for i, (_, _, t) in enumerate(fields)]
+        buf = (ctypes.c_uint64 * _BUF_WORDS)()
+        pack.pack_into(buf, 0, *vals)
+        d, t = Desc.from_buffer(buf), tcls.from_buffer(buf, DESC_BYTES)
+        for (cls, name, _), v in zip(fields, vals):
+            if getattr(d if cls is Desc else t, name) != v:
+                return False
+    return True
+
+
 # ---- loading -----------------------------------------------------------------------------------------------
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SONAMES = ("libdarn.so.0", "libdarn.so")
@@ -221,7 +282,7 @@ def _check_layout(f):
     d.flags = FLAG_HAS_RESIDUAL
     d.residual_dtype = F16
     ok = ok and f["residual_out_dtype"](ctypes.addressof(d)) == F16
-    if not ok:
+    if not ok or not _check_packing():
         raise ImportError("darn: the ctypes mirror of darn_desc does not match the loaded libdarn (%s); "
                           "this package and the library come from different darn versions" % PATH)
 
@@ -276,6 +337,15 @@ def bwd(desc, t, ws_ptr, ws_bytes, backend, stream):
     st = _bwd(ctypes.addressof(desc), ctypes.addressof(t), ws_ptr, ws_bytes, backend, stream)
     if st:
         raise_status(st, "darn_bwd")
+
+
+def workspace_size_packed(is_fwd, desc_addr, backend):
+    """workspace_size for a darn_desc at desc_addr (a packed argument block)."""
+    n = ctypes.c_size_t(0)
+    st = (_fwd_ws if is_fwd else _bwd_ws)(desc_addr, backend, ctypes.addressof(n))
+    if st:
+        raise_status(st, "darn_%s_workspace_size" % ("fwd" if is_fwd else "bwd"))
+    return n.value
 
 
 def mask_row_bytes(n):

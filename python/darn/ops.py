@@ -1,13 +1,18 @@
 """darn's PyTorch functions: flash-attn's layer_norm_fn / rms_norm_fn over libdarn, with autograd.
 
 Layers:
-- `_fwd_impl` / `_bwd_impl`: one darn_fwd / darn_bwd call on 2-D row tensors (CPU backend for CPU tensors,
-  GPU backend for CUDA/ROCm tensors, on the tensor's device and the current stream).
+- `_fwd_impl` / `_bwd_impl`: one darn_fwd / darn_bwd call on row tensors [..., N] (CPU backend for CPU
+  tensors, GPU backend for CUDA/ROCm tensors, on the tensor's device and the current stream). The arguments
+  are packed into a per-thread block (darn._lib.call_buffer) with one struct.pack_into; workspace sizes are
+  cached per descriptor; the CPU workspace is a per-thread buffer (the CPU call is synchronous).
 - `torch.ops.darn.fwd` / `torch.ops.darn.bwd`: the same as `torch.library.custom_op`s with fake
-  implementations and `register_autograd` (torch >= 2.4), so torch.compile(fullgraph=True) traces them.
+  implementations and `register_autograd` (torch >= 2.4), so torch.compile(fullgraph=True) traces them. A
+  custom op returns tensors only: the outputs it does not produce are empty tensors, mapped back to None by
+  `_op_outputs` (the one contract of all paths: absent = None).
 - `_DarnFn`: a torch.autograd.Function over the same implementations. Eager calls that need gradients use it
-  (lower per-call overhead than the custom-op dispatcher; torch < 2.4 has nothing else); eager calls that
-  need none call `_fwd_impl` directly and skip rstd / mean.
+  (lower per-call overhead than the custom-op dispatcher; torch < 2.4 has nothing else). It returns only
+  (out, residual_out with prenorm, mask) and keeps rstd / mean / the RNG pair for its backward. Eager calls
+  that need no gradient call `_fwd_impl` directly and skip rstd / mean.
 All paths run the same darn calls, so they give the same bits for the same (seed, offset).
 
 Dropout RNG (seed, offset):
@@ -36,8 +41,21 @@ _CODE = {torch.float32: L.F32, torch.float16: L.F16, torch.bfloat16: L.BF16}
 _DTYPE = {v: k for k, v in _CODE.items()}
 _U64 = (1 << 64) - 1
 _I64_HIGH = (1 << 63) - 1
+_FLT_MAX = L.FLT_MAX
+_INF = float("inf")
+_NONE11 = (None,) * 11
 
+# bound once: the per-call path looks nothing up in modules or dicts it does not need
+_empty = torch.empty
+_empty_like = torch.empty_like
+_contiguous_format = torch.contiguous_format
+_uint8 = torch.uint8
+_float32 = torch.float32
+_pack_fwd, _pack_bwd, _call_buffer = L.pack_fwd, L.pack_bwd, L.call_buffer
+_fwd_c, _bwd_c = L._fwd, L._bwd
 _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+_cuda_get_device = getattr(torch._C, "_cuda_getDevice", None)
+_is_capturing = getattr(torch._C, "_cuda_isCurrentStreamCapturing", None)
 _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
 if _is_compiling is None:
     try:
@@ -59,78 +77,124 @@ def _code(dtype, what):
 
 
 def _rows(t):
-    """A 2-D tensor as darn reads it: last dim contiguous and a row stride that is 0 (contiguous) or >= N.
-    Returns (tensor, row stride); copies only when the strides cannot be expressed."""
-    m, n = t.shape
-    if n > 1 and t.stride(1) != 1:
-        t = t.contiguous()
-    if m <= 1:
+    """t [..., N] as darn reads it: rows of N with the last dim contiguous and one row stride that is 0
+    (contiguous) or >= N. Returns (tensor, row stride); copies only when the strides cannot be expressed."""
+    if t.is_contiguous():
         return t, 0
-    s = t.stride(0)
-    if s < n:  # broadcast (stride 0) or overlapping rows
+    shape, stride = t.shape, t.stride()
+    n = shape[-1]
+    if n > 1 and stride[-1] != 1:
         t = t.contiguous()
-        s = n
+        return t, 0
+    # the leading dims must collapse into one dim of rows with a single stride (size-1 dims do not count)
+    s = span = None
+    for d in range(len(shape) - 2, -1, -1):
+        size = shape[d]
+        if size == 1:
+            continue
+        if s is None:
+            s, span = stride[d], stride[d] * size
+        elif stride[d] != span:
+            return t.contiguous(), 0
+        else:
+            span *= size
+    if s is None or t.numel() == 0:  # at most one row (or none)
+        return t, 0
+    if s < n:  # broadcast (stride 0) or overlapping rows
+        return t.contiguous(), 0
     return t, s
 
 
-def _device(t):
-    """(backend, stream, device guard or None) for a call on tensor t's device."""
-    dt = t.device.type
-    if dt == "cpu":
-        return L.BACKEND_CPU, None, None
-    if dt != "cuda":
-        raise TypeError("darn: tensors on %s are not supported (CPU and CUDA/ROCm tensors are)" % t.device)
-    if not L.gpu_available():
-        raise RuntimeError("darn: %s has no usable GPU backend (built with DARN_GPU=none, or no device visible "
-                           "to it); CUDA tensors need libdarn built with DARN_GPU=nvidia (CUDA PyTorch) or "
-                           "DARN_GPU=amd (ROCm PyTorch)" % L.PATH)
-    idx = t.device.index
-    guard = torch.cuda.device(idx) if idx != torch.cuda.current_device() else None
+_gpu_ok = False
+
+
+def _gpu(t):
+    """(stream, device index to switch to or -1) for a darn call on CUDA/ROCm tensor t: its device's current
+    stream, and the device when it is not the current one."""
+    global _gpu_ok
+    if not _gpu_ok:
+        if not L.gpu_available():
+            raise RuntimeError("darn: %s has no usable GPU backend (built with DARN_GPU=none, or no device "
+                               "visible to it); CUDA tensors need libdarn built with DARN_GPU=nvidia (CUDA "
+                               "PyTorch) or DARN_GPU=amd (ROCm PyTorch)" % L.PATH)
+        _gpu_ok = True
+    idx = t.get_device()
+    cur = _cuda_get_device() if _cuda_get_device is not None else torch.cuda.current_device()
     stream = _raw_stream(idx) if _raw_stream is not None else torch.cuda.current_stream(idx).cuda_stream
-    return L.BACKEND_GPU, stream, guard
+    return stream, (idx if idx != cur else -1)
+
+
+def _backend(t):
+    """(backend, stream, device switch) for a call on tensor t's device."""
+    if t.is_cuda:
+        stream, switch = _gpu(t)
+        return L.BACKEND_GPU, stream, switch
+    if not t.is_cpu:
+        raise TypeError("darn: tensors on %s are not supported (CPU and CUDA/ROCm tensors are)" % t.device)
+    return L.BACKEND_CPU, None, -1
 
 
 _ws_cache = {}
-_WS_KEY_END = L.Desc.seed.offset
+_CPU = L.BACKEND_CPU
+_CPU_WS_CACHED = 16 << 20  # larger CPU workspaces are allocated per call
+_ws_tls = L.threading.local()
 
 
-def _call(kind, backend, stream, guard, desc, tensors, device):
-    """Workspace (a torch tensor from the caching allocator, stream-ordered) plus the darn call."""
-    key = (kind, backend, bytes(desc)[:_WS_KEY_END])  # a function of the descriptor (less the RNG state)
+def _cpu_workspace(nbytes):
+    """Address of this thread's CPU workspace, at least nbytes, 64-byte aligned (darn needs 16)."""
+    ws = getattr(_ws_tls, "ws", None)
+    if ws is None or ws[1] < nbytes:
+        size = max(nbytes, min(2 * ws[1], _CPU_WS_CACHED) if ws is not None else 0)
+        buf = L.ctypes.create_string_buffer(size + 64)
+        addr = L.ctypes.addressof(buf)
+        addr += -addr % 64
+        _ws_tls.ws = ws = (addr, size, buf)
+    return ws[0]
+
+
+def _launch(is_fwd, block, key, backend, stream, switch, dev):
+    """Workspace (a torch tensor from the caching allocator, stream-ordered; its size cached per descriptor,
+    less the RNG state) plus the darn call on the packed argument block."""
     ws_bytes = _ws_cache.get(key)
     if ws_bytes is None:
-        ws_bytes = L.workspace_size(kind, desc, backend)
+        ws_bytes = L.workspace_size_packed(is_fwd, block[1], backend)
         if len(_ws_cache) > 4096:
             _ws_cache.clear()
         _ws_cache[key] = ws_bytes
-    ws = torch.empty(ws_bytes, dtype=torch.uint8, device=device) if ws_bytes else None
-    fn = L.fwd if kind == "fwd" else L.bwd
-    if guard is None:
-        fn(desc, tensors, ws.data_ptr() if ws is not None else None, ws_bytes, backend, stream)
+    if not ws_bytes:
+        wp = None
+    elif backend == _CPU and ws_bytes <= _CPU_WS_CACHED:
+        wp = _cpu_workspace(ws_bytes)  # the CPU call is synchronous: one buffer per thread serves every call
     else:
-        with guard:
-            fn(desc, tensors, ws.data_ptr() if ws is not None else None, ws_bytes, backend, stream)
+        ws = _empty(ws_bytes, dtype=_uint8, device=dev)  # alive until the call returns (stream-ordered reuse)
+        wp = ws.data_ptr()
+    fn = _fwd_c if is_fwd else _bwd_c
+    if switch < 0:
+        st = fn(block[1], block[2], wp, ws_bytes, backend, stream)
+    else:
+        with torch.cuda.device(switch):
+            st = fn(block[1], block[2], wp, ws_bytes, backend, stream)
+    if st:
+        L.raise_status(st, "darn_fwd" if is_fwd else "darn_bwd")
 
 
-def _draw_rng(x, p, seed, offset, graph_safe):
-    """(rng tensor or None, seed, offset, device pointer or None): see the module docstring. rng is int64 [2]
-    holding (seed, offset) as two's-complement bits; None with p = 0."""
-    if p == 0.0:
-        return None, 0, 0, None
+def _draw_rng(x, seed, offset, graph_safe):
+    """(rng, seed, offset, device pointer or 0) for dropout_p > 0: see the module docstring. rng is the pair
+    the backward needs: a (seed, offset) tuple of Python ints when the values are known on the host, else the
+    int64 [2] device tensor darn reads them from (two's-complement bits)."""
     if seed is not None:
         s, o = seed & _U64, offset & _U64
-        return torch.tensor([_signed(s), _signed(o)], dtype=torch.int64), s, o, None
+        return (s, o), s, o, 0
     if x.is_cuda:
-        if not graph_safe and not torch.cuda.is_current_stream_capturing():
-            so = _philox_take(torch.cuda.default_generators[x.device.index], max(4, (x.numel() + 3) // 4 * 4))
+        if not graph_safe and not (_is_capturing() if _is_capturing is not None
+                                   else torch.cuda.is_current_stream_capturing()):
+            so = _philox_take(torch.cuda.default_generators[x.get_device()], max(4, (x.numel() + 3) // 4 * 4))
             if so is not None:
-                s, o = so
-                return torch.tensor([_signed(s), _signed(o)], dtype=torch.int64), s, o, None
+                return so, so[0], so[1], 0
         rng = torch.randint(0, _I64_HIGH, (2,), dtype=torch.int64, device=x.device)
         return rng, 0, 0, rng.data_ptr()
-    rng = torch.randint(0, _I64_HIGH, (2,), dtype=torch.int64)
-    s, o = rng.tolist()
-    return rng, s, o, None
+    s, o = torch.randint(0, _I64_HIGH, (2,), dtype=torch.int64).tolist()
+    return (s, o), s, o, 0
 
 
 _HAS_GET_OFFSET = hasattr(torch.Generator, "get_offset") and hasattr(torch.Generator, "set_offset")
@@ -160,25 +224,41 @@ def _signed(v):
     return v - (1 << 64) if v >= (1 << 63) else v
 
 
+def _rng_tensor(rng):
+    """The rng of _fwd_impl as a tensor (the custom op's output): a host pair becomes a CPU int64 [2]."""
+    if rng is None:
+        return torch.empty(0, dtype=torch.int64)
+    if isinstance(rng, tuple):
+        return torch.tensor([_signed(rng[0]), _signed(rng[1])], dtype=torch.int64)
+    return rng
+
+
 def _rng_of(rng):
-    """(seed, offset, device pointer or None) back from an rng tensor made by _draw_rng."""
-    if rng is None or rng.numel() == 0:
-        return 0, 0, None
+    """(seed, offset, device pointer or 0) back from an rng of _fwd_impl (None, a host pair or a tensor)."""
+    if rng is None:
+        return 0, 0, 0
+    if isinstance(rng, tuple):
+        return rng[0], rng[1], 0
+    if rng.numel() == 0:
+        return 0, 0, 0
     if rng.is_cuda:
         return 0, 0, rng.data_ptr()
     s, o = rng.tolist()
-    return s & _U64, o & _U64, None
+    return s & _U64, o & _U64, 0
 
 
 # ---- the two calls ------------------------------------------------------------------------------------------
 def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
               residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset,
               graph_safe=False, stats=True):
-    """darn_fwd on 2-D x [M, N]. Returns (out, residual_out, mask, rstd, mean, rng); residual_out / mask /
-    mean / rng are None when not produced; mask is darn's packed layout [M, mask_row_bytes(N)] uint8; rng
-    the int64 (seed, offset) pair the backward needs. `prenorm` is only used by the autograd formulas."""
-    m, n = x.shape
-    backend, stream, guard = _device(x)
+    """darn_fwd on x [..., N] (rows: the leading dims; residual has x's shape). Returns (out, resout, mask, rstd,
+    mean, rng): out / resout have x's shape; resout / mask / mean / rng are None when not produced (rstd too
+    with stats=False); mask is darn's packed layout [M, mask_row_bytes(N)] uint8; rng what the backward needs
+    for the (seed, offset) pair (see _draw_rng). `prenorm` is only used by the autograd formulas."""
+    shape = x.shape
+    n = shape[-1]
+    m = shape[0] if len(shape) == 2 else (x.numel() // n if n else 0)
+    backend, stream, switch = _backend(x)
     dev = x.device
     xc = _CODE.get(x.dtype)
     wc = _CODE.get(weight.dtype)
@@ -188,54 +268,81 @@ def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, 
     x, sx = _rows(x)
     if residual is not None:
         flags |= L.FLAG_HAS_RESIDUAL
-        rc = _code(residual.dtype, "residual")
+        rc = _CODE.get(residual.dtype)
+        if rc is None:
+            _code(residual.dtype, "residual")
         residual, sr = _rows(residual)
         rptr = residual.data_ptr()
     else:
-        rc, sr, rptr = xc, 0, None
-    rd = L.F32 if residual_in_fp32 else rc
+        rc, sr, rptr = xc, 0, 0
     if residual_in_fp32:
         flags |= L.FLAG_RESIDUAL_IN_FP32
+        rd = L.F32
+    else:
+        rd = rc
     if bias is not None:
         flags |= L.FLAG_HAS_BIAS
-        bc = _code(bias.dtype, "bias")
+        bc = _CODE.get(bias.dtype)
+        if bc is None:
+            _code(bias.dtype, "bias")
         bptr = bias.data_ptr()
     else:
-        bc, bptr = wc, None
+        bc, bptr = wc, 0
     if rowscale is not None:
         flags |= L.FLAG_HAS_ROWSCALE
         rsptr = rowscale.data_ptr()
     else:
-        rsptr = None
-    out = torch.empty((m, n), dtype=_DTYPE[out_dtype], device=dev)
-    resout = torch.empty((m, n), dtype=_DTYPE[rd], device=dev) if store_residual_out else None
-    mask = torch.empty((m, L.mask_row_bytes(n)), dtype=torch.uint8, device=dev) if store_mask else None
-    if stats:  # rstd / mean: only the backward needs them
-        rstd = torch.empty(m, dtype=torch.float32, device=dev)
-        mean = None if is_rms_norm else torch.empty(m, dtype=torch.float32, device=dev)
+        rsptr = 0
+    # outputs: x's shape, contiguous (empty_like: no shape / device parsing)
+    out = _empty_like(x, dtype=_DTYPE[out_dtype], memory_format=_contiguous_format)
+    if store_residual_out:
+        resout = _empty_like(x, dtype=_DTYPE[rd], memory_format=_contiguous_format)
+        roptr = resout.data_ptr()
     else:
-        rstd = mean = None
-    rng, s, o, dptr = _draw_rng(x, dropout_p, seed, offset, graph_safe)
+        resout, roptr = None, 0
+    if store_mask:
+        mask = _empty((m, L.mask_row_bytes(n)), dtype=_uint8, device=dev)
+        mptr = mask.data_ptr()
+    else:
+        mask, mptr = None, 0
+    rstd = mean = None
+    rstdptr = meanptr = 0
+    if stats:  # rstd / mean: only the backward needs them
+        rstd = _empty(m, dtype=_float32, device=dev)
+        rstdptr = rstd.data_ptr()
+        if not is_rms_norm:
+            mean = _empty(m, dtype=_float32, device=dev)
+            meanptr = mean.data_ptr()
+    if dropout_p == 0.0:
+        rng, s, o, dptr = None, 0, 0, 0
+    else:
+        rng, s, o, dptr = _draw_rng(x, seed, offset, graph_safe)
+    if eps > _FLT_MAX:  # as a C float: rounds like ctypes (inf beyond FLT_MAX, which darn rejects)
+        eps = L._f32(eps).value
+    dv = (L.RMSNORM if is_rms_norm else L.LAYERNORM, m, n, xc, rc, wc, bc, out_dtype, flags, eps, dropout_p)
+    block = _call_buffer()
     # darn reads seed = *dptr and offset = *(dptr + 1) + desc.offset (here 0) when the kernel runs
-    d = L.Desc(L.RMSNORM if is_rms_norm else L.LAYERNORM, m, n, xc, rc, wc, bc, out_dtype, flags, eps, dropout_p,
-               s, o, dptr, dptr + 8 if dptr is not None else None)
-    t = L.FwdTensors(x.data_ptr(), sx, rptr, sr, rsptr, weight.data_ptr(), bptr, out.data_ptr(), 0,
-                     resout.data_ptr() if resout is not None else None, 0,
-                     mask.data_ptr() if mask is not None else None, rstd.data_ptr() if rstd is not None else None,
-                     mean.data_ptr() if mean is not None else None)
-    _call("fwd", backend, stream, guard, d, t, dev)
+    _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0,
+              x.data_ptr(), sx, rptr, sr, rsptr, weight.data_ptr(), bptr, out.data_ptr(), 0, roptr, 0, mptr,
+              rstdptr, meanptr)
+    _launch(True, block, (True, backend, dv), backend, stream, switch, dev)
     return out, resout, mask, rstd, mean, rng
 
 
 def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p, is_rms_norm,
               zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype, bias_dtype, want_dresidual):
-    """darn_bwd on 2-D dy [M, N]. residual_dtype / bias_dtype are -1 without a residual / bias; mask, rng,
-    mean, rowscale and dresidual_out may be None (or empty). Returns (dx, dresidual, dweight, dbias);
-    dresidual / dbias are None when not produced."""
-    m, n = dy.shape
-    backend, stream, guard = _device(dy)
+    """darn_bwd on dy [..., N] (h and dresidual_out have its shape). residual_dtype / bias_dtype are -1 without a
+    residual / bias; mask, rng, mean, rowscale and dresidual_out may be None (or empty). Returns (dx, dresidual,
+    dweight, dbias), dx / dresidual of dy's shape; dresidual / dbias are None when not produced."""
+    shape = dy.shape
+    n = shape[-1]
+    m = shape[0] if len(shape) == 2 else (dy.numel() // n if n else 0)
+    backend, stream, switch = _backend(dy)
     dev = dy.device
-    wc = _code(weight.dtype, "weight")
+    wc = _CODE.get(weight.dtype)
+    oc = _CODE.get(dy.dtype)
+    if wc is None or oc is None:
+        _code(weight.dtype, "weight"), _code(dy.dtype, "dy")
     flags = L.FLAG_ZERO_CENTERED_WEIGHT if zero_centered_weight else 0
     if residual_in_fp32:
         flags |= L.FLAG_RESIDUAL_IN_FP32
@@ -251,38 +358,52 @@ def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps
         bc = wc
     if rowscale is not None:
         flags |= L.FLAG_HAS_ROWSCALE
+        rsptr = rowscale.data_ptr()
+    else:
+        rsptr = 0
     s, o, dptr = _rng_of(rng)
-    d = L.Desc(L.RMSNORM if is_rms_norm else L.LAYERNORM, m, n, x_dtype, rc, wc, bc, _code(dy.dtype, "dy"), flags,
-               eps, dropout_p, s, o, dptr, dptr + 8 if dptr is not None else None)
     dy, sdy = _rows(dy)
     h, sh = _rows(h)
     if dresidual_out is not None:
         dresidual_out, sdro = _rows(dresidual_out)
+        droptr = dresidual_out.data_ptr()
     else:
-        sdro = 0
-    dx = torch.empty((m, n), dtype=_DTYPE[x_dtype], device=dev)
-    dres = torch.empty((m, n), dtype=_DTYPE[residual_dtype], device=dev) if want_dresidual and residual_dtype >= 0 \
-        else None
-    dw = torch.empty(n, dtype=weight.dtype, device=dev)
-    db = torch.empty(n, dtype=_DTYPE[bias_dtype], device=dev) if bias_dtype >= 0 else None
-    t = L.BwdTensors(dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
-                     mean.data_ptr() if mean is not None and not is_rms_norm else None,
-                     rowscale.data_ptr() if rowscale is not None else None,
-                     dresidual_out.data_ptr() if dresidual_out is not None else None, sdro,
-                     mask.data_ptr() if mask is not None and mask.numel() > 0 else None,
-                     dx.data_ptr(), 0, dres.data_ptr() if dres is not None else None, 0, dw.data_ptr(),
-                     db.data_ptr() if db is not None else None)
-    _call("bwd", backend, stream, guard, d, t, dev)
+        sdro = droptr = 0
+    dx = _empty_like(dy, dtype=_DTYPE[x_dtype], memory_format=_contiguous_format)
+    if want_dresidual and residual_dtype >= 0:
+        dres = _empty_like(dy, dtype=_DTYPE[residual_dtype], memory_format=_contiguous_format)
+        dresptr = dres.data_ptr()
+    else:
+        dres, dresptr = None, 0
+    dw = _empty(n, dtype=weight.dtype, device=dev)
+    if bias_dtype >= 0:
+        db = _empty(n, dtype=_DTYPE[bias_dtype], device=dev)
+        dbptr = db.data_ptr()
+    else:
+        db, dbptr = None, 0
+    if eps > _FLT_MAX:
+        eps = L._f32(eps).value
+    dv = (L.RMSNORM if is_rms_norm else L.LAYERNORM, m, n, x_dtype, rc, wc, bc, oc, flags, eps, dropout_p)
+    block = _call_buffer()
+    _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0,
+              dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
+              mean.data_ptr() if mean is not None and not is_rms_norm else 0, rsptr, droptr, sdro,
+              mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
+              dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr)
+    _launch(False, block, (False, backend, dv), backend, stream, switch, dev)
     return dx, dres, dw, db
 
 
 # ---- autograd formulas, shared by the autograd.Function and the custom op ----------------------------------
 def _setup_context(ctx, inputs, output):
+    """The custom op's setup_context: output is the op's 6 tensors (absent ones empty)."""
     (x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32,
      out_dtype, store_residual_out, store_mask, prenorm, seed, offset) = inputs[:16]
     out, resout, mask, rstd, mean, rng = output
     h = resout if store_residual_out else x
     ctx.save_for_backward(h, weight, rstd, mean, rowscale, mask if store_mask else None, rng)
+    ctx.rng_host = None
+    ctx.out_code = out_dtype
     ctx.cfg = (eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32, _CODE[x.dtype],
                _CODE[residual.dtype] if residual is not None else -1,
                _CODE[bias.dtype] if bias is not None else -1,
@@ -291,6 +412,8 @@ def _setup_context(ctx, inputs, output):
 
 def _grads(ctx, dout, dresout, bwd):
     h, weight, rstd, mean, rowscale, mask, rng = ctx.saved_tensors
+    if ctx.rng_host is not None:
+        rng = ctx.rng_host
     eps, p, is_rms, zc, rfp32, x_code, res_code, bias_code, use_dresout = ctx.cfg
     if dout is None:  # only the prenorm output was used
         dout = torch.zeros(h.shape, dtype=_DTYPE[ctx.out_code], device=h.device)
@@ -300,20 +423,45 @@ def _grads(ctx, dout, dresout, bwd):
     return (dx, dw, db if bias_code >= 0 else None, dres if want_dres else None, None)
 
 
+def _fn_backward(ctx, dout, dresout):
+    return _grads(ctx, dout, dresout, _bwd_impl) + _NONE11
+
+
+_fn_backward_once = torch.autograd.function.once_differentiable(_fn_backward)
+
+
 class _DarnFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, *inputs):
-        output = _fwd_impl(*inputs)
-        ctx.set_materialize_grads(False)
-        ctx.out_code = inputs[10]
-        _setup_context(ctx, inputs, output)
-        ctx.mark_non_differentiable(*[t for t in output[2:] if t is not None])
-        return output
+    """Eager autograd path. Returns (out, residual_out or None, mask or None): residual_out only with prenorm
+    (the backward keeps it as h either way), mask only with store_mask (non-differentiable); rstd / mean / the
+    (seed, offset) pair are saved for the backward, not returned (fewer outputs: less autograd bookkeeping).
+    saved_tensors: (h, weight, rstd, mean, rowscale, mask, rng), rng the device (seed, offset) tensor when darn
+    read the pair from device memory (else None, and ctx.rng_host holds it)."""
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, dout, dresout, *unused):
-        return _grads(ctx, dout, dresout, _bwd_impl) + (None,) * 11
+    def forward(ctx, x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
+                residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset):
+        out, resout, mask, rstd, mean, rng = _fwd_impl(
+            x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
+            residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset)
+        ctx.set_materialize_grads(False)
+        if rng.__class__ is tuple:
+            ctx.rng_host, rng = rng, None
+        else:
+            ctx.rng_host = None
+        ctx.save_for_backward(resout if store_residual_out else x, weight, rstd, mean, rowscale, mask, rng)
+        ctx.out_code = out_dtype
+        ctx.cfg = (eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32, _CODE[x.dtype],
+                   -1 if residual is None else _CODE[residual.dtype], -1 if bias is None else _CODE[bias.dtype],
+                   bool(prenorm and store_residual_out))
+        if mask is not None:
+            ctx.mark_non_differentiable(mask)
+        return out, (resout if prenorm else None), mask
+
+    @staticmethod
+    def backward(ctx, dout, dresout, _dmask):
+        if torch.is_grad_enabled():  # create_graph=True: the results must refuse a second backward
+            return _fn_backward_once(ctx, dout, dresout)
+        return _fn_backward(ctx, dout, dresout)
 
 
 # ---- the custom ops (registered with torch >= 2.4; the bodies and fakes exist on every torch, for tests) ------
@@ -330,9 +478,17 @@ def _fwd_op_body(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_nor
         mask = torch.empty(0, dtype=torch.uint8, device=x.device)
     if mean is None:
         mean = torch.empty(0, dtype=torch.float32, device=x.device)
-    if rng is None:
-        rng = torch.empty(0, dtype=torch.int64)
-    return out, resout, mask, rstd, mean, rng
+    return out, resout, mask, rstd, mean, _rng_tensor(rng)
+
+
+def _op_outputs(outputs, store_residual_out, store_mask, is_rms_norm, dropout_p):
+    """darn::fwd's 6 tensors with the absent ones (empty tensors: a custom op returns tensors only) mapped back
+    to None, as _fwd_impl returns them: residual_out without store_residual_out, mask without store_mask, mean
+    with RMSNorm, rng with dropout_p = 0. (An empty tensor alone cannot tell: with M = 0 a present output is
+    empty too.)"""
+    out, resout, mask, rstd, mean, rng = outputs
+    return (out, resout if store_residual_out else None, mask if store_mask else None, rstd,
+            None if is_rms_norm else mean, rng if dropout_p > 0.0 else None)
 
 
 def _fwd_fake(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
@@ -376,7 +532,6 @@ def _bwd_fake(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps
 
 
 def _op_setup_context(ctx, inputs, output):
-    ctx.out_code = inputs[10]
     _setup_context(ctx, inputs, output)
 
 
@@ -418,10 +573,15 @@ if HAS_CUSTOM_OP:
 
 
 # ---- flash-attn's functions ---------------------------------------------------------------------------------
+# The eager custom-op entry point, or None (torch < 2.4). A module global so that the wrapper's op path is
+# testable eagerly (tests substitute an emulation of the op on older torch).
+_op_fwd = torch.ops.darn.fwd if HAS_CUSTOM_OP else None
+
+
 def _unpack_mask(packed, m, n, shape):
     shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
     bits = (packed.unsqueeze(-1) >> shifts) & 1
-    return bits.reshape(m, -1)[:, :n].bool().reshape(shape)
+    return bits.flatten(1)[:, :n].bool().reshape(shape)  # flatten, not reshape(m, -1): M may be 0
 
 
 def _check_vector(t, n, what, dev):
@@ -433,6 +593,105 @@ def _check_vector(t, n, what, dev):
         raise ValueError("darn: %s is on %s but x is on %s" % (what, t.device, dev))
     if t.dtype not in _CODE:
         _code(t.dtype, what)
+
+
+def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm, residual_in_fp32,
+             zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out, residual_out, seed, offset):
+    """layer_norm_fn's body, positional (rms_norm_fn calls it without a second keyword-argument pass)."""
+    if x1 is not None or weight1 is not None or bias1 is not None:
+        raise NotImplementedError("darn: x1 / weight1 / bias1 (flash-attn's parallel-residual / two-weight "
+                                  "variant) are not supported yet")
+    if out is not None or residual_out is not None:
+        raise NotImplementedError("darn: preallocated out= / residual_out= are not supported yet; darn "
+                                  "allocates its outputs")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError("darn: x must be a torch.Tensor, got %s" % type(x).__name__)
+    shape = x.shape
+    nd = len(shape)
+    if nd < 1 or shape[-1] < 1:
+        raise ValueError("darn: x has shape %s; it needs a last dim N >= 1" % (tuple(shape),))
+    dropout_p = float(dropout_p)
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError("darn: dropout_p = %r, must be in [0, 1]" % dropout_p)
+    if seed is None and offset != 0:
+        raise ValueError("darn: offset= needs seed=; without seed the (seed, offset) pair comes from the generator")
+    eps = float(eps)
+    if not 0.0 < eps < _INF:
+        raise ValueError("darn: eps = %r, must be finite and > 0" % eps)
+    n = shape[-1]
+    dev = x.device
+    xdt = x.dtype
+    if xdt not in _CODE:
+        _code(xdt, "x")
+    _check_vector(weight, n, "weight", dev)
+    if not weight.is_contiguous():
+        weight = weight.contiguous()
+    if bias is not None:
+        _check_vector(bias, n, "bias", dev)
+        if not bias.is_contiguous():
+            bias = bias.contiguous()
+    if residual is not None:
+        if not isinstance(residual, torch.Tensor):
+            raise TypeError("darn: residual must be a torch.Tensor, got %s" % type(residual).__name__)
+        if residual.shape != shape:
+            raise ValueError("darn: residual has shape %s, x has %s" % (tuple(residual.shape), tuple(shape)))
+        if residual.device != dev:
+            raise ValueError("darn: residual is on %s but x is on %s" % (residual.device, dev))
+        if residual.dtype not in _CODE:
+            _code(residual.dtype, "residual")
+    if rowscale is not None:
+        m = x.numel() // n
+        if rowscale.numel() != m:
+            raise ValueError("darn: rowscale has %d elements, expected %d (one per row of x)" % (rowscale.numel(), m))
+        if rowscale.device != dev:
+            raise ValueError("darn: rowscale is on %s but x is on %s" % (rowscale.device, dev))
+        if rowscale.dim() != 1:
+            rowscale = rowscale.reshape(-1)
+        rowscale = rowscale.to(torch.float32).contiguous()
+    out_code = _CODE.get(xdt if out_dtype is None else out_dtype)
+    if out_code is None:
+        _code(out_dtype, "out_dtype")
+    rfp32 = residual is None and bool(residual_in_fp32)  # flash-attn: with a residual, h has its dtype
+    h_is_x = (residual is None and rowscale is None and dropout_p == 0.0 and not (rfp32 and xdt != torch.float32))
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+        or (residual is not None and residual.requires_grad))
+    store_resout = not h_is_x and (prenorm or needs_grad)
+    store_mask = dropout_p > 0.0 and bool(return_dropout_mask)
+    prenorm = bool(prenorm)
+    if seed is not None:
+        seed, offset = _signed(int(seed) & _U64), _signed(int(offset) & _U64)
+    else:
+        offset = 0
+    if _op_fwd is not None and _is_compiling():
+        # the custom op (2-D rows); what it does not produce comes back as empty tensors: None here, as on the
+        # eager paths
+        x2 = x if nd == 2 else x.reshape(-1, n)
+        r2 = residual if residual is None or nd == 2 else residual.reshape(-1, n)
+        y, resout, mask, _, _, _ = _op_outputs(
+            _op_fwd(x2, weight, bias, r2, rowscale, eps, dropout_p, bool(is_rms_norm), bool(zero_centered_weight),
+                    rfp32, out_code, store_resout, store_mask, prenorm, seed, offset),
+            store_resout, store_mask, is_rms_norm, dropout_p)
+        if nd != 2:
+            y = y.reshape(shape)
+            if store_resout:
+                resout = resout.reshape(shape)
+    elif needs_grad:
+        y, resout, mask = _DarnFn.apply(x, weight, bias, residual, rowscale, eps, dropout_p, bool(is_rms_norm),
+                                        bool(zero_centered_weight), rfp32, out_code, store_resout, store_mask,
+                                        prenorm, seed, offset)
+    else:  # nothing to differentiate: skip autograd's bookkeeping and rstd / mean
+        y, resout, mask, _, _, _ = _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm,
+                                             zero_centered_weight, rfp32, out_code, store_resout, store_mask,
+                                             prenorm, seed, offset, False, False)
+    if not prenorm and not return_dropout_mask:
+        return y
+    res = [y]
+    if prenorm:
+        res.append(resout if store_resout else x)
+    if return_dropout_mask:
+        res += [_unpack_mask(mask, x.numel() // n, n, shape) if store_mask else None, None]
+    return tuple(res)
 
 
 def layer_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=None, eps=1e-6, dropout_p=0.0,
@@ -450,91 +709,15 @@ def layer_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=N
     default generator (see darn.ops). Not supported (NotImplementedError): x1 / weight1 / bias1, out=,
     residual_out=.
     """
-    if x1 is not None or weight1 is not None or bias1 is not None:
-        raise NotImplementedError("darn: x1 / weight1 / bias1 (flash-attn's parallel-residual / two-weight "
-                                  "variant) are not supported yet")
-    if out is not None or residual_out is not None:
-        raise NotImplementedError("darn: preallocated out= / residual_out= are not supported yet; darn "
-                                  "allocates its outputs")
-    if not isinstance(x, torch.Tensor):
-        raise TypeError("darn: x must be a torch.Tensor, got %s" % type(x).__name__)
-    shape = x.shape
-    if len(shape) < 1 or shape[-1] < 1:
-        raise ValueError("darn: x has shape %s; it needs a last dim N >= 1" % (tuple(shape),))
-    dropout_p = float(dropout_p)
-    if not 0.0 <= dropout_p <= 1.0:
-        raise ValueError("darn: dropout_p = %r, must be in [0, 1]" % dropout_p)
-    if seed is None and offset != 0:
-        raise ValueError("darn: offset= needs seed=; without seed the (seed, offset) pair comes from the generator")
-    eps = float(eps)
-    if not 0.0 < eps < float("inf"):
-        raise ValueError("darn: eps = %r, must be finite and > 0" % eps)
-    n = shape[-1]
-    dev = x.device
-    if x.dtype not in _CODE:
-        _code(x.dtype, "x")
-    _check_vector(weight, n, "weight", dev)
-    if not weight.is_contiguous():
-        weight = weight.contiguous()
-    if bias is not None:
-        _check_vector(bias, n, "bias", dev)
-        if not bias.is_contiguous():
-            bias = bias.contiguous()
-    x2 = x if len(shape) == 2 else x.reshape(-1, n)
-    m = x2.shape[0]
-    if residual is not None:
-        if not isinstance(residual, torch.Tensor):
-            raise TypeError("darn: residual must be a torch.Tensor, got %s" % type(residual).__name__)
-        if residual.shape != shape:
-            raise ValueError("darn: residual has shape %s, x has %s" % (tuple(residual.shape), tuple(shape)))
-        if residual.device != dev:
-            raise ValueError("darn: residual is on %s but x is on %s" % (residual.device, dev))
-        if residual.dtype not in _CODE:
-            _code(residual.dtype, "residual")
-        if len(shape) != 2:
-            residual = residual.reshape(-1, n)
-    if rowscale is not None:
-        if rowscale.numel() != m:
-            raise ValueError("darn: rowscale has %d elements, expected %d (one per row of x)" % (rowscale.numel(), m))
-        if rowscale.device != dev:
-            raise ValueError("darn: rowscale is on %s but x is on %s" % (rowscale.device, dev))
-        rowscale = rowscale.reshape(-1).to(torch.float32).contiguous()
-    out_code = _CODE.get(out_dtype if out_dtype is not None else x.dtype)
-    if out_code is None:
-        _code(out_dtype, "out_dtype")
-    rfp32 = bool(residual_in_fp32) and residual is None  # flash-attn: with a residual, h has its dtype
-    h_is_x = (residual is None and rowscale is None and dropout_p == 0.0
-              and not (rfp32 and x.dtype != torch.float32))
-    needs_grad = torch.is_grad_enabled() and (
-        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
-        or (residual is not None and residual.requires_grad))
-    store_resout = not h_is_x and (prenorm or needs_grad)
-    store_mask = return_dropout_mask and dropout_p > 0.0
-    args = (x2, weight, bias, residual, rowscale, eps, dropout_p, bool(is_rms_norm), bool(zero_centered_weight),
-            rfp32, out_code, bool(store_resout), bool(store_mask), bool(prenorm),
-            None if seed is None else _signed(int(seed) & _U64), _signed(int(offset) & _U64))
-    if HAS_CUSTOM_OP and _is_compiling():
-        y, resout, mask, _, _, _ = torch.ops.darn.fwd(*args)
-    elif needs_grad:
-        y, resout, mask, _, _, _ = _DarnFn.apply(*args)
-    else:  # nothing to differentiate: skip autograd's bookkeeping
-        y, resout, mask, _, _, _ = _fwd_impl(*args, stats=False)
-    if len(shape) != 2:
-        y = y.reshape(shape)
-    if not prenorm and not return_dropout_mask:
-        return y
-    res = [y]
-    if prenorm:
-        res.append(resout.reshape(shape) if store_resout else x)
-    if return_dropout_mask:
-        res += [_unpack_mask(mask, m, n, shape) if store_mask else None, None]
-    return tuple(res)
+    return _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
+                    residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out,
+                    residual_out, seed, offset)
 
 
 def rms_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=None, eps=1e-6, dropout_p=0.0,
                 rowscale=None, prenorm=False, residual_in_fp32=False, zero_centered_weight=False,
                 return_dropout_mask=False, out_dtype=None, out=None, residual_out=None, *, seed=None, offset=0):
     """flash_attn.ops.triton.layer_norm.rms_norm_fn on libdarn: layer_norm_fn with is_rms_norm=True."""
-    return layer_norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
-                         residual_in_fp32, zero_centered_weight, True, return_dropout_mask, out_dtype, out,
-                         residual_out, seed=seed, offset=offset)
+    return _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
+                    residual_in_fp32, zero_centered_weight, True, return_dropout_mask, out_dtype, out,
+                    residual_out, seed, offset)

@@ -329,6 +329,32 @@ def test_missing_library_message():
     assert "ImportError: darn: cannot load libdarn" in r.stderr and "/nonexistent/libdarn.so" in r.stderr
 
 
+def fn_outputs(fb, store_resout, is_rms):
+    """_DarnFn's results in darn::fwd's order, (out, residual_out, mask, rstd, mean), None where absent: the
+    Function returns (out, residual_out with prenorm, mask) and saves (h, weight, rstd, mean, ...)."""
+    out, _, mask = fb
+    saved = out.grad_fn.saved_tensors
+    return out, saved[0] if store_resout else None, mask, saved[2], None if is_rms else saved[3]
+
+
+def check_op_matches_function(a, fb, args):
+    """The op's outputs (absent ones empty tensors) and the Function's, under the one contract of _fwd_impl:
+    absent outputs are None after darn.ops._op_outputs, present ones equal bit for bit."""
+    from darn import ops
+    (x, _, _, _, _, _, p, is_rms, _, _, _, store_resout, store_mask, prenorm, _, _) = args
+    assert len(a) == 6 and len(fb) == 3
+    na = ops._op_outputs(a, store_resout, store_mask, is_rms, p)
+    for raw, norm in zip(a, na):  # absent: an empty tensor from the op
+        assert isinstance(raw, torch.Tensor) and (norm is not None or raw.numel() == 0)
+    assert (fb[1] is not None) == (prenorm and store_resout)
+    assert (fb[2] is not None) == store_mask and (na[2] is not None) == store_mask
+    assert (na[1] is not None) == store_resout and (na[4] is None) == is_rms and (na[5] is None) == (p == 0.0)
+    for i, (u, v) in enumerate(zip(na[:5], fn_outputs(fb, store_resout, is_rms))):
+        assert_bitwise(u, v, "output %d" % i)
+    if prenorm and store_resout:
+        assert_bitwise(na[1], fb[1], "residual_out")
+
+
 @needs_custom_op
 def test_custom_op_eager_matches_function():
     from darn import ops
@@ -338,8 +364,7 @@ def test_custom_op_eager_matches_function():
             True, True, True, 123, 0)
     a = torch.ops.darn.fwd(*args)
     b = ops._DarnFn.apply(*args)
-    for u, v in zip(a[:5], b[:5]):
-        assert_bitwise(u, v)
+    check_op_matches_function(a, b, args)
     ga = torch.autograd.grad(a[0].float().sum() + a[1].sum(), (x, w))
     gb = torch.autograd.grad(b[0].float().sum() + b[1].sum(), (x, w))
     for u, v in zip(ga, gb):
@@ -416,11 +441,7 @@ def test_custom_op_bodies_fakes_and_autograd(cfg):
         return
     a = _EmulatedOp.apply(*args)
     fb = ops._DarnFn.apply(*args)
-    for u, v in zip(a[:5], fb[:5]):
-        if v is None:
-            assert u.numel() == 0
-        else:
-            assert_bitwise(u, v)
+    check_op_matches_function(a, fb, args)
     outs_a = [a[0]] + ([a[1]] if store_resout and prenorm else [])
     outs_b = [fb[0]] + ([fb[1]] if store_resout and prenorm else [])
     leaves = [t for t in (x, r, w, b) if t is not None]
@@ -434,3 +455,57 @@ def test_custom_op_bodies_fakes_and_autograd(cfg):
              False, rfp32, ops._CODE[xd], ops._CODE[rd] if rd else -1, ops._CODE[bd] if bd else -1, True)
     for i, (u, v) in enumerate(zip(ops._bwd_op_body(*bargs), ops._bwd_fake(*bargs))):
         assert (u.shape, u.dtype, u.device) == (v.shape, v.dtype, v.device), i
+
+
+PATH_CASES = [
+    # is_rms, shape, x, residual, weight, bias, rowscale, p, seed, prenorm, return mask, residual_in_fp32
+    (True, (4, 48), torch.bfloat16, None, torch.bfloat16, None, False, 0.0, None, False, False, False),
+    (True, (4, 48), torch.bfloat16, torch.float32, torch.float32, None, False, 0.0, None, True, False, False),
+    (True, (2, 3, 48), torch.float32, None, torch.float32, None, False, 0.0, None, True, True, False),
+    (True, (2, 3, 48), torch.float16, None, torch.float32, None, False, 0.3, 5, True, True, True),
+    (False, (3, 2, 40), torch.float32, torch.bfloat16, torch.float32, torch.float32, True, 0.2, None, True, True,
+     False),
+    (False, (40,), torch.bfloat16, torch.bfloat16, torch.bfloat16, torch.bfloat16, False, 0.1, 9, False, True, False),
+    (False, (0, 16), torch.float32, torch.float32, torch.float32, torch.float32, False, 0.1, None, True, True, False),
+]
+
+
+@pytest.mark.parametrize("case", PATH_CASES, ids=[str(i) for i in range(len(PATH_CASES))])
+def test_public_paths_agree(case, monkeypatch):
+    """layer_norm_fn through its three paths: no autograd (_fwd_impl), the autograd.Function, and the custom op
+    (what torch.compile traces; run eagerly here, emulated on torch < 2.4): the same results with None and
+    `residual_out is x` in the same places, the same bits, and the same gradients."""
+    from darn import ops
+    is_rms, shape, xd, rd, wd, bd, has_rs, p, seed, prenorm, want_mask, rfp32 = case
+    n = shape[-1]
+    base = [make(shape, xd), make(shape, rd) if rd else None, make((n,), wd, False, 0.2, 1.0),
+            make((n,), bd, False, 0.1) if bd else None]
+    rs = torch.rand(shape[:-1]) + 0.5 if has_rs else None
+    g = [make(shape, torch.float32) for _ in range(2)]
+
+    def run(grad):
+        x, r, w, b = [t.detach().clone().requires_grad_(grad) if t is not None else None for t in base]
+        torch.manual_seed(3)
+        outs = darn.layer_norm_fn(x, w, b, r, eps=1e-5, dropout_p=p, rowscale=rs, prenorm=prenorm,
+                                  residual_in_fp32=rfp32, is_rms_norm=is_rms, return_dropout_mask=want_mask,
+                                  seed=seed)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        kinds = ["x" if o is x else None if o is None else "tensor" for o in outs]
+        grads = []
+        if grad:
+            ts = [o for o in outs[:2 if prenorm else 1] if o is not x]
+            torch.autograd.backward(ts, [gi.to(o.dtype) for gi, o in zip(g, ts)])
+            grads = [t.grad for t in (x, r, w, b) if t is not None]
+        return outs, kinds, grads
+
+    plain = run(False)
+    fn = run(True)
+    monkeypatch.setattr(ops, "_is_compiling", lambda: True)
+    monkeypatch.setattr(ops, "_op_fwd", torch.ops.darn.fwd if darn.HAS_CUSTOM_OP else _EmulatedOp.apply)
+    op = run(True)
+    for other, what in ((fn, "autograd.Function"), (op, "custom op")):
+        assert other[1] == plain[1], what
+        for i, (u, v) in enumerate(zip(plain[0], other[0])):
+            assert_bitwise(u if u is None else u.detach(), v if v is None else v.detach(), "%s output %d" % (what, i))
+    for i, (u, v) in enumerate(zip(fn[2], op[2])):
+        assert_bitwise(u, v, "gradient %d" % i)
