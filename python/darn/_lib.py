@@ -164,16 +164,28 @@ _BUF_WORDS = (max(_FWD_PACK.size, _BWD_PACK.size) + 7) // 8
 _tls = threading.local()
 
 
+def _new_block():
+    buf = (ctypes.c_uint64 * _BUF_WORDS)()  # 8-byte aligned, like the structs
+    addr = ctypes.addressof(buf)
+    return (buf, addr, addr + DESC_BYTES)
+
+
 def call_buffer():
-    """This thread's argument block: (buffer, address of the darn_desc, address of the tensors struct). The C
-    call reads both before it returns, so one buffer per thread serves every call of that thread."""
+    """An argument block of this thread: (buffer, address of the darn_desc, address of the tensors struct). The
+    C call reads both before it returns; hand the block back with release_buffer after the call. Blocks are
+    reused from a per-thread free list, so a call made while another is being prepared (a finalizer, a torch
+    dispatch mode running during an allocation) gets a block of its own."""
     try:
-        return _tls.block
+        return _tls.free.pop()
     except AttributeError:
-        buf = (ctypes.c_uint64 * _BUF_WORDS)()  # 8-byte aligned, like the structs
-        addr = ctypes.addressof(buf)
-        _tls.block = block = (buf, addr, addr + DESC_BYTES)
-        return block
+        _tls.free = []
+    except IndexError:
+        pass
+    return _new_block()
+
+
+def release_buffer(block):
+    _tls.free.append(block)
 
 
 def _check_packing():

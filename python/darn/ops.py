@@ -51,7 +51,8 @@ _empty_like = torch.empty_like
 _contiguous_format = torch.contiguous_format
 _uint8 = torch.uint8
 _float32 = torch.float32
-_pack_fwd, _pack_bwd, _call_buffer = L.pack_fwd, L.pack_bwd, L.call_buffer
+_pack_fwd, _pack_bwd = L.pack_fwd, L.pack_bwd
+_call_buffer, _release_buffer = L.call_buffer, L.release_buffer
 _fwd_c, _bwd_c = L._fwd, L._bwd
 _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 _cuda_get_device = getattr(torch._C, "_cuda_getDevice", None)
@@ -154,26 +155,29 @@ def _cpu_workspace(nbytes):
 
 def _launch(is_fwd, block, key, backend, stream, switch, dev):
     """Workspace (a torch tensor from the caching allocator, stream-ordered; its size cached per descriptor,
-    less the RNG state) plus the darn call on the packed argument block."""
-    ws_bytes = _ws_cache.get(key)
-    if ws_bytes is None:
-        ws_bytes = L.workspace_size_packed(is_fwd, block[1], backend)
-        if len(_ws_cache) > 4096:
-            _ws_cache.clear()
-        _ws_cache[key] = ws_bytes
-    if not ws_bytes:
-        wp = None
-    elif backend == _CPU and ws_bytes <= _CPU_WS_CACHED:
-        wp = _cpu_workspace(ws_bytes)  # the CPU call is synchronous: one buffer per thread serves every call
-    else:
-        ws = _empty(ws_bytes, dtype=_uint8, device=dev)  # alive until the call returns (stream-ordered reuse)
-        wp = ws.data_ptr()
-    fn = _fwd_c if is_fwd else _bwd_c
-    if switch < 0:
-        st = fn(block[1], block[2], wp, ws_bytes, backend, stream)
-    else:
-        with torch.cuda.device(switch):
+    less the RNG state) plus the darn call on the packed argument block, which goes back to the free list."""
+    try:
+        ws_bytes = _ws_cache.get(key)
+        if ws_bytes is None:
+            ws_bytes = L.workspace_size_packed(is_fwd, block[1], backend)
+            if len(_ws_cache) > 4096:
+                _ws_cache.clear()
+            _ws_cache[key] = ws_bytes
+        if not ws_bytes:
+            wp = None
+        elif backend == _CPU and ws_bytes <= _CPU_WS_CACHED:
+            wp = _cpu_workspace(ws_bytes)  # the CPU call is synchronous: one buffer per thread serves every call
+        else:
+            ws = _empty(ws_bytes, dtype=_uint8, device=dev)  # alive until the call returns (stream-ordered reuse)
+            wp = ws.data_ptr()
+        fn = _fwd_c if is_fwd else _bwd_c
+        if switch < 0:
             st = fn(block[1], block[2], wp, ws_bytes, backend, stream)
+        else:
+            with torch.cuda.device(switch):
+                st = fn(block[1], block[2], wp, ws_bytes, backend, stream)
+    finally:
+        _release_buffer(block)
     if st:
         L.raise_status(st, "darn_fwd" if is_fwd else "darn_bwd")
 

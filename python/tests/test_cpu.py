@@ -509,3 +509,41 @@ def test_public_paths_agree(case, monkeypatch):
             assert_bitwise(u if u is None else u.detach(), v if v is None else v.detach(), "%s output %d" % (what, i))
     for i, (u, v) in enumerate(zip(fn[2], op[2])):
         assert_bitwise(u, v, "gradient %d" % i)
+
+
+def test_threads_share_nothing_per_call():
+    """Argument blocks and the CPU workspace are per thread: concurrent calls (forward and backward) give the
+    same bits as the same calls made one by one."""
+    import threading
+    n = 96
+    cases = [(make((6, n), torch.bfloat16), make((6, n), torch.float32), make((n,), torch.float32, False, 0.2, 1.0),
+              seed) for seed in range(8)]
+
+    def one(case):
+        x, r, w, seed = case
+        x, w = x.clone().requires_grad_(), w.clone().requires_grad_()
+        y, h = darn.layer_norm_fn(x, w, None, r, dropout_p=0.3, prenorm=True, seed=seed)
+        y.float().sum().backward()
+        return [y.detach(), h.detach(), x.grad, w.grad]
+
+    want = [one(c) for c in cases]
+    got = [None] * len(cases)
+
+    def worker(i):
+        for _ in range(20):
+            got[i] = one(cases[i])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(cases))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(want, got):
+        for u, v in zip(a, b):
+            assert_bitwise(u, v)
+
+
+def test_eps_beyond_float32_is_darns_error():
+    x = make((2, 8), torch.float32)
+    with pytest.raises(darn.DarnArgumentError):
+        darn.rms_norm_fn(x, torch.ones(8), None, eps=1e300)  # inf as a C float

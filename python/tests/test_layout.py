@@ -51,3 +51,14 @@ def test_status_names_match_header():
 def test_mask_row_bytes_matches_library():
     for n in (1, 31, 32, 33, 4096, 4097):
         assert L.mask_row_bytes(n) == L.F["mask_row_bytes"](n)
+
+
+def test_packed_argument_blocks_match_mirrors():
+    """The per-call path packs darn_desc + darn_{fwd,bwd}_tensors with struct formats derived from the mirrors."""
+    assert L._check_packing()
+    assert L._FWD_PACK.size == ctypes.sizeof(L.Desc) + ctypes.sizeof(L.FwdTensors)
+    assert L._BWD_PACK.size == ctypes.sizeof(L.Desc) + ctypes.sizeof(L.BwdTensors)
+    a, b = L.call_buffer(), L.call_buffer()  # a block in use is never handed out twice
+    assert a[1] != b[1] and a[1] % 8 == 0 and a[2] == a[1] + ctypes.sizeof(L.Desc)
+    L.release_buffer(b)
+    L.release_buffer(a)
