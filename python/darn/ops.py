@@ -44,6 +44,10 @@ _I64_HIGH = (1 << 63) - 1
 _FLT_MAX = L.FLT_MAX
 _INF = float("inf")
 _NONE11 = (None,) * 11
+(_FLAG_ZERO_CENTERED_WEIGHT, _FLAG_RESIDUAL_IN_FP32, _FLAG_HAS_RESIDUAL, _FLAG_HAS_BIAS, _FLAG_HAS_ROWSCALE,
+ _RMSNORM, _LAYERNORM, _BACKEND_GPU, _BACKEND_CPU) = (
+    L.FLAG_ZERO_CENTERED_WEIGHT, L.FLAG_RESIDUAL_IN_FP32, L.FLAG_HAS_RESIDUAL, L.FLAG_HAS_BIAS, L.FLAG_HAS_ROWSCALE,
+    L.RMSNORM, L.LAYERNORM, L.BACKEND_GPU, L.BACKEND_CPU)
 
 # bound once: the per-call path looks nothing up in modules or dicts it does not need
 _empty = torch.empty
@@ -129,14 +133,14 @@ def _backend(t):
     """(backend, stream, device switch) for a call on tensor t's device."""
     if t.is_cuda:
         stream, switch = _gpu(t)
-        return L.BACKEND_GPU, stream, switch
+        return _BACKEND_GPU, stream, switch
     if not t.is_cpu:
         raise TypeError("darn: tensors on %s are not supported (CPU and CUDA/ROCm tensors are)" % t.device)
-    return L.BACKEND_CPU, None, -1
+    return _BACKEND_CPU, None, -1
 
 
 _ws_cache = {}
-_CPU = L.BACKEND_CPU
+_CPU = _BACKEND_CPU
 _CPU_WS_CACHED = 16 << 20  # larger CPU workspaces are allocated per call
 _ws_tls = L.threading.local()
 
@@ -268,10 +272,10 @@ def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, 
     wc = _CODE.get(weight.dtype)
     if xc is None or wc is None or out_dtype not in _DTYPE:
         _code(x.dtype, "x"), _code(weight.dtype, "weight"), _code(_DTYPE.get(out_dtype), "out_dtype")
-    flags = L.FLAG_ZERO_CENTERED_WEIGHT if zero_centered_weight else 0
+    flags = _FLAG_ZERO_CENTERED_WEIGHT if zero_centered_weight else 0
     x, sx = _rows(x)
     if residual is not None:
-        flags |= L.FLAG_HAS_RESIDUAL
+        flags |= _FLAG_HAS_RESIDUAL
         rc = _CODE.get(residual.dtype)
         if rc is None:
             _code(residual.dtype, "residual")
@@ -280,12 +284,12 @@ def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, 
     else:
         rc, sr, rptr = xc, 0, 0
     if residual_in_fp32:
-        flags |= L.FLAG_RESIDUAL_IN_FP32
+        flags |= _FLAG_RESIDUAL_IN_FP32
         rd = L.F32
     else:
         rd = rc
     if bias is not None:
-        flags |= L.FLAG_HAS_BIAS
+        flags |= _FLAG_HAS_BIAS
         bc = _CODE.get(bias.dtype)
         if bc is None:
             _code(bias.dtype, "bias")
@@ -293,7 +297,7 @@ def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, 
     else:
         bc, bptr = wc, 0
     if rowscale is not None:
-        flags |= L.FLAG_HAS_ROWSCALE
+        flags |= _FLAG_HAS_ROWSCALE
         rsptr = rowscale.data_ptr()
     else:
         rsptr = 0
@@ -323,7 +327,7 @@ def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, 
         rng, s, o, dptr = _draw_rng(x, seed, offset, graph_safe)
     if eps > _FLT_MAX:  # as a C float: rounds like ctypes (inf beyond FLT_MAX, which darn rejects)
         eps = L._f32(eps).value
-    dv = (L.RMSNORM if is_rms_norm else L.LAYERNORM, m, n, xc, rc, wc, bc, out_dtype, flags, eps, dropout_p)
+    dv = (_RMSNORM if is_rms_norm else _LAYERNORM, m, n, xc, rc, wc, bc, out_dtype, flags, eps, dropout_p)
     block = _call_buffer()
     # darn reads seed = *dptr and offset = *(dptr + 1) + desc.offset (here 0) when the kernel runs
     _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0,
@@ -347,21 +351,21 @@ def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps
     oc = _CODE.get(dy.dtype)
     if wc is None or oc is None:
         _code(weight.dtype, "weight"), _code(dy.dtype, "dy")
-    flags = L.FLAG_ZERO_CENTERED_WEIGHT if zero_centered_weight else 0
+    flags = _FLAG_ZERO_CENTERED_WEIGHT if zero_centered_weight else 0
     if residual_in_fp32:
-        flags |= L.FLAG_RESIDUAL_IN_FP32
+        flags |= _FLAG_RESIDUAL_IN_FP32
     if residual_dtype >= 0:
-        flags |= L.FLAG_HAS_RESIDUAL
+        flags |= _FLAG_HAS_RESIDUAL
         rc = residual_dtype
     else:
         rc = x_dtype
     if bias_dtype >= 0:
-        flags |= L.FLAG_HAS_BIAS
+        flags |= _FLAG_HAS_BIAS
         bc = bias_dtype
     else:
         bc = wc
     if rowscale is not None:
-        flags |= L.FLAG_HAS_ROWSCALE
+        flags |= _FLAG_HAS_ROWSCALE
         rsptr = rowscale.data_ptr()
     else:
         rsptr = 0
@@ -387,7 +391,7 @@ def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps
         db, dbptr = None, 0
     if eps > _FLT_MAX:
         eps = L._f32(eps).value
-    dv = (L.RMSNORM if is_rms_norm else L.LAYERNORM, m, n, x_dtype, rc, wc, bc, oc, flags, eps, dropout_p)
+    dv = (_RMSNORM if is_rms_norm else _LAYERNORM, m, n, x_dtype, rc, wc, bc, oc, flags, eps, dropout_p)
     block = _call_buffer()
     _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0,
               dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
