@@ -203,17 +203,15 @@ __global__ void DARN_LAUNCH_BOUNDS(256) darn_wgrad_pass(darn_gpu_wgrad_args a)
     float *q = a.partial[which];
     const int64_t first = (int64_t)blockIdx.y * 32;
     float v[32];
-    darn_unroll<32>([&](auto ii) {
-        constexpr int i = decltype(ii)::value;
-        v[i] = first + i < a.count ? q[(first + i) * a.step * a.n + c] : -0.0f;
-    });
-    darn_unroll<5>([&](auto ll) {
-        constexpr int d = 1 << decltype(ll)::value;
-        darn_unroll<32 / (2 * d)>([&](auto ii) {
-            constexpr int i = decltype(ii)::value * 2 * d;
-            v[i] = v[i] + v[i + d];
-        });
-    });
+#pragma unroll
+    for (int i = 0; i < 32; i++) v[i] = first + i < a.count ? q[(first + i) * a.step * a.n + c] : -0.0f;
+    /* Small constant loops, fully unrolled (no lambdas: clang-15 kept the nested-lambda form's array in
+     * scratch). */
+#pragma unroll
+    for (int d = 1; d < 32; d *= 2) {
+#pragma unroll
+        for (int i = 0; i < 32; i += 2 * d) v[i] = v[i] + v[i + d];
+    }
     if (a.count > 32) {
         q[first * a.step * a.n + c] = v[0];
         return;

@@ -86,21 +86,6 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
                     if (a.mask) bits[k] = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
                 }
             });
-            /* More bytes in flight without registers: this row's dresidual_out (read in step 3) and the
-             * next row's h and dy go to L2 now. */
-            const bool next_on = on && i + 1 < a.chunk_rows && r + 1 < a.m;
-            const void *drrow = a.dresout ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
-            darn_unroll<K>([&](auto kk) {
-                constexpr int k = decltype(kk)::value;
-                const int64_t j = t + (int64_t)k * p;
-                if (j < groups) {
-                    if (drrow) DARN_PREFETCH_L2((const uint4 *)drrow + j * darn_raw8<C::RO>::words);
-                    if (next_on) {
-                        DARN_PREFETCH_L2((const uint4 *)darn_row_t<C::RO>(a.h, r + 1, a.s_h) + j * darn_raw8<C::RO>::words);
-                        DARN_PREFETCH_L2((const uint4 *)darn_row_t<C::O>(a.dy, r + 1, a.s_dy) + j * darn_raw8<C::O>::words);
-                    }
-                }
-            });
             const float rstd = DARN_LDG(a.rstd + r), mean = layer ? DARN_LDG(a.mean + r) : 0.0f;
             const float rs = has_rs ? DARN_LDG(a.rowscale + r) : 1.0f;
             if (regen) {
@@ -139,6 +124,7 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
             const float c1 = acc[0] / nf, c2 = layer ? acc[1] / nf : 0.0f;
 
             /* 3. dh -> dresidual, dx; dweight (dbias) terms. */
+            const void *drrow = a.dresout ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
             darn_raw8<C::RO> rdr[K] = {};
             if (drrow) {
                 darn_unroll<K>([&](auto kk) {
@@ -214,7 +200,12 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_wide(darn_gpu_bwd_args a)
     const int64_t rend = rbeg + a.chunk_rows < a.m ? rbeg + a.chunk_rows : a.m;
     float *pw_row = a.partial_w + gch * a.n;
     float *pb_row = BIAS ? a.partial_b + gch * a.n : nullptr;
-    for (int64_t r = rbeg; r < rend; r++) {
+    for (int64_t r_u = rbeg; r_u < rend; r_u++) {
+        /* The row as a vector value: its pointers then live in VGPRs, not in AMD's scarce SGPRs. */
+        uint32_t r_lo = (uint32_t)r_u, r_hi = (uint32_t)((uint64_t)r_u >> 32);
+        DARN_TO_VGPR(r_lo);
+        DARN_TO_VGPR(r_hi);
+        const int64_t r = (int64_t)(((uint64_t)r_hi << 32) | r_lo);
         const float rstd = DARN_LDG(a.rstd + r), mean = a.layer ? DARN_LDG(a.mean + r) : 0.0f;
         const float rs = a.has_rowscale ? DARN_LDG(a.rowscale + r) : 1.0f;
         const void *hrow = darn_row_t<C::RO>(a.h, r, a.s_h);
@@ -258,13 +249,18 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_wide(darn_gpu_bwd_args a)
             darn_load8(rh, hrow, j);
             darn_load8(rdy, dyrow, j);
             if (drrow) darn_load8(rdr, drrow, j);
-            if (r != rbeg) {
+            if (r_u != rbeg) {
                 darn_load8_rw(rpw, pw_row, j);
                 if constexpr (BIAS) darn_load8_rw(rpb, pb_row, j);
             }
             uint32_t bits = 0xFFu;
             if (a.mask) bits = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
-            else if (regen) bits = darn_keep8_aligned(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
+            else if (regen) {
+                uint32_t s_lo = (uint32_t)seed, s_hi = (uint32_t)(seed >> 32);
+                DARN_TO_VGPR(s_lo); /* see compat.h */
+                DARN_TO_VGPR(s_hi);
+                bits = darn_keep8_aligned(((uint64_t)s_hi << 32) | s_lo, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
+            }
             float xhat[8], gy[8], g[8], dh[8], v[8], pw[8], pb[8];
             bwd_fast_terms<C>(a, a.layer, a.zc, rh, rdy, j, mean, rstd, xhat, gy, g);
 #pragma unroll
@@ -279,7 +275,7 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_wide(darn_gpu_bwd_args a)
                 for (int e = 0; e < 8; e++) dh[e] = dh[e] + v[e];
             }
             if (dresrow) darn_store8<C::R>(dresrow, j, dh);
-            if (r != rbeg) {
+            if (r_u != rbeg) {
                 darn_cvt8(pw, rpw);
                 darn_cvt8(pb, rpb);
             } else {

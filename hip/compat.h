@@ -32,14 +32,6 @@
 
 #define DARN_LAUNCH_BOUNDS(threads) __launch_bounds__(threads)
 
-/* Hint: bring the cache line holding p into L2 (no register, no wait). NVIDIA only; AMD's gfx9/gfx10
- * have no prefetch instruction, where it is nothing. */
-#if defined(__HIP_PLATFORM_NVIDIA__)
-#define DARN_PREFETCH_L2(p) asm volatile("prefetch.global.L2 [%0];" ::"l"(p))
-#else
-#define DARN_PREFETCH_L2(p) ((void)0)
-#endif /* __HIP_PLATFORM_NVIDIA__ */
-
 /* Makes the compiler forget what it knows about a 32-bit value and move it to a vector register
  * (AMD), so that nothing derived from it is hoisted out of the loop it sits in or kept in SGPRs. AMD
  * keeps hoisted wave-uniform values in SGPRs (about 100 of them); a row loop that regenerates dropout
