@@ -43,7 +43,6 @@ _U64 = (1 << 64) - 1
 _I64_HIGH = (1 << 63) - 1
 _FLT_MAX = L.FLT_MAX
 _INF = float("inf")
-_NONE11 = (None,) * 11
 (_FLAG_ZERO_CENTERED_WEIGHT, _FLAG_RESIDUAL_IN_FP32, _FLAG_HAS_RESIDUAL, _FLAG_HAS_BIAS, _FLAG_HAS_ROWSCALE,
  _RMSNORM, _LAYERNORM, _BACKEND_GPU, _BACKEND_CPU) = (
     L.FLAG_ZERO_CENTERED_WEIGHT, L.FLAG_RESIDUAL_IN_FP32, L.FLAG_HAS_RESIDUAL, L.FLAG_HAS_BIAS, L.FLAG_HAS_ROWSCALE,
@@ -432,22 +431,25 @@ def _grads(ctx, dout, dresout, bwd):
 
 
 def _fn_backward(ctx, dout, dresout):
-    return _grads(ctx, dout, dresout, _bwd_impl) + _NONE11
+    return _grads(ctx, dout, dresout, _bwd_impl) + (None,)
 
 
 _fn_backward_once = torch.autograd.function.once_differentiable(_fn_backward)
 
 
 class _DarnFn(torch.autograd.Function):
-    """Eager autograd path. Returns (out, residual_out or None, mask or None): residual_out only with prenorm
-    (the backward keeps it as h either way), mask only with store_mask (non-differentiable); rstd / mean / the
-    (seed, offset) pair are saved for the backward, not returned (fewer outputs: less autograd bookkeeping).
-    saved_tensors: (h, weight, rstd, mean, rowscale, mask, rng), rng the device (seed, offset) tensor when darn
-    read the pair from device memory (else None, and ctx.rng_host holds it)."""
+    """Eager autograd path: apply(x, weight, bias, residual, rowscale, cfg), cfg the 11 other arguments of
+    _fwd_impl as one tuple (fewer apply arguments: less per-call work). Returns (out, residual_out or None,
+    mask or None): residual_out only with prenorm (the backward keeps it as h either way), mask only with
+    store_mask (non-differentiable); rstd / mean / the (seed, offset) pair are saved for the backward, not
+    returned (fewer outputs: less autograd bookkeeping). saved_tensors: (h, weight, rstd, mean, rowscale, mask,
+    rng), rng the device (seed, offset) tensor when darn read the pair from device memory (else None, and
+    ctx.rng_host holds it)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
-                residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset):
+    def forward(ctx, x, weight, bias, residual, rowscale, cfg):
+        (eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32, out_dtype, store_residual_out,
+         store_mask, prenorm, seed, offset) = cfg
         out, resout, mask, rstd, mean, rng = _fwd_impl(
             x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
             residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset)
@@ -685,9 +687,9 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
             if store_resout:
                 resout = resout.reshape(shape)
     elif needs_grad:
-        y, resout, mask = _DarnFn.apply(x, weight, bias, residual, rowscale, eps, dropout_p, bool(is_rms_norm),
-                                        bool(zero_centered_weight), rfp32, out_code, store_resout, store_mask,
-                                        prenorm, seed, offset)
+        y, resout, mask = _DarnFn.apply(x, weight, bias, residual, rowscale,
+                                        (eps, dropout_p, bool(is_rms_norm), bool(zero_centered_weight), rfp32,
+                                         out_code, store_resout, store_mask, prenorm, seed, offset))
     else:  # nothing to differentiate: skip autograd's bookkeeping and rstd / mean
         y, resout, mask, _, _, _ = _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm,
                                              zero_centered_weight, rfp32, out_code, store_resout, store_mask,

@@ -363,7 +363,7 @@ def test_custom_op_eager_matches_function():
     args = (x.reshape(-1, 64), w, None, None, None, 1e-6, 0.2, True, False, True, ops._CODE[torch.bfloat16],
             True, True, True, 123, 0)
     a = torch.ops.darn.fwd(*args)
-    b = ops._DarnFn.apply(*args)
+    b = ops._DarnFn.apply(*args[:5], args[5:])
     check_op_matches_function(a, b, args)
     ga = torch.autograd.grad(a[0].float().sum() + a[1].sum(), (x, w))
     gb = torch.autograd.grad(b[0].float().sum() + b[1].sum(), (x, w))
@@ -440,7 +440,7 @@ def test_custom_op_bodies_fakes_and_autograd(cfg):
     if seed is None:
         return
     a = _EmulatedOp.apply(*args)
-    fb = ops._DarnFn.apply(*args)
+    fb = ops._DarnFn.apply(*args[:5], args[5:])
     check_op_matches_function(a, fb, args)
     outs_a = [a[0]] + ([a[1]] if store_resout and prenorm else [])
     outs_b = [fb[0]] + ([fb[1]] if store_resout and prenorm else [])
