@@ -68,7 +68,14 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
         for (int64_t i = 0; i < a.chunk_rows; i++) {
             const bool on = chunk_on && rbeg + i < a.m;
             const int64_t r = on ? rbeg + i : 0;
-            const bool layer = a.layer, zc = a.zc, has_rs = a.has_rowscale;
+            /* The options as one vector value per row: AMD would otherwise keep each as a 64-bit lane
+             * mask in SGPRs across the whole loop (compat.h, DARN_TO_VGPR). */
+            uint32_t fl = (uint32_t)a.layer | (uint32_t)a.zc << 1 | (uint32_t)a.has_rowscale << 2 |
+                          (uint32_t)(a.dresout != nullptr) << 3 | (uint32_t)(a.dres != nullptr) << 4 |
+                          (uint32_t)(a.mask != nullptr) << 5;
+            DARN_TO_VGPR(fl);
+            const bool layer = fl & 1u, zc = fl & 2u, has_rs = fl & 4u, has_dr = fl & 8u, has_dres = fl & 16u,
+                       has_mask = fl & 32u;
 
             /* 1. Loads of h and dy (and mask bytes); keep bits regenerated meanwhile. */
             darn_raw8<C::O> rdy[K] = {};
@@ -83,7 +90,7 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
                 if (j < groups) {
                     darn_load8(rh[k], hrow, j);
                     darn_load8(rdy[k], dyrow, j);
-                    if (a.mask) bits[k] = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
+                    if (has_mask) bits[k] = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
                 }
             });
             const float rstd = DARN_LDG(a.rstd + r), mean = layer ? DARN_LDG(a.mean + r) : 0.0f;
@@ -124,7 +131,7 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
             const float c1 = acc[0] / nf, c2 = layer ? acc[1] / nf : 0.0f;
 
             /* 3. dh -> dresidual, dx; dweight (dbias) terms. */
-            const void *drrow = a.dresout ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
+            const void *drrow = has_dr ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
             darn_raw8<C::RO> rdr[K] = {};
             if (drrow) {
                 darn_unroll<K>([&](auto kk) {
@@ -133,7 +140,7 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
                     if (j < groups) darn_load8(rdr[k], drrow, j);
                 });
             }
-            void *dresrow = a.dres ? darn_row_mut_t<C::R>(a.dres, r, a.s_dres) : nullptr;
+            void *dresrow = has_dres ? darn_row_mut_t<C::R>(a.dres, r, a.s_dres) : nullptr;
             void *dxrow = darn_row_mut_t<C::X>(a.dx, r, a.s_dx);
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
@@ -149,12 +156,12 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
                         const float inner = layer ? xc + c2 : xc;
                         dh[e] = (g[e] - inner) * rstd;
                     }
-                    if (drrow) {
+                    if (has_dr) {
                         darn_cvt8(v, rdr[k]);
 #pragma unroll
                         for (int e = 0; e < 8; e++) dh[e] = dh[e] + v[e];
                     }
-                    if (dresrow) darn_store8<C::R>(dresrow, j, dh);
+                    if (has_dres) darn_store8<C::R>(dresrow, j, dh);
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
                         float u = (bits[k] >> e) & 1u ? dh[e] * a.rng.scale : 0.0f;
@@ -206,8 +213,13 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_wide(darn_gpu_bwd_args a)
         DARN_TO_VGPR(r_lo);
         DARN_TO_VGPR(r_hi);
         const int64_t r = (int64_t)(((uint64_t)r_hi << 32) | r_lo);
-        const float rstd = DARN_LDG(a.rstd + r), mean = a.layer ? DARN_LDG(a.mean + r) : 0.0f;
-        const float rs = a.has_rowscale ? DARN_LDG(a.rowscale + r) : 1.0f;
+        uint32_t fl = (uint32_t)a.layer | (uint32_t)a.zc << 1 | (uint32_t)a.has_rowscale << 2 |
+                      (uint32_t)(a.dresout != nullptr) << 3 | (uint32_t)(a.dres != nullptr) << 4 |
+                      (uint32_t)(a.mask != nullptr) << 5; /* options in a vector register, as above */
+        DARN_TO_VGPR(fl);
+        const bool layer = fl & 1u, zc = fl & 2u, has_rs = fl & 4u, has_dr = fl & 8u, has_dres = fl & 16u;
+        const float rstd = DARN_LDG(a.rstd + r), mean = layer ? DARN_LDG(a.mean + r) : 0.0f;
+        const float rs = has_rs ? DARN_LDG(a.rowscale + r) : 1.0f;
         const void *hrow = darn_row_t<C::RO>(a.h, r, a.s_h);
         const void *dyrow = darn_row_t<C::O>(a.dy, r, a.s_dy);
         float acc[2] = {-0.0f, -0.0f};
@@ -227,7 +239,7 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_wide(darn_gpu_bwd_args a)
                 const int64_t j = j0 + (int64_t)b * p;
                 if (j < groups) {
                     float xhat[8], g[8];
-                    bwd_fast_terms<C>(a, a.layer, a.zc, rh[b], rdy[b], j, mean, rstd, xhat, g, g);
+                    bwd_fast_terms<C>(a, layer, zc, rh[b], rdy[b], j, mean, rstd, xhat, g, g);
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
                         const float tt = xhat[e] * g[e];
@@ -238,23 +250,27 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_wide(darn_gpu_bwd_args a)
             });
         }
         darn_row_allreduce<2>(acc, p, smem);
-        const float c1 = acc[0] / nf, c2 = a.layer ? acc[1] / nf : 0.0f;
-        const void *drrow = a.dresout ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
-        void *dresrow = a.dres ? darn_row_mut_t<C::R>(a.dres, r, a.s_dres) : nullptr;
+        const float c1 = acc[0] / nf, c2 = layer ? acc[1] / nf : 0.0f;
+        const void *drrow = has_dr ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
+        void *dresrow = has_dres ? darn_row_mut_t<C::R>(a.dres, r, a.s_dres) : nullptr;
         void *dxrow = darn_row_mut_t<C::X>(a.dx, r, a.s_dx);
         for (int64_t j = t; j < groups; j += p) {
+            uint32_t flj = fl; /* per group again: nothing of it hoisted out of this loop */
+            DARN_TO_VGPR(flj);
+            const bool layer = flj & 1u, zc = flj & 2u, has_rs = flj & 4u, has_dr = flj & 8u, has_dres = flj & 16u,
+                       has_mask = flj & 32u;
             darn_raw8<C::RO> rh, rdr = {};
             darn_raw8<C::O> rdy;
             darn_raw8<DARN_F32> rpw = {}, rpb = {};
             darn_load8(rh, hrow, j);
             darn_load8(rdy, dyrow, j);
-            if (drrow) darn_load8(rdr, drrow, j);
+            if (has_dr) darn_load8(rdr, drrow, j);
             if (r_u != rbeg) {
                 darn_load8_rw(rpw, pw_row, j);
                 if constexpr (BIAS) darn_load8_rw(rpb, pb_row, j);
             }
             uint32_t bits = 0xFFu;
-            if (a.mask) bits = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
+            if (has_mask) bits = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
             else if (regen) {
                 uint32_t s_lo = (uint32_t)seed, s_hi = (uint32_t)(seed >> 32);
                 DARN_TO_VGPR(s_lo); /* see compat.h */
@@ -262,19 +278,19 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_wide(darn_gpu_bwd_args a)
                 bits = darn_keep8_aligned(((uint64_t)s_hi << 32) | s_lo, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
             }
             float xhat[8], gy[8], g[8], dh[8], v[8], pw[8], pb[8];
-            bwd_fast_terms<C>(a, a.layer, a.zc, rh, rdy, j, mean, rstd, xhat, gy, g);
+            bwd_fast_terms<C>(a, layer, zc, rh, rdy, j, mean, rstd, xhat, gy, g);
 #pragma unroll
             for (int e = 0; e < 8; e++) {
                 const float xc = xhat[e] * c1;
-                const float inner = a.layer ? xc + c2 : xc;
+                const float inner = layer ? xc + c2 : xc;
                 dh[e] = (g[e] - inner) * rstd;
             }
-            if (drrow) {
+            if (has_dr) {
                 darn_cvt8(v, rdr);
 #pragma unroll
                 for (int e = 0; e < 8; e++) dh[e] = dh[e] + v[e];
             }
-            if (dresrow) darn_store8<C::R>(dresrow, j, dh);
+            if (has_dres) darn_store8<C::R>(dresrow, j, dh);
             if (r_u != rbeg) {
                 darn_cvt8(pw, rpw);
                 darn_cvt8(pb, rpb);
@@ -285,7 +301,7 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_wide(darn_gpu_bwd_args a)
 #pragma unroll
             for (int e = 0; e < 8; e++) {
                 float u = (bits >> e) & 1u ? dh[e] * a.rng.scale : 0.0f;
-                if (a.has_rowscale) u = u * rs;
+                if (has_rs) u = u * rs;
                 v[e] = u;
                 const float tw = gy[e] * xhat[e];
                 pw[e] = pw[e] + tw;

@@ -138,7 +138,7 @@ __global__ void DARN_LAUNCH_BOUNDS(MAXT) darn_fwd_fast(darn_gpu_fwd_args a)
     }
 }
 
-/* Rows of 1024 lanes (N > 16384): one row per block of 1024 threads, the
+/* Rows of 1024 lanes (N > 16384): one row per block of 1024 threads (blocks stride over rows), the
  * thread's groups t, t + 1024, ... taken two at a time with all their loads in flight. h does not fit
  * in registers: it is written to residual_out on the first pass and read back (from L2) by the later
  * ones, or recomputed from x and the residual when residual_out is not requested. */
@@ -210,15 +210,16 @@ __device__ __forceinline__ void wide_h_again(const darn_gpu_fwd_args &a, int64_t
 template <class C>
 __global__ void DARN_LAUNCH_BOUNDS(1024) darn_fwd_wide(darn_gpu_fwd_args a)
 {
-    constexpr int B = 2; /* groups per batch: x, residual and h of two groups fit 64 registers */
+    /* Groups per batch: x, residual and h of two 16-bit groups fit 64 registers (NVIDIA) / 128 VGPRs
+     * (AMD wave64 at 1024 threads); fp32 x takes one group at a time. */
+    constexpr int B = C::X == DARN_F32 ? 1 : 2;
     __shared__ float smem[32];
     const int p = a.geom.p, t = threadIdx.x;
     const int64_t groups = a.geom.groups;
     const float nf = (float)a.n;
     uint64_t seed = 0, offset = 0;
     if (a.rng.dropout) darn_rng_state(a.rng, seed, offset);
-    { /* one row per block: no row loop whose hoisted values would crowd AMD's SGPRs */
-        const int64_t r = blockIdx.x;
+    for (int64_t r = blockIdx.x; r < a.m; r += gridDim.x) {
         const float rs = a.has_rowscale ? a.rowscale[r] : 1.0f;
         float acc[1] = {-0.0f};
         /* Pass 1: h, residual_out, mask, lane sums (hn^2 or hn). */
@@ -311,13 +312,15 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_fwd_wide(darn_gpu_fwd_args a)
             if (a.rstd) a.rstd[r] = darn_canonical_f32(rstd);
             if (a.mean) a.mean[r] = darn_canonical_f32(mean);
         }
+        __syncthreads(); /* smem is reused by the next row */
     }
 }
 
 template <class C> static void launch(const darn_gpu_fwd_args &a, dim3 grid, dim3 block, hipStream_t s)
 {
-    if (a.geom.p == 1024) { /* M < 2^31 (checked by the caller) */
-        hipLaunchKernelGGL((darn_fwd_wide<C>), dim3((unsigned)a.m), dim3(1024), 0, s, a);
+    if (a.geom.p == 1024) {
+        const unsigned blocks = (unsigned)(a.m < 65535 * 16 ? a.m : 65535 * 16);
+        hipLaunchKernelGGL((darn_fwd_wide<C>), dim3(blocks), dim3(1024), 0, s, a);
         return;
     }
     if (a.geom.block > 256) { /* then K is 3 or 4 */
@@ -336,7 +339,7 @@ template <class C> static void launch(const darn_gpu_fwd_args &a, dim3 grid, dim
 bool darn_launch_fwd_fast(const darn_gpu_fwd_args &a, hipStream_t stream)
 {
     const darn_gpu_geom &g = a.geom;
-    if (!(darn_fast_geometry_ok(g) || g.p == 1024) || a.n % 8 != 0 || a.m == 0 || a.m > INT32_MAX) return false;
+    if (!(darn_fast_geometry_ok(g) || g.p == 1024) || a.n % 8 != 0 || a.m == 0) return false;
     if (!(a.vec_x && a.vec_w && a.vec_out && (!a.has_res || a.vec_res) && (!a.resout || a.vec_resout) &&
           (!a.has_bias || (a.vec_b && a.dt_b == a.dt_w))))
         return false;
