@@ -3,8 +3,9 @@
  *
  * Rows come in the chunks of §6 (a function of M and N only). One "slot" of P threads takes whole
  * chunks and walks their rows in order, so each column's chunk partial is the sequential sum the
- * contract names, whichever slot, block or SM does it. Partials go to the workspace; darn_wgrad_finish
- * then applies the adjacent-pair tree over chunks. Kernels:
+ * contract names, whichever slot, block or SM does it. Partials go to the workspace; darn_wgrad_pass
+ * then applies the adjacent-pair tree over chunks. Generic kernels (run-time dtypes; the fast ones are in
+ * bwd_fast.hip):
  * - darn_bwd_reg<K>: K <= 4 groups per thread and P <= 256; partials in registers;
  * - darn_bwd_stream: any N; one slot per block; partials accumulated in the workspace.
  */
