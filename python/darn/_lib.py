@@ -156,6 +156,7 @@ def _pack_format(cls):
 
 
 DESC_BYTES = ctypes.sizeof(Desc)
+_DESC_PACK = struct.Struct("=" + _pack_format(Desc))
 _FWD_PACK = struct.Struct("=" + _pack_format(Desc) + _pack_format(FwdTensors))
 _BWD_PACK = struct.Struct("=" + _pack_format(Desc) + _pack_format(BwdTensors))
 pack_fwd = _FWD_PACK.pack_into  # (buffer, 0, *desc fields, *darn_fwd_tensors fields)
@@ -351,10 +352,16 @@ def bwd(desc, t, ws_ptr, ws_bytes, backend, stream):
         raise_status(st, "darn_bwd")
 
 
-def workspace_size_packed(is_fwd, desc_addr, backend):
-    """workspace_size for a darn_desc at desc_addr (a packed argument block)."""
-    n = ctypes.c_size_t(0)
-    st = (_fwd_ws if is_fwd else _bwd_ws)(desc_addr, backend, ctypes.addressof(n))
+def workspace_size_of(is_fwd, dv, backend):
+    """workspace_size for the darn_desc fields dv (norm .. dropout_p, in order; the RNG fields 0): the per-call
+    path packs them into an argument block of this thread."""
+    block = call_buffer()
+    try:
+        _DESC_PACK.pack_into(block[0], 0, *dv, 0, 0, 0, 0)
+        n = ctypes.c_size_t(0)
+        st = (_fwd_ws if is_fwd else _bwd_ws)(block[1], backend, ctypes.addressof(n))
+    finally:
+        release_buffer(block)
     if st:
         raise_status(st, "darn_%s_workspace_size" % ("fwd" if is_fwd else "bwd"))
     return n.value

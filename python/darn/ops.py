@@ -2,9 +2,11 @@
 
 Layers:
 - `_fwd_impl` / `_bwd_impl`: one darn_fwd / darn_bwd call on row tensors [..., N] (CPU backend for CPU
-  tensors, GPU backend for CUDA/ROCm tensors, on the tensor's device and the current stream). The arguments
-  are packed into a per-thread block (darn._lib.call_buffer) with one struct.pack_into; workspace sizes are
-  cached per descriptor; the CPU workspace is a per-thread buffer (the CPU call is synchronous).
+  tensors, GPU backend for CUDA/ROCm tensors, on the tensor's device and the current stream). The forward is
+  `_fwd_plan` (what the call takes from the arguments' metadata: darn_desc fields, output dtypes, workspace
+  size) then `_fwd_run` (outputs, pointers, the call). The arguments are packed into a per-thread block
+  (darn._lib.call_buffer) with one struct.pack_into; workspace sizes are cached per descriptor; the CPU
+  workspace is a per-thread buffer (the CPU call is synchronous).
 - `torch.ops.darn.fwd` / `torch.ops.darn.bwd`: the same as `torch.library.custom_op`s with fake
   implementations and `register_autograd` (torch >= 2.4), so torch.compile(fullgraph=True) traces them. A
   custom op returns tensors only: the outputs it does not produce are empty tensors, mapped back to None by
@@ -12,7 +14,10 @@ Layers:
 - `_DarnFn`: a torch.autograd.Function over the same implementations. Eager calls that need gradients use it
   (lower per-call overhead than the custom-op dispatcher; torch < 2.4 has nothing else). It returns only
   (out, residual_out with prenorm, mask) and keeps rstd / mean / the RNG pair for its backward. Eager calls
-  that need no gradient call `_fwd_impl` directly and skip rstd / mean.
+  that need no gradient call `_fwd_run` directly and skip rstd / mean.
+- `layer_norm_fn` / `rms_norm_fn` (`_norm_fn`): flash-attn's checks and conventions (`_norm_plan`). Eager
+  calls cache the checks' outcome and the forward's plan per argument metadata (shapes, dtypes, devices,
+  options: `_plans`), so a repeated call reads that metadata, looks it up and goes straight to the darn call.
 All paths run the same darn calls, so they give the same bits for the same (seed, offset).
 
 Dropout RNG (seed, offset):
@@ -49,7 +54,6 @@ _INF = float("inf")
     L.RMSNORM, L.LAYERNORM, L.BACKEND_GPU, L.BACKEND_CPU)
 
 # bound once: the per-call path looks nothing up in modules or dicts it does not need
-_empty = torch.empty
 _empty_like = torch.empty_like
 _contiguous_format = torch.contiguous_format
 _uint8 = torch.uint8
@@ -57,9 +61,24 @@ _float32 = torch.float32
 _pack_fwd, _pack_bwd = L.pack_fwd, L.pack_bwd
 _call_buffer, _release_buffer = L.call_buffer, L.release_buffer
 _fwd_c, _bwd_c = L._fwd, L._bwd
-_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-_cuda_get_device = getattr(torch._C, "_cuda_getDevice", None)
-_is_capturing = getattr(torch._C, "_cuda_isCurrentStreamCapturing", None)
+_Tensor = torch.Tensor
+_grad_enabled = torch.is_grad_enabled
+
+
+# The cheapest current-device / current-stream queries: torch._C's raw functions (an int handle, no Stream
+# object; present in CUDA and ROCm builds of torch 1.x and 2.x), else the public API (CPU-only builds never
+# call them).
+def _raw_stream_fallback(idx):
+    return torch.cuda.current_stream(idx).cuda_stream
+
+
+def _is_capturing_fallback():
+    return torch.cuda.is_current_stream_capturing()
+
+
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None) or _raw_stream_fallback
+_cuda_get_device = getattr(torch._C, "_cuda_getDevice", None) or torch.cuda.current_device
+_is_capturing = getattr(torch._C, "_cuda_isCurrentStreamCapturing", None) or _is_capturing_fallback
 _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
 if _is_compiling is None:
     try:
@@ -112,27 +131,24 @@ def _rows(t):
 _gpu_ok = False
 
 
-def _gpu(t):
-    """(stream, device index to switch to or -1) for a darn call on CUDA/ROCm tensor t: its device's current
-    stream, and the device when it is not the current one."""
+def _check_gpu():
     global _gpu_ok
-    if not _gpu_ok:
-        if not L.gpu_available():
-            raise RuntimeError("darn: %s has no usable GPU backend (built with DARN_GPU=none, or no device "
-                               "visible to it); CUDA tensors need libdarn built with DARN_GPU=nvidia (CUDA "
-                               "PyTorch) or DARN_GPU=amd (ROCm PyTorch)" % L.PATH)
-        _gpu_ok = True
-    idx = t.get_device()
-    cur = _cuda_get_device() if _cuda_get_device is not None else torch.cuda.current_device()
-    stream = _raw_stream(idx) if _raw_stream is not None else torch.cuda.current_stream(idx).cuda_stream
-    return stream, (idx if idx != cur else -1)
+    if not L.gpu_available():
+        raise RuntimeError("darn: %s has no usable GPU backend (built with DARN_GPU=none, or no device "
+                           "visible to it); CUDA tensors need libdarn built with DARN_GPU=nvidia (CUDA "
+                           "PyTorch) or DARN_GPU=amd (ROCm PyTorch)" % L.PATH)
+    _gpu_ok = True
 
 
 def _backend(t):
-    """(backend, stream, device switch) for a call on tensor t's device."""
+    """(backend, stream, device index to switch to or -1) for a darn call on tensor t: the CPU backend for CPU
+    tensors; the GPU backend for CUDA/ROCm tensors, on the current stream of t's device, switching to that
+    device for the call when it is not the current one."""
     if t.is_cuda:
-        stream, switch = _gpu(t)
-        return _BACKEND_GPU, stream, switch
+        if not _gpu_ok:
+            _check_gpu()
+        idx = t.get_device()
+        return _BACKEND_GPU, _raw_stream(idx), (idx if idx != _cuda_get_device() else -1)
     if not t.is_cpu:
         raise TypeError("darn: tensors on %s are not supported (CPU and CUDA/ROCm tensors are)" % t.device)
     return _BACKEND_CPU, None, -1
@@ -156,22 +172,30 @@ def _cpu_workspace(nbytes):
     return ws[0]
 
 
-def _launch(is_fwd, block, key, backend, stream, switch, dev):
-    """Workspace (a torch tensor from the caching allocator, stream-ordered; its size cached per descriptor,
-    less the RNG state) plus the darn call on the packed argument block, which goes back to the free list."""
+def _workspace_bytes(is_fwd, backend, dv):
+    """darn's workspace size for a call with darn_desc fields dv on backend; cached (it does not depend on the
+    RNG state or the pointers)."""
+    key = (is_fwd, backend, dv)
+    ws_bytes = _ws_cache.get(key)
+    if ws_bytes is None:
+        ws_bytes = L.workspace_size_of(is_fwd, dv, backend)
+        if len(_ws_cache) > 4096:
+            _ws_cache.clear()
+        _ws_cache[key] = ws_bytes
+    return ws_bytes
+
+
+def _launch(is_fwd, block, ws_bytes, backend, stream, switch, like):
+    """The darn call on the packed argument block, which goes back to the free list, with a workspace of
+    ws_bytes: a torch tensor on like's device from the caching allocator (stream-ordered), or this thread's
+    buffer for the CPU backend."""
     try:
-        ws_bytes = _ws_cache.get(key)
-        if ws_bytes is None:
-            ws_bytes = L.workspace_size_packed(is_fwd, block[1], backend)
-            if len(_ws_cache) > 4096:
-                _ws_cache.clear()
-            _ws_cache[key] = ws_bytes
         if not ws_bytes:
             wp = None
         elif backend == _CPU and ws_bytes <= _CPU_WS_CACHED:
             wp = _cpu_workspace(ws_bytes)  # the CPU call is synchronous: one buffer per thread serves every call
         else:
-            ws = _empty(ws_bytes, dtype=_uint8, device=dev)  # alive until the call returns (stream-ordered reuse)
+            ws = like.new_empty((ws_bytes,), dtype=_uint8)  # alive until the call returns
             wp = ws.data_ptr()
         fn = _fwd_c if is_fwd else _bwd_c
         if switch < 0:
@@ -193,8 +217,7 @@ def _draw_rng(x, seed, offset, graph_safe):
         s, o = seed & _U64, offset & _U64
         return (s, o), s, o, 0
     if x.is_cuda:
-        if not graph_safe and not (_is_capturing() if _is_capturing is not None
-                                   else torch.cuda.is_current_stream_capturing()):
+        if not graph_safe and not _is_capturing():
             so = _philox_take(torch.cuda.default_generators[x.get_device()], max(4, (x.numel() + 3) // 4 * 4))
             if so is not None:
                 return so, so[0], so[1], 0
@@ -255,33 +278,27 @@ def _rng_of(rng):
 
 
 # ---- the two calls ------------------------------------------------------------------------------------------
-def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
-              residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset,
-              graph_safe=False, stats=True):
-    """darn_fwd on x [..., N] (rows: the leading dims; residual has x's shape). Returns (out, resout, mask, rstd,
-    mean, rng): out / resout have x's shape; resout / mask / mean / rng are None when not produced (rstd too
-    with stats=False); mask is darn's packed layout [M, mask_row_bytes(N)] uint8; rng what the backward needs
-    for the (seed, offset) pair (see _draw_rng). `prenorm` is only used by the autograd formulas."""
+def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
+              residual_in_fp32, out_dtype, store_residual_out, store_mask, stats):
+    """What a darn_fwd call takes from its arguments' metadata (dtypes, shape, device, options), not their data:
+    (dv, workspace bytes, out dtype, residual_out dtype or None, mask row bytes or 0, rstd?, mean?), dv the
+    darn_desc fields up to dropout_p. The eager entry points cache it (see _norm_fn); _fwd_impl derives it per
+    call."""
     shape = x.shape
     n = shape[-1]
     m = shape[0] if len(shape) == 2 else (x.numel() // n if n else 0)
-    backend, stream, switch = _backend(x)
-    dev = x.device
     xc = _CODE.get(x.dtype)
     wc = _CODE.get(weight.dtype)
     if xc is None or wc is None or out_dtype not in _DTYPE:
         _code(x.dtype, "x"), _code(weight.dtype, "weight"), _code(_DTYPE.get(out_dtype), "out_dtype")
     flags = _FLAG_ZERO_CENTERED_WEIGHT if zero_centered_weight else 0
-    x, sx = _rows(x)
     if residual is not None:
         flags |= _FLAG_HAS_RESIDUAL
         rc = _CODE.get(residual.dtype)
         if rc is None:
             _code(residual.dtype, "residual")
-        residual, sr = _rows(residual)
-        rptr = residual.data_ptr()
     else:
-        rc, sr, rptr = xc, 0, 0
+        rc = xc
     if residual_in_fp32:
         flags |= _FLAG_RESIDUAL_IN_FP32
         rd = L.F32
@@ -292,48 +309,79 @@ def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, 
         bc = _CODE.get(bias.dtype)
         if bc is None:
             _code(bias.dtype, "bias")
-        bptr = bias.data_ptr()
     else:
-        bc, bptr = wc, 0
-    if rowscale is not None:
+        bc = wc
+    if has_rowscale:
         flags |= _FLAG_HAS_ROWSCALE
-        rsptr = rowscale.data_ptr()
+    if eps > _FLT_MAX:  # as a C float: rounds like ctypes (inf beyond FLT_MAX, which darn rejects)
+        eps = L._f32(eps).value
+    dv = (_RMSNORM if is_rms_norm else _LAYERNORM, m, n, xc, rc, wc, bc, out_dtype, flags, eps, dropout_p)
+    return (dv, _workspace_bytes(True, _backend(x)[0], dv), _DTYPE[out_dtype],
+            _DTYPE[rd] if store_residual_out else None, L.mask_row_bytes(n) if store_mask else 0, bool(stats),
+            bool(stats) and not is_rms_norm)
+
+
+def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe=False):
+    """darn_fwd on x [..., N] (rows: the leading dims; residual has x's shape) with a plan of _fwd_plan for these
+    arguments. Returns (out, resout, mask, rstd, mean, rng): out / resout have x's shape; resout / mask / rstd /
+    mean / rng are None when not produced; mask is darn's packed layout [M, mask_row_bytes(N)] uint8; rng what
+    the backward needs for the (seed, offset) pair (see _draw_rng)."""
+    dv, ws_bytes, out_dt, resout_dt, mask_bytes, want_rstd, want_mean = plan
+    m = dv[1]
+    backend, stream, switch = _backend(x)
+    if x.is_contiguous():  # the common case, without _rows' call
+        sx = 0
     else:
-        rsptr = 0
-    # outputs: x's shape, contiguous (empty_like: no shape / device parsing)
-    out = _empty_like(x, dtype=_DTYPE[out_dtype], memory_format=_contiguous_format)
-    if store_residual_out:
-        resout = _empty_like(x, dtype=_DTYPE[rd], memory_format=_contiguous_format)
+        x, sx = _rows(x)
+    if residual is None:
+        rptr = sr = 0
+    else:
+        if residual.is_contiguous():
+            sr = 0
+        else:
+            residual, sr = _rows(residual)
+        rptr = residual.data_ptr()
+    # outputs: x's shape, contiguous (empty_like / new_empty: no shape or device parsing)
+    out = _empty_like(x, dtype=out_dt, memory_format=_contiguous_format)
+    if resout_dt is not None:
+        resout = _empty_like(x, dtype=resout_dt, memory_format=_contiguous_format)
         roptr = resout.data_ptr()
     else:
         resout, roptr = None, 0
-    if store_mask:
-        mask = _empty((m, L.mask_row_bytes(n)), dtype=_uint8, device=dev)
+    if mask_bytes:
+        mask = x.new_empty((m, mask_bytes), dtype=_uint8)
         mptr = mask.data_ptr()
     else:
         mask, mptr = None, 0
     rstd = mean = None
     rstdptr = meanptr = 0
-    if stats:  # rstd / mean: only the backward needs them
-        rstd = _empty(m, dtype=_float32, device=dev)
+    if want_rstd:  # rstd / mean: only the backward needs them
+        rstd = x.new_empty((m,), dtype=_float32)
         rstdptr = rstd.data_ptr()
-        if not is_rms_norm:
-            mean = _empty(m, dtype=_float32, device=dev)
+        if want_mean:
+            mean = x.new_empty((m,), dtype=_float32)
             meanptr = mean.data_ptr()
-    if dropout_p == 0.0:
+    if dv[10] == 0.0:
         rng, s, o, dptr = None, 0, 0, 0
     else:
         rng, s, o, dptr = _draw_rng(x, seed, offset, graph_safe)
-    if eps > _FLT_MAX:  # as a C float: rounds like ctypes (inf beyond FLT_MAX, which darn rejects)
-        eps = L._f32(eps).value
-    dv = (_RMSNORM if is_rms_norm else _LAYERNORM, m, n, xc, rc, wc, bc, out_dtype, flags, eps, dropout_p)
     block = _call_buffer()
     # darn reads seed = *dptr and offset = *(dptr + 1) + desc.offset (here 0) when the kernel runs
     _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0,
-              x.data_ptr(), sx, rptr, sr, rsptr, weight.data_ptr(), bptr, out.data_ptr(), 0, roptr, 0, mptr,
-              rstdptr, meanptr)
-    _launch(True, block, (True, backend, dv), backend, stream, switch, dev)
+              x.data_ptr(), sx, rptr, sr, rowscale.data_ptr() if rowscale is not None else 0, weight.data_ptr(),
+              bias.data_ptr() if bias is not None else 0, out.data_ptr(), 0, roptr, 0, mptr, rstdptr, meanptr)
+    _launch(True, block, ws_bytes, backend, stream, switch, x)
     return out, resout, mask, rstd, mean, rng
+
+
+def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
+              residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset,
+              graph_safe=False, stats=True):
+    """darn_fwd with every argument given: _fwd_run(_fwd_plan(...), ...); without stats, no rstd / mean.
+    `prenorm` is only used by the autograd formulas."""
+    plan = _fwd_plan(x, weight, bias, residual, rowscale is not None, eps, dropout_p, is_rms_norm,
+                     zero_centered_weight, residual_in_fp32, out_dtype, store_residual_out, store_mask, stats)
+    return _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe)
 
 
 def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p, is_rms_norm,
@@ -345,7 +393,6 @@ def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps
     n = shape[-1]
     m = shape[0] if len(shape) == 2 else (dy.numel() // n if n else 0)
     backend, stream, switch = _backend(dy)
-    dev = dy.device
     wc = _CODE.get(weight.dtype)
     oc = _CODE.get(dy.dtype)
     if wc is None or oc is None:
@@ -382,22 +429,23 @@ def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps
         dresptr = dres.data_ptr()
     else:
         dres, dresptr = None, 0
-    dw = _empty(n, dtype=weight.dtype, device=dev)
+    dw = dy.new_empty((n,), dtype=weight.dtype)
     if bias_dtype >= 0:
-        db = _empty(n, dtype=_DTYPE[bias_dtype], device=dev)
+        db = dy.new_empty((n,), dtype=_DTYPE[bias_dtype])
         dbptr = db.data_ptr()
     else:
         db, dbptr = None, 0
     if eps > _FLT_MAX:
         eps = L._f32(eps).value
     dv = (_RMSNORM if is_rms_norm else _LAYERNORM, m, n, x_dtype, rc, wc, bc, oc, flags, eps, dropout_p)
+    ws_bytes = _workspace_bytes(False, backend, dv)
     block = _call_buffer()
     _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0,
               dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
               mean.data_ptr() if mean is not None and not is_rms_norm else 0, rsptr, droptr, sdro,
               mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
               dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr)
-    _launch(False, block, (False, backend, dv), backend, stream, switch, dev)
+    _launch(False, block, ws_bytes, backend, stream, switch, dy)
     return dx, dres, dw, db
 
 
@@ -431,15 +479,17 @@ def _grads(ctx, dout, dresout, bwd):
 
 
 def _fn_backward(ctx, dout, dresout):
-    return _grads(ctx, dout, dresout, _bwd_impl) + (None,)
+    # none for cfg and plan (torch drops the trailing None when apply got no plan)
+    return _grads(ctx, dout, dresout, _bwd_impl) + (None, None)
 
 
 _fn_backward_once = torch.autograd.function.once_differentiable(_fn_backward)
 
 
 class _DarnFn(torch.autograd.Function):
-    """Eager autograd path: apply(x, weight, bias, residual, rowscale, cfg), cfg the 11 other arguments of
-    _fwd_impl as one tuple (fewer apply arguments: less per-call work). Returns (out, residual_out or None,
+    """Eager autograd path: apply(x, weight, bias, residual, rowscale, cfg, plan=None), cfg the 11 other
+    arguments of _fwd_impl as one tuple (fewer apply arguments: less per-call work), plan their _fwd_plan with
+    stats (eager calls pass their cached one) or None (derived here). Returns (out, residual_out or None,
     mask or None): residual_out only with prenorm (the backward keeps it as h either way), mask only with
     store_mask (non-differentiable); rstd / mean / the (seed, offset) pair are saved for the backward, not
     returned (fewer outputs: less autograd bookkeeping). saved_tensors: (h, weight, rstd, mean, rowscale, mask,
@@ -447,12 +497,13 @@ class _DarnFn(torch.autograd.Function):
     ctx.rng_host holds it)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, residual, rowscale, cfg):
+    def forward(ctx, x, weight, bias, residual, rowscale, cfg, plan=None):
         (eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32, out_dtype, store_residual_out,
          store_mask, prenorm, seed, offset) = cfg
-        out, resout, mask, rstd, mean, rng = _fwd_impl(
-            x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
-            residual_in_fp32, out_dtype, store_residual_out, store_mask, prenorm, seed, offset)
+        if plan is None:
+            plan = _fwd_plan(x, weight, bias, residual, rowscale is not None, eps, dropout_p, is_rms_norm,
+                             zero_centered_weight, residual_in_fp32, out_dtype, store_residual_out, store_mask, True)
+        out, resout, mask, rstd, mean, rng = _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset)
         ctx.set_materialize_grads(False)
         if rng.__class__ is tuple:
             ctx.rng_host, rng = rng, None
@@ -594,9 +645,16 @@ def _unpack_mask(packed, m, n, shape):
     return bits.flatten(1)[:, :n].bool().reshape(shape)  # flatten, not reshape(m, -1): M may be 0
 
 
+def _type_error(x, weight, bias, residual):
+    """The TypeError for the first of x, weight (tensors) and bias, residual (tensors or None) that is neither."""
+    for t, what, optional in ((x, "x", False), (weight, "weight", False), (bias, "bias", True),
+                              (residual, "residual", True)):
+        if not (isinstance(t, _Tensor) or (optional and t is None)):
+            return TypeError("darn: %s must be a torch.Tensor, got %s" % (what, type(t).__name__))
+    return None
+
+
 def _check_vector(t, n, what, dev):
-    if not isinstance(t, torch.Tensor):
-        raise TypeError("darn: %s must be a torch.Tensor, got %s" % (what, type(t).__name__))
     if t.dim() != 1 or t.shape[0] != n:
         raise ValueError("darn: %s has shape %s, expected (%d,) (the last dim of x)" % (what, tuple(t.shape), n))
     if t.device != dev:
@@ -605,27 +663,17 @@ def _check_vector(t, n, what, dev):
         _code(t.dtype, what)
 
 
-def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm, residual_in_fp32,
-             zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out, residual_out, seed, offset):
-    """layer_norm_fn's body, positional (rms_norm_fn calls it without a second keyword-argument pass)."""
-    if x1 is not None or weight1 is not None or bias1 is not None:
-        raise NotImplementedError("darn: x1 / weight1 / bias1 (flash-attn's parallel-residual / two-weight "
-                                  "variant) are not supported yet")
-    if out is not None or residual_out is not None:
-        raise NotImplementedError("darn: preallocated out= / residual_out= are not supported yet; darn "
-                                  "allocates its outputs")
-    if not isinstance(x, torch.Tensor):
-        raise TypeError("darn: x must be a torch.Tensor, got %s" % type(x).__name__)
+def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, residual_in_fp32, zero_centered_weight,
+               is_rms_norm, return_dropout_mask, out_dtype, needs_grad):
+    """Checks the arguments of a call whose tensors have the right types (shapes, devices, dtypes, values; raises
+    on the first bad one) and returns what the call does with them, a function of their metadata alone:
+    (eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32, out dtype code, store_residual_out,
+    store_mask, prenorm), _DarnFn's cfg without (seed, offset)."""
     shape = x.shape
-    nd = len(shape)
-    if nd < 1 or shape[-1] < 1:
+    if len(shape) < 1 or shape[-1] < 1:
         raise ValueError("darn: x has shape %s; it needs a last dim N >= 1" % (tuple(shape),))
-    dropout_p = float(dropout_p)
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError("darn: dropout_p = %r, must be in [0, 1]" % dropout_p)
-    if seed is None and offset != 0:
-        raise ValueError("darn: offset= needs seed=; without seed the (seed, offset) pair comes from the generator")
-    eps = float(eps)
     if not 0.0 < eps < _INF:
         raise ValueError("darn: eps = %r, must be finite and > 0" % eps)
     n = shape[-1]
@@ -634,15 +682,9 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
     if xdt not in _CODE:
         _code(xdt, "x")
     _check_vector(weight, n, "weight", dev)
-    if not weight.is_contiguous():
-        weight = weight.contiguous()
     if bias is not None:
         _check_vector(bias, n, "bias", dev)
-        if not bias.is_contiguous():
-            bias = bias.contiguous()
     if residual is not None:
-        if not isinstance(residual, torch.Tensor):
-            raise TypeError("darn: residual must be a torch.Tensor, got %s" % type(residual).__name__)
         if residual.shape != shape:
             raise ValueError("darn: residual has shape %s, x has %s" % (tuple(residual.shape), tuple(shape)))
         if residual.device != dev:
@@ -655,52 +697,100 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
             raise ValueError("darn: rowscale has %d elements, expected %d (one per row of x)" % (rowscale.numel(), m))
         if rowscale.device != dev:
             raise ValueError("darn: rowscale is on %s but x is on %s" % (rowscale.device, dev))
-        if rowscale.dim() != 1:
-            rowscale = rowscale.reshape(-1)
-        rowscale = rowscale.to(torch.float32).contiguous()
     out_code = _CODE.get(xdt if out_dtype is None else out_dtype)
     if out_code is None:
         _code(out_dtype, "out_dtype")
     rfp32 = residual is None and bool(residual_in_fp32)  # flash-attn: with a residual, h has its dtype
     h_is_x = (residual is None and rowscale is None and dropout_p == 0.0 and not (rfp32 and xdt != torch.float32))
-    needs_grad = torch.is_grad_enabled() and (
-        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
-        or (residual is not None and residual.requires_grad))
-    store_resout = not h_is_x and (prenorm or needs_grad)
+    store_resout = not h_is_x and bool(prenorm or needs_grad)
     store_mask = dropout_p > 0.0 and bool(return_dropout_mask)
-    prenorm = bool(prenorm)
+    return (eps, dropout_p, bool(is_rms_norm), bool(zero_centered_weight), rfp32, out_code, store_resout, store_mask,
+            bool(prenorm))
+
+
+# Eager calls: the argument metadata -> (_norm_plan's cfg, the call's _fwd_plan, with rstd / mean only for
+# gradients). A call whose metadata is known skips the checks and the darn_desc derivation: everything they read
+# is in the key.
+_plans = {}
+_PLANS_MAX = 4096
+
+
+def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm, residual_in_fp32,
+             zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out, residual_out, seed, offset):
+    """layer_norm_fn's body, positional (rms_norm_fn calls it without a second keyword-argument pass)."""
+    if x1 is not None or weight1 is not None or bias1 is not None:
+        raise NotImplementedError("darn: x1 / weight1 / bias1 (flash-attn's parallel-residual / two-weight "
+                                  "variant) are not supported yet")
+    if out is not None or residual_out is not None:
+        raise NotImplementedError("darn: preallocated out= / residual_out= are not supported yet; darn "
+                                  "allocates its outputs")
+    if not (isinstance(x, _Tensor) and isinstance(weight, _Tensor) and (bias is None or isinstance(bias, _Tensor))
+            and (residual is None or isinstance(residual, _Tensor))):
+        raise _type_error(x, weight, bias, residual)
+    dropout_p, eps = float(dropout_p), float(eps)
     if seed is not None:
         seed, offset = _signed(int(seed) & _U64), _signed(int(offset) & _U64)
+    elif offset != 0:
+        raise ValueError("darn: offset= needs seed=; without seed the (seed, offset) pair comes from the generator")
     else:
         offset = 0
-    if _op_fwd is not None and _is_compiling():
+    needs_grad = _grad_enabled() and (
+        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+        or (residual is not None and residual.requires_grad))
+    compiling = _op_fwd is not None and _is_compiling()
+    if compiling:  # dynamo traces this: no cache lookups in the graph
+        cfg = _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, residual_in_fp32,
+                         zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, needs_grad)
+    else:
+        key = (x.shape, x.dtype, x.device, weight.shape, weight.dtype, weight.device,
+               bias if bias is None else (bias.shape, bias.dtype, bias.device),
+               residual if residual is None else (residual.shape, residual.dtype, residual.device),
+               rowscale if rowscale is None else (rowscale.shape, rowscale.device),
+               eps, dropout_p, prenorm, residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask,
+               out_dtype, needs_grad)
+        plan = _plans.get(key)
+        if plan is None:
+            cfg = _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, residual_in_fp32,
+                             zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, needs_grad)
+            fwd = _fwd_plan(x, weight, bias, residual, rowscale is not None, *cfg[:8], needs_grad)
+            if len(_plans) >= _PLANS_MAX:
+                _plans.clear()
+            _plans[key] = plan = (cfg, fwd)
+        cfg, fwd = plan
+    if not weight.is_contiguous():
+        weight = weight.contiguous()
+    if bias is not None and not bias.is_contiguous():
+        bias = bias.contiguous()
+    if rowscale is not None:
+        rowscale = rowscale.reshape(-1).to(_float32).contiguous()
+    eps, dropout_p, is_rms_norm, zero_centered_weight, rfp32, out_code, store_resout, store_mask, prenorm = cfg
+    if compiling:
         # the custom op (2-D rows); what it does not produce comes back as empty tensors: None here, as on the
         # eager paths
-        x2 = x if nd == 2 else x.reshape(-1, n)
-        r2 = residual if residual is None or nd == 2 else residual.reshape(-1, n)
+        shape = x.shape
+        n = shape[-1]
+        x2 = x if len(shape) == 2 else x.reshape(-1, n)
+        r2 = residual if residual is None or len(shape) == 2 else residual.reshape(-1, n)
         y, resout, mask, _, _, _ = _op_outputs(
-            _op_fwd(x2, weight, bias, r2, rowscale, eps, dropout_p, bool(is_rms_norm), bool(zero_centered_weight),
-                    rfp32, out_code, store_resout, store_mask, prenorm, seed, offset),
+            _op_fwd(x2, weight, bias, r2, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight, rfp32,
+                    out_code, store_resout, store_mask, prenorm, seed, offset),
             store_resout, store_mask, is_rms_norm, dropout_p)
-        if nd != 2:
+        if len(shape) != 2:
             y = y.reshape(shape)
             if store_resout:
                 resout = resout.reshape(shape)
     elif needs_grad:
-        y, resout, mask = _DarnFn.apply(x, weight, bias, residual, rowscale,
-                                        (eps, dropout_p, bool(is_rms_norm), bool(zero_centered_weight), rfp32,
-                                         out_code, store_resout, store_mask, prenorm, seed, offset))
+        y, resout, mask = _DarnFn.apply(x, weight, bias, residual, rowscale, cfg + (seed, offset), fwd)
     else:  # nothing to differentiate: skip autograd's bookkeeping and rstd / mean
-        y, resout, mask, _, _, _ = _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm,
-                                             zero_centered_weight, rfp32, out_code, store_resout, store_mask,
-                                             prenorm, seed, offset, False, False)
+        y, resout, mask, _, _, _ = _fwd_run(fwd, x, weight, bias, residual, rowscale, seed, offset)
     if not prenorm and not return_dropout_mask:
         return y
     res = [y]
     if prenorm:
         res.append(resout if store_resout else x)
     if return_dropout_mask:
-        res += [_unpack_mask(mask, x.numel() // n, n, shape) if store_mask else None, None]
+        n = x.shape[-1]
+        res += [_unpack_mask(mask, x.numel() // n, n, x.shape) if store_mask else None, None]
     return tuple(res)
 
 

@@ -299,6 +299,45 @@ def test_bad_arguments_raise_clear_errors():
         darn.rms_norm_fn(torch.empty(3, 0), torch.ones(0), None)
 
 
+def test_cached_calls_check_and_compute_like_fresh_ones():
+    """Eager calls cache their checks' outcome and darn_desc per argument metadata (darn.ops._plans): after good
+    calls, one differing in a single checked property still raises, and every call gives the bits it gives with
+    the cache empty (strided tensors, options, grad mode)."""
+    from darn import ops
+    x, r = make((2, 8), torch.float32), make((2, 8), torch.bfloat16)
+    w = make((8,), torch.float32, False, 0.2, 1.0)
+    w_strided = torch.stack([w, w], 1)[:, 0]
+    r_strided = r.t().contiguous().t()
+    calls = [lambda: darn.rms_norm_fn(x, w, None, r),
+             lambda: darn.rms_norm_fn(x, w_strided, None, r_strided),
+             lambda: darn.rms_norm_fn(x, w, None, r, eps=1e-2, prenorm=True),
+             lambda: darn.layer_norm_fn(x, w, w, None, residual_in_fp32=True, prenorm=True,
+                                        out_dtype=torch.bfloat16),
+             lambda: darn.layer_norm_fn(x, w, None, r, dropout_p=0.3, seed=5, return_dropout_mask=True),
+             lambda: darn.rms_norm_fn(x, w.detach().requires_grad_(), None, r, prenorm=True)]
+
+    def flat(v):
+        return [t.detach() for t in (v if isinstance(v, tuple) else (v,)) if t is not None]
+    fresh = []
+    for call in calls:
+        ops._plans.clear()
+        fresh.append(flat(call()))
+    for _ in range(2):
+        for call, want in zip(calls, fresh):
+            for u, v in zip(flat(call()), want):
+                assert_bitwise(u, v)
+    with pytest.raises(ValueError, match="weight has shape"):
+        darn.rms_norm_fn(x, torch.ones(9), None, r)
+    with pytest.raises(ValueError, match="residual has shape"):
+        darn.rms_norm_fn(x, w, None, r[:1])
+    with pytest.raises(TypeError, match="weight has dtype"):
+        darn.rms_norm_fn(x, w.double(), None, r)
+    with pytest.raises(ValueError, match="offset= needs seed="):
+        darn.rms_norm_fn(x, w, None, r, offset=4)
+    with pytest.raises(TypeError, match="residual must be a torch.Tensor"):
+        darn.rms_norm_fn(x, w, None, r.tolist())
+
+
 def test_darn_status_becomes_exception_with_last_error():
     """A status from libdarn itself raises DarnError carrying darn_last_error()."""
     from darn import _lib as L

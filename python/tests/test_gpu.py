@@ -11,12 +11,9 @@
 - per-call overhead at M = 16, N = 4096 (printed; JSON to $DARN_PY_BENCH_OUT; asserted <= 15 us only with
   DARN_PY_BENCH_STRICT=1)
 """
-import importlib.util
 import json
 import os
-import sys
 import time
-import types
 import warnings
 
 import pytest
@@ -24,6 +21,7 @@ import torch
 
 import darn
 from conftest import ULP, assert_bitwise, keep_mask
+from fa_loader import flash_attn_module
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA/ROCm device visible to torch")
 
@@ -312,7 +310,7 @@ def test_overhead_small_batch():
     res["fwd_autograd_us"] = per_call(lambda: darn.rms_norm_fn(xg, wg, None, r, prenorm=True))
     res["fwd_bwd_autograd_us"] = per_call(lambda: darn.rms_norm_fn(xg, wg, None, r).backward(x), iters=1000)
     try:
-        fa = _flash_attn_module()
+        fa = flash_attn_module()
     except Exception as e:  # the comparison tests report it; the timing goes on without it
         fa, res["flash_attn_import_error"] = None, repr(e)
     if fa is not None:
@@ -328,77 +326,8 @@ def test_overhead_small_batch():
 
 
 # ---- flash-attn's Triton layer_norm_fn ----------------------------------------------------------------------
-_FA = {}
-
-
-def _flash_attn_module():
-    """flash_attn/ops/triton/layer_norm.py from $DARN_FLASH_ATTN_FILE, imported without flash-attn's compiled
-    extension: the flash_attn and flash_attn.utils packages are stubbed to their folders (so utils/torch.py
-    and utils/library.py load from the checkout when present), with minimal stand-ins otherwise."""
-    if "mod" in _FA:
-        return _FA["mod"]
-    path = os.environ.get("DARN_FLASH_ATTN_FILE")
-    mod = None
-    if path and os.path.exists(path):
-        try:
-            import triton  # noqa: F401
-        except ImportError:
-            path = None
-    if path and os.path.exists(path):
-        try:
-            import flash_attn.utils.library  # noqa: F401  (a real install)
-        except Exception:
-            _stub_flash_attn_utils(path)
-        spec = importlib.util.spec_from_file_location("darn_test_flash_attn_layer_norm", path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod
-        spec.loader.exec_module(mod)
-    _FA["mod"] = mod
-    return mod
-
-
-def _stub_flash_attn_utils(path):
-    """flash_attn and flash_attn.utils as bare packages over the checkout's folders; utils.torch and
-    utils.library from the checkout's files when they import, else minimal stand-ins."""
-    pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(path))))
-    for name, sub in (("flash_attn", ""), ("flash_attn.utils", "utils")):
-        m = types.ModuleType(name)
-        m.__path__ = [os.path.join(pkg_root, sub)] if sub else [pkg_root]
-        sys.modules[name] = m
-    try:
-        import flash_attn.utils.torch  # noqa: F401
-    except Exception:
-        sys.modules.pop("flash_attn.utils.torch", None)
-        ut = types.ModuleType("flash_attn.utils.torch")
-        new_amp = hasattr(torch.amp, "custom_fwd")
-        amp = torch.amp if new_amp else torch.cuda.amp
-
-        def deco(f):
-            def wrap(*a, **k):
-                if new_amp:
-                    k.setdefault("device_type", "cuda")
-                return f(*a, **k)
-            return wrap
-        ut.custom_fwd, ut.custom_bwd = deco(amp.custom_fwd), deco(amp.custom_bwd)
-        sys.modules["flash_attn.utils.torch"] = ut
-    try:
-        import flash_attn.utils.library  # noqa: F401,F811
-    except Exception:
-        sys.modules.pop("flash_attn.utils.library", None)
-        ul = types.ModuleType("flash_attn.utils.library")
-
-        def triton_op(name, fn=None, *, mutates_args, schema=None, allow_decomposition=True):
-            def dec(f):
-                op = torch.library.custom_op(name, f, mutates_args=mutates_args, schema=schema)
-                op.register_fake(f)
-                return op
-            return dec if fn is None else dec(fn)
-        ul.triton_op = triton_op
-        sys.modules["flash_attn.utils.library"] = ul
-
-
 def _fa_or_skip():
-    fa = _flash_attn_module()
+    fa = flash_attn_module()
     if fa is None:
         pytest.skip("set DARN_FLASH_ATTN_FILE to flash-attn's flash_attn/ops/triton/layer_norm.py (needs triton)")
     return fa
