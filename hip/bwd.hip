@@ -74,37 +74,43 @@ __device__ __forceinline__ void bwd_group_out(const darn_gpu_bwd_args &a, int64_
     darn_st8(darn_row_mut(a.dx, a.dt_dx, r, a.s_dx), a.dt_dx, j, a.n, a.vec_dx, dh);
 }
 
+/* AMD: the arguments are taken anew (darn_args_again) per row and per group, so that the row loop holds
+ * neither them nor values derived from them (row pointers, dtype tests) in SGPRs. */
 template <int K>
-__global__ void DARN_LAUNCH_BOUNDS(256) darn_bwd_reg(darn_gpu_bwd_args a)
+__global__ void DARN_LAUNCH_BOUNDS(256) darn_bwd_reg(darn_gpu_bwd_args a0)
 {
     __shared__ float smem[64];
-    const int p = a.geom.p;
+    const int p = a0.geom.p;
     const int slot = threadIdx.x / p, t = threadIdx.x % p;
-    const int rpb = a.geom.rows_per_block;
-    const float nf = (float)a.n;
+    const int rpb = a0.geom.rows_per_block;
     uint64_t seed, offset;
-    darn_rng_state(a.rng, seed, offset);
-    const bool vec_part = (a.n % 4) == 0; /* partial rows are 16-byte aligned */
+    darn_rng_state(a0.rng, seed, offset);
 
     /* Loops are uniform across the block: idle slots shadow row 0 and store nothing. */
-    for (int64_t g0 = (int64_t)blockIdx.x * rpb; g0 < a.chunks; g0 += (int64_t)gridDim.x * rpb) {
+    for (int64_t g0 = (int64_t)blockIdx.x * rpb; g0 < a0.chunks; g0 += (int64_t)gridDim.x * rpb) {
         const int64_t gch = g0 + slot;
-        const bool chunk_on = gch < a.chunks;
-        const int64_t rbeg = gch * a.chunk_rows;
+        const bool chunk_on = gch < a0.chunks;
+        const int64_t rbeg = gch * a0.chunk_rows;
         float pw[K][8], pb[K][8];
         darn_unroll<K>([&](auto kk) {
             constexpr int k = decltype(kk)::value;
 #pragma unroll
             for (int e = 0; e < 8; e++) pw[k][e] = pb[k][e] = -0.0f;
         });
-        for (int64_t i = 0; i < a.chunk_rows; i++) {
-            const bool on = chunk_on && rbeg + i < a.m;
+        for (int64_t i = 0; i < a0.chunk_rows; i++) {
+            const darn_gpu_bwd_args &ar = darn_args_again(a0);
+            const bool on = chunk_on && rbeg + i < ar.m;
             const int64_t r = on ? rbeg + i : 0;
-            const float rstd = a.rstd[r], mean = a.layer ? a.mean[r] : 0.0f;
+            const float rstd = ar.rstd[r], mean = ar.layer ? ar.mean[r] : 0.0f;
+            /* From K = 2 on, xhat, gy and g are computed again after the all-reduce (same loads, same
+             * operations, same bits) instead of being kept across it, which takes 24 registers per group:
+             * more than AMD has at K = 4. (At K = 1, nvcc allocates more registers for the second form.) */
+            constexpr bool again = K >= 2;
             float xhat[K][8], gy[K][8], g[K][8];
             float acc[2] = {-0.0f, -0.0f};
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
+                const darn_gpu_bwd_args &a = darn_args_again(a0);
                 const int64_t j = t + (int64_t)k * p;
                 if (j < a.geom.groups) {
                     bwd_group_terms(a, r, j, mean, rstd, xhat[k], gy[k], g[k]);
@@ -113,12 +119,15 @@ __global__ void DARN_LAUNCH_BOUNDS(256) darn_bwd_reg(darn_gpu_bwd_args a)
             });
             darn_row_allreduce<2>(acc, p, smem);
             if (!on) continue;
-            const float c1 = acc[0] / nf, c2 = a.layer ? acc[1] / nf : 0.0f;
-            const float rs = a.has_rowscale ? a.rowscale[r] : 1.0f;
+            const float nf = (float)ar.n;
+            const float c1 = acc[0] / nf, c2 = ar.layer ? acc[1] / nf : 0.0f;
+            const float rs = ar.has_rowscale ? ar.rowscale[r] : 1.0f;
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
+                const darn_gpu_bwd_args &a = darn_args_again(a0);
                 const int64_t j = t + (int64_t)k * p;
                 if (j < a.geom.groups) {
+                    if constexpr (again) bwd_group_terms(a, r, j, mean, rstd, xhat[k], gy[k], g[k]);
                     bwd_group_out(a, r, j, seed, offset, rstd, c1, c2, rs, xhat[k], g[k]);
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
@@ -132,6 +141,8 @@ __global__ void DARN_LAUNCH_BOUNDS(256) darn_bwd_reg(darn_gpu_bwd_args a)
         if (!chunk_on) continue;
         darn_unroll<K>([&](auto kk) {
             constexpr int k = decltype(kk)::value;
+            const darn_gpu_bwd_args &a = darn_args_again(a0);
+            const bool vec_part = (a.n % 4) == 0; /* partial rows are 16-byte aligned */
             const int64_t j = t + (int64_t)k * p;
             if (j < a.geom.groups) {
                 darn_st8(a.partial_w + gch * a.n, DARN_F32, j, a.n, vec_part, pw[k]);
@@ -141,51 +152,56 @@ __global__ void DARN_LAUNCH_BOUNDS(256) darn_bwd_reg(darn_gpu_bwd_args a)
     }
 }
 
-/* Any N: one slot (the whole block, P threads) per chunk; partials live in the workspace. */
-__global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_stream(darn_gpu_bwd_args a)
+/* Any N: one chunk per block (one slot of P threads; G <= 4096 chunks always fit one grid); partials live
+ * in the workspace. AMD: each loop iteration takes the arguments anew (darn_args_again), so that no loop
+ * holds them or values derived from them (row and partial-row pointers) in SGPRs. */
+__global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_stream(darn_gpu_bwd_args a0)
 {
     __shared__ float smem[64];
-    const int p = a.geom.p, t = threadIdx.x;
-    const float nf = (float)a.n;
+    const int t = threadIdx.x;
     uint64_t seed, offset;
-    darn_rng_state(a.rng, seed, offset);
-    const bool vec_part = (a.n % 4) == 0;
-    for (int64_t gch = blockIdx.x; gch < a.chunks; gch += gridDim.x) {
-        const int64_t rbeg = gch * a.chunk_rows;
-        const int64_t rend = rbeg + a.chunk_rows < a.m ? rbeg + a.chunk_rows : a.m;
-        float *pw_row = a.partial_w + gch * a.n;
-        float *pb_row = a.partial_b ? a.partial_b + gch * a.n : nullptr;
-        for (int64_t r = rbeg; r < rend; r++) {
-            const float rstd = a.rstd[r], mean = a.layer ? a.mean[r] : 0.0f;
-            float xhat[8], gy[8], g[8];
-            float acc[2] = {-0.0f, -0.0f};
-            for (int64_t j = t; j < a.geom.groups; j += p) {
-                bwd_group_terms(a, r, j, mean, rstd, xhat, gy, g);
-                bwd_lane_add(acc, xhat, g, j, a.n);
-            }
-            darn_row_allreduce<2>(acc, p, smem);
-            const float c1 = acc[0] / nf, c2 = a.layer ? acc[1] / nf : 0.0f;
-            const float rs = a.has_rowscale ? a.rowscale[r] : 1.0f;
-            for (int64_t j = t; j < a.geom.groups; j += p) {
-                bwd_group_terms(a, r, j, mean, rstd, xhat, gy, g);
-                bwd_group_out(a, r, j, seed, offset, rstd, c1, c2, rs, xhat, g);
-                float pw[8], pb[8];
-                if (r == rbeg) {
+    darn_rng_state(a0.rng, seed, offset);
+    const int64_t gch = blockIdx.x;
+    const int64_t rbeg = gch * a0.chunk_rows;
+    const int64_t rend = rbeg + a0.chunk_rows < a0.m ? rbeg + a0.chunk_rows : a0.m;
+    for (int64_t r = rbeg; r < rend; r++) {
+        const darn_gpu_bwd_args &ar = darn_args_again(a0);
+        const int p = ar.geom.p;
+        const float nf = (float)ar.n;
+        const float rstd = ar.rstd[r], mean = ar.layer ? ar.mean[r] : 0.0f;
+        float xhat[8], gy[8], g[8];
+        float acc[2] = {-0.0f, -0.0f};
+        for (int64_t j = t; j < ar.geom.groups; j += p) {
+            const darn_gpu_bwd_args &a = darn_args_again(a0);
+            bwd_group_terms(a, r, j, mean, rstd, xhat, gy, g);
+            bwd_lane_add(acc, xhat, g, j, a.n);
+        }
+        darn_row_allreduce<2>(acc, p, smem);
+        const float c1 = acc[0] / nf, c2 = ar.layer ? acc[1] / nf : 0.0f;
+        const float rs = ar.has_rowscale ? ar.rowscale[r] : 1.0f;
+        for (int64_t j = t; j < ar.geom.groups; j += p) {
+            const darn_gpu_bwd_args &a = darn_args_again(a0);
+            const bool vec_part = (a.n % 4) == 0;
+            float *pw_row = a.partial_w + gch * a.n;
+            float *pb_row = a.partial_b ? a.partial_b + gch * a.n : nullptr;
+            bwd_group_terms(a, r, j, mean, rstd, xhat, gy, g);
+            bwd_group_out(a, r, j, seed, offset, rstd, c1, c2, rs, xhat, g);
+            float pw[8], pb[8];
+            if (r == rbeg) {
 #pragma unroll
-                    for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
-                } else { /* this thread wrote these columns for the previous row */
-                    darn_ld8(pw, pw_row, DARN_F32, j, a.n, vec_part);
-                    if (pb_row) darn_ld8(pb, pb_row, DARN_F32, j, a.n, vec_part);
-                }
-#pragma unroll
-                for (int e = 0; e < 8; e++) {
-                    const float tw = gy[e] * xhat[e];
-                    pw[e] = pw[e] + tw;
-                    pb[e] = pb[e] + gy[e];
-                }
-                darn_st8(pw_row, DARN_F32, j, a.n, vec_part, pw);
-                if (pb_row) darn_st8(pb_row, DARN_F32, j, a.n, vec_part, pb);
+                for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
+            } else { /* this thread wrote these columns for the previous row */
+                darn_ld8(pw, pw_row, DARN_F32, j, a.n, vec_part);
+                if (pb_row) darn_ld8(pb, pb_row, DARN_F32, j, a.n, vec_part);
             }
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const float tw = gy[e] * xhat[e];
+                pw[e] = pw[e] + tw;
+                pb[e] = pb[e] + gy[e];
+            }
+            darn_st8(pw_row, DARN_F32, j, a.n, vec_part, pw);
+            if (pb_row) darn_st8(pb_row, DARN_F32, j, a.n, vec_part, pb);
         }
     }
 }
@@ -255,8 +271,7 @@ darn_status darn_launch_bwd(const darn_gpu_bwd_args &a, void *dweight, void *dbi
         default: hipLaunchKernelGGL(darn_bwd_reg<4>, grid, block, 0, stream, a); break;
         }
     } else {
-        const int64_t blocks = a.chunks < max_blocks ? a.chunks : max_blocks;
-        hipLaunchKernelGGL(darn_bwd_stream, dim3((unsigned)blocks), dim3((unsigned)g.p), 0, stream, a);
+        hipLaunchKernelGGL(darn_bwd_stream, dim3((unsigned)a.chunks), dim3((unsigned)g.p), 0, stream, a);
     }
     darn_status s = darn_check_launch("darn_bwd");
     if (s != DARN_OK) return s;

@@ -1,58 +1,49 @@
 /*
  * bwd_fast.hip — the backward for the common case (docs/numerics.md §6): dtypes fixed at compile time
- * (fast_configs.h), N % 8 == 0, every tensor 16-byte aligned. darn_bwd_fast: at most 4 groups per
- * thread; darn_bwd_wide: rows of 1024 lanes, any length.
+ * (fast_configs.h), N % 8 == 0, every tensor 16-byte aligned: at most 4 groups per thread. Rows of
+ * 1024 lanes go to bwd_wide.hip.
  *
  * Same chunk walk and same bits as darn_bwd_reg (bwd.hip): a slot of P threads takes whole chunks and
  * adds each row's dweight (dbias) terms to register partials in row order. Per row, the loads of h, dy
  * and mask bytes are all issued before the first use and the dropout bits are regenerated while they
  * are in flight; dresidual_out is loaded after the row's all-reduce, so that little is live across it.
  */
+#include "bwd_terms.h"
 #include "fast_configs.h"
 
-/* xhat, gy and g = gy * w' of group j (§6) from the raw h and dy; `gy` may alias `g` when only g is
- * wanted. */
-template <class C>
-__device__ __forceinline__ void bwd_fast_terms(const darn_gpu_bwd_args &a, bool layer, bool zc, const darn_raw8<C::RO> &rh,
-                                               const darn_raw8<C::O> &rdy, int64_t j, float mean, float rstd,
-                                               float (&xhat)[8], float (&gy)[8], float (&g)[8])
+/* Row r of a tensor of dtype DT (null where !on) as a global pointer (compat.h, DARN_GLOBAL): the
+ * kernels read their arguments through darn_args_again. */
+template <int DT>
+__device__ __forceinline__ const void *bwd_row(const void *base, int64_t r, int64_t stride, bool on = true)
 {
-    darn_raw8<C::W> rw;
-    darn_load8(rw, a.w, j);
-    float w[8];
-    darn_cvt8(xhat, rh);
-    darn_cvt8(gy, rdy);
-    darn_cvt8(w, rw);
-#pragma unroll
-    for (int e = 0; e < 8; e++) {
-        const float d = layer ? xhat[e] - mean : xhat[e];
-        xhat[e] = d * rstd;
-        const float wv = zc ? w[e] + 1.0f : w[e];
-        g[e] = gy[e] * wv;
-    }
+    return DARN_GLOBAL(on ? darn_row_t<DT>(base, r, stride) : nullptr);
+}
+template <int DT>
+__device__ __forceinline__ void *bwd_row_mut(void *base, int64_t r, int64_t stride, bool on = true)
+{
+    return DARN_GLOBAL(on ? darn_row_mut_t<DT>(base, r, stride) : nullptr);
 }
 
+/* AMD occupancy floors: as many waves per SIMD as every configuration reaches without spilling. */
 template <class C, int K, int MAXT, bool BIAS>
-__global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 3 ? 1 : K == 2 ? 3 : 4) darn_bwd_fast(darn_gpu_bwd_args a)
+__global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K == 4 ? 1 : K == 3 ? 3 : 4) darn_bwd_fast(darn_gpu_bwd_args a0)
 {
     __shared__ float smem[64];
-    const int p = a.geom.p;
-    const int slot = threadIdx.x / p, t = threadIdx.x % p;
-    const int rpb = a.geom.rows_per_block;
-    const int64_t groups = a.geom.groups;
-    const float nf = (float)a.n;
-    const bool regen = !a.mask && a.rng.dropout;
+    const int slot = threadIdx.x / a0.geom.p, t = threadIdx.x % a0.geom.p;
+    const bool regen = !a0.mask && a0.rng.dropout;
     uint64_t seed = 0, offset = 0;
-    if (regen) darn_rng_state(a.rng, seed, offset);
+    if (regen) darn_rng_state(a0.rng, seed, offset);
 
     /* One chunk per slot (G <= 4096 chunks always fit one grid). The row loop is uniform across the
-     * block: idle slots shadow row 0 and store nothing. */
+     * block: idle slots shadow row 0 and store nothing. AMD: each row takes the arguments anew, and again
+     * after the all-reduce (darn_args_again), so that no argument or value derived from one is held in
+     * SGPRs across rows or across the all-reduce. */
     {
-        const int64_t gch = (int64_t)blockIdx.x * rpb + slot;
-        const bool chunk_on = gch < a.chunks;
+        const int64_t gch = (int64_t)blockIdx.x * a0.geom.rows_per_block + slot;
+        const bool chunk_on = gch < a0.chunks;
         /* The first row as a vector value: the row loop's pointer arithmetic then runs on AMD's vector
          * unit instead of holding 64-bit temporaries in scarce SGPRs (see DARN_TO_VGPR). */
-        uint32_t rb_lo = (uint32_t)(gch * a.chunk_rows), rb_hi = (uint32_t)((uint64_t)(gch * a.chunk_rows) >> 32);
+        uint32_t rb_lo = (uint32_t)(gch * a0.chunk_rows), rb_hi = (uint32_t)((uint64_t)(gch * a0.chunk_rows) >> 32);
         DARN_TO_VGPR(rb_lo);
         DARN_TO_VGPR(rb_hi);
         const int64_t rbeg = (int64_t)(((uint64_t)rb_hi << 32) | rb_lo);
@@ -65,11 +56,14 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
                 if constexpr (BIAS) pb[k][e] = -0.0f;
             }
         });
-        for (int64_t i = 0; i < a.chunk_rows; i++) {
+        for (int64_t i = 0; i < a0.chunk_rows; i++) {
+            const darn_gpu_bwd_args &a = darn_args_again(a0);
+            const int p = a.geom.p;
+            const int64_t groups = a.geom.groups;
             const bool on = chunk_on && rbeg + i < a.m;
             const int64_t r = on ? rbeg + i : 0;
             /* The options as one vector value per row: AMD would otherwise keep each as a 64-bit lane
-             * mask in SGPRs across the whole loop (compat.h, DARN_TO_VGPR). */
+             * mask in SGPRs across the whole row (compat.h, DARN_TO_VGPR). */
             uint32_t fl = (uint32_t)a.layer | (uint32_t)a.zc << 1 | (uint32_t)a.has_rowscale << 2 |
                           (uint32_t)(a.dresout != nullptr) << 3 | (uint32_t)(a.dres != nullptr) << 4 |
                           (uint32_t)(a.mask != nullptr) << 5;
@@ -81,8 +75,8 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
             darn_raw8<C::O> rdy[K] = {};
             darn_raw8<C::RO> rh[K] = {};
             uint32_t bits[K];
-            const void *dyrow = darn_row_t<C::O>(a.dy, r, a.s_dy);
-            const void *hrow = darn_row_t<C::RO>(a.h, r, a.s_h);
+            const void *dyrow = bwd_row<C::O>(a.dy, r, a.s_dy);
+            const void *hrow = bwd_row<C::RO>(a.h, r, a.s_h);
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
                 const int64_t j = t + (int64_t)k * p;
@@ -90,11 +84,12 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
                 if (j < groups) {
                     darn_load8(rh[k], hrow, j);
                     darn_load8(rdy[k], dyrow, j);
-                    if (has_mask) bits[k] = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
+                    if (has_mask) bits[k] = DARN_LDG(DARN_GLOBAL_UNIFORM(a.mask) + r * a.mask_row_bytes + j);
                 }
             });
-            const float rstd = DARN_LDG(a.rstd + r), mean = layer ? DARN_LDG(a.mean + r) : 0.0f;
-            const float rs = has_rs ? DARN_LDG(a.rowscale + r) : 1.0f;
+            const float rstd = DARN_LDG(DARN_GLOBAL_UNIFORM(a.rstd) + r);
+            const float mean = layer ? DARN_LDG(DARN_GLOBAL_UNIFORM(a.mean) + r) : 0.0f;
+            const float rs = has_rs ? DARN_LDG(DARN_GLOBAL_UNIFORM(a.rowscale) + r) : 1.0f;
             if (regen) {
                 uint32_t s_lo = (uint32_t)seed, s_hi = (uint32_t)(seed >> 32);
                 DARN_TO_VGPR(s_lo);
@@ -117,7 +112,7 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
                 const int64_t j = t + (int64_t)k * p;
                 if (j < groups) {
                     float xhat[8], g[8];
-                    bwd_fast_terms<C>(a, layer, zc, rh[k], rdy[k], j, mean, rstd, xhat, g, g);
+                    darn_bwd_terms<C>(DARN_GLOBAL_UNIFORM(a.w), layer, zc, rh[k], rdy[k], j, mean, rstd, xhat, g, g);
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
                         const float tt = xhat[e] * g[e];
@@ -128,28 +123,32 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
             });
             darn_row_allreduce<2>(acc, p, smem);
             if (!on) continue;
-            const float c1 = acc[0] / nf, c2 = layer ? acc[1] / nf : 0.0f;
 
             /* 3. dh -> dresidual, dx; dweight (dbias) terms. */
-            const void *drrow = has_dr ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
+            const darn_gpu_bwd_args &a3 = darn_args_again(a0);
+            const float nf = (float)a3.n;
+            const float c1 = acc[0] / nf, c2 = layer ? acc[1] / nf : 0.0f;
+            const void *drrow = bwd_row<C::RO>(a3.dresout, r, a3.s_dresout, has_dr);
             darn_raw8<C::RO> rdr[K] = {};
             if (drrow) {
                 darn_unroll<K>([&](auto kk) {
                     constexpr int k = decltype(kk)::value;
                     const int64_t j = t + (int64_t)k * p;
-                    if (j < groups) darn_load8(rdr[k], drrow, j);
+                    if (j < a3.geom.groups) darn_load8(rdr[k], drrow, j);
                 });
             }
-            void *dresrow = has_dres ? darn_row_mut_t<C::R>(a.dres, r, a.s_dres) : nullptr;
-            void *dxrow = darn_row_mut_t<C::X>(a.dx, r, a.s_dx);
+            const void *dyrow3 = bwd_row<C::O>(a3.dy, r, a3.s_dy); /* again: fewer registers across the all-reduce */
+            const void *hrow3 = bwd_row<C::RO>(a3.h, r, a3.s_h);
+            void *dresrow = bwd_row_mut<C::R>(a3.dres, r, a3.s_dres, has_dres);
+            void *dxrow = bwd_row_mut<C::X>(a3.dx, r, a3.s_dx);
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
                 const int64_t j = t + (int64_t)k * p;
-                if (j < groups) {
+                if (j < a3.geom.groups) {
                     float xhat[8], gy[8], g[8], dh[8], v[8];
-                    darn_load8(rh[k], hrow, j);
-                    darn_load8(rdy[k], dyrow, j);
-                    bwd_fast_terms<C>(a, layer, zc, rh[k], rdy[k], j, mean, rstd, xhat, gy, g);
+                    darn_load8(rh[k], hrow3, j);
+                    darn_load8(rdy[k], dyrow3, j);
+                    darn_bwd_terms<C>(DARN_GLOBAL_UNIFORM(a3.w), layer, zc, rh[k], rdy[k], j, mean, rstd, xhat, gy, g);
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
                         const float xc = xhat[e] * c1;
@@ -164,7 +163,7 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
                     if (has_dres) darn_store8<C::R>(dresrow, j, dh);
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
-                        float u = (bits[k] >> e) & 1u ? dh[e] * a.rng.scale : 0.0f;
+                        float u = (bits[k] >> e) & 1u ? dh[e] * a3.rng.scale : 0.0f;
                         if (has_rs) u = u * rs;
                         v[e] = u;
                         const float tw = gy[e] * xhat[e];
@@ -176,141 +175,15 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K >= 
             });
         }
         if (!chunk_on) return;
+        const darn_gpu_bwd_args &a = darn_args_again(a0);
         darn_unroll<K>([&](auto kk) {
             constexpr int k = decltype(kk)::value;
-            const int64_t j = t + (int64_t)k * p;
-            if (j < groups) {
-                darn_store8<DARN_F32>(a.partial_w + gch * a.n, j, pw[k]);
-                if constexpr (BIAS) darn_store8<DARN_F32>(a.partial_b + gch * a.n, j, pb[k]);
+            const int64_t j = t + (int64_t)k * a.geom.p;
+            if (j < a.geom.groups) {
+                darn_store8<DARN_F32>(DARN_GLOBAL_UNIFORM(a.partial_w) + gch * a.n, j, pw[k]);
+                if constexpr (BIAS) darn_store8<DARN_F32>(DARN_GLOBAL_UNIFORM(a.partial_b) + gch * a.n, j, pb[k]);
             }
         });
-    }
-}
-
-/* Rows of 1024 lanes (N > 16384): one chunk per block of 1024 threads. The row's two sums take the
- * thread's groups two at a time; the second pass takes them one at a time (h, dy, dresidual_out,
- * weight and the chunk partial of a group all in flight together) and keeps the dweight (dbias)
- * partials in the workspace, each thread re-reading and re-writing its own columns row after row. */
-template <class C, bool BIAS>
-__global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_wide(darn_gpu_bwd_args a)
-{
-    constexpr int B = 2;
-    __shared__ float smem[64];
-    const int p = a.geom.p, t = threadIdx.x;
-    const int64_t groups = a.geom.groups;
-    const float nf = (float)a.n;
-    const bool regen = !a.mask && a.rng.dropout;
-    uint64_t seed = 0, offset = 0;
-    if (regen) darn_rng_state(a.rng, seed, offset);
-    const int64_t gch = blockIdx.x;
-    const int64_t rbeg = gch * a.chunk_rows;
-    const int64_t rend = rbeg + a.chunk_rows < a.m ? rbeg + a.chunk_rows : a.m;
-    float *pw_row = a.partial_w + gch * a.n;
-    float *pb_row = BIAS ? a.partial_b + gch * a.n : nullptr;
-    for (int64_t r_u = rbeg; r_u < rend; r_u++) {
-        /* The row as a vector value: its pointers then live in VGPRs, not in AMD's scarce SGPRs. */
-        uint32_t r_lo = (uint32_t)r_u, r_hi = (uint32_t)((uint64_t)r_u >> 32);
-        DARN_TO_VGPR(r_lo);
-        DARN_TO_VGPR(r_hi);
-        const int64_t r = (int64_t)(((uint64_t)r_hi << 32) | r_lo);
-        uint32_t fl = (uint32_t)a.layer | (uint32_t)a.zc << 1 | (uint32_t)a.has_rowscale << 2 |
-                      (uint32_t)(a.dresout != nullptr) << 3 | (uint32_t)(a.dres != nullptr) << 4 |
-                      (uint32_t)(a.mask != nullptr) << 5; /* options in a vector register, as above */
-        DARN_TO_VGPR(fl);
-        const bool layer = fl & 1u, zc = fl & 2u, has_rs = fl & 4u, has_dr = fl & 8u, has_dres = fl & 16u;
-        const float rstd = DARN_LDG(a.rstd + r), mean = layer ? DARN_LDG(a.mean + r) : 0.0f;
-        const float rs = has_rs ? DARN_LDG(a.rowscale + r) : 1.0f;
-        const void *hrow = darn_row_t<C::RO>(a.h, r, a.s_h);
-        const void *dyrow = darn_row_t<C::O>(a.dy, r, a.s_dy);
-        float acc[2] = {-0.0f, -0.0f};
-        for (int64_t j0 = t; j0 < groups; j0 += (int64_t)B * p) {
-            darn_raw8<C::RO> rh[B] = {};
-            darn_raw8<C::O> rdy[B] = {};
-            darn_unroll<B>([&](auto bb) {
-                constexpr int b = decltype(bb)::value;
-                const int64_t j = j0 + (int64_t)b * p;
-                if (j < groups) {
-                    darn_load8(rh[b], hrow, j);
-                    darn_load8(rdy[b], dyrow, j);
-                }
-            });
-            darn_unroll<B>([&](auto bb) {
-                constexpr int b = decltype(bb)::value;
-                const int64_t j = j0 + (int64_t)b * p;
-                if (j < groups) {
-                    float xhat[8], g[8];
-                    bwd_fast_terms<C>(a, layer, zc, rh[b], rdy[b], j, mean, rstd, xhat, g, g);
-#pragma unroll
-                    for (int e = 0; e < 8; e++) {
-                        const float tt = xhat[e] * g[e];
-                        acc[0] = acc[0] + tt;
-                        acc[1] = acc[1] + g[e];
-                    }
-                }
-            });
-        }
-        darn_row_allreduce<2>(acc, p, smem);
-        const float c1 = acc[0] / nf, c2 = layer ? acc[1] / nf : 0.0f;
-        const void *drrow = has_dr ? darn_row_t<C::RO>(a.dresout, r, a.s_dresout) : nullptr;
-        void *dresrow = has_dres ? darn_row_mut_t<C::R>(a.dres, r, a.s_dres) : nullptr;
-        void *dxrow = darn_row_mut_t<C::X>(a.dx, r, a.s_dx);
-        for (int64_t j = t; j < groups; j += p) {
-            uint32_t flj = fl; /* per group again: nothing of it hoisted out of this loop */
-            DARN_TO_VGPR(flj);
-            const bool layer = flj & 1u, zc = flj & 2u, has_rs = flj & 4u, has_dr = flj & 8u, has_dres = flj & 16u,
-                       has_mask = flj & 32u;
-            darn_raw8<C::RO> rh, rdr = {};
-            darn_raw8<C::O> rdy;
-            darn_raw8<DARN_F32> rpw = {}, rpb = {};
-            darn_load8(rh, hrow, j);
-            darn_load8(rdy, dyrow, j);
-            if (has_dr) darn_load8(rdr, drrow, j);
-            if (r_u != rbeg) {
-                darn_load8_rw(rpw, pw_row, j);
-                if constexpr (BIAS) darn_load8_rw(rpb, pb_row, j);
-            }
-            uint32_t bits = 0xFFu;
-            if (has_mask) bits = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
-            else if (regen) {
-                uint32_t s_lo = (uint32_t)seed, s_hi = (uint32_t)(seed >> 32);
-                DARN_TO_VGPR(s_lo); /* see compat.h */
-                DARN_TO_VGPR(s_hi);
-                bits = darn_keep8_aligned(((uint64_t)s_hi << 32) | s_lo, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
-            }
-            float xhat[8], gy[8], g[8], dh[8], v[8], pw[8], pb[8];
-            bwd_fast_terms<C>(a, layer, zc, rh, rdy, j, mean, rstd, xhat, gy, g);
-#pragma unroll
-            for (int e = 0; e < 8; e++) {
-                const float xc = xhat[e] * c1;
-                const float inner = layer ? xc + c2 : xc;
-                dh[e] = (g[e] - inner) * rstd;
-            }
-            if (has_dr) {
-                darn_cvt8(v, rdr);
-#pragma unroll
-                for (int e = 0; e < 8; e++) dh[e] = dh[e] + v[e];
-            }
-            if (has_dres) darn_store8<C::R>(dresrow, j, dh);
-            if (r_u != rbeg) {
-                darn_cvt8(pw, rpw);
-                darn_cvt8(pb, rpb);
-            } else {
-#pragma unroll
-                for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
-            }
-#pragma unroll
-            for (int e = 0; e < 8; e++) {
-                float u = (bits >> e) & 1u ? dh[e] * a.rng.scale : 0.0f;
-                if (has_rs) u = u * rs;
-                v[e] = u;
-                const float tw = gy[e] * xhat[e];
-                pw[e] = pw[e] + tw;
-                pb[e] = pb[e] + gy[e];
-            }
-            darn_store8<C::X>(dxrow, j, v);
-            darn_store8<DARN_F32>(pw_row, j, pw);
-            if constexpr (BIAS) darn_store8<DARN_F32>(pb_row, j, pb);
-        }
     }
 }
 
@@ -323,11 +196,6 @@ static void launch_k(const darn_gpu_bwd_args &a, dim3 grid, dim3 block, hipStrea
 
 template <class C> static void launch(const darn_gpu_bwd_args &a, dim3 grid, dim3 block, hipStream_t s)
 {
-    if (a.geom.p == 1024) {
-        if (a.partial_b) hipLaunchKernelGGL((darn_bwd_wide<C, true>), dim3((unsigned)a.chunks), dim3(1024), 0, s, a);
-        else hipLaunchKernelGGL((darn_bwd_wide<C, false>), dim3((unsigned)a.chunks), dim3(1024), 0, s, a);
-        return;
-    }
     if (a.geom.block > 256) { /* then K is 3 or 4 */
         if (a.geom.k == 3) launch_k<C, 3, 512>(a, grid, block, s);
         else launch_k<C, 4, 512>(a, grid, block, s);
@@ -344,10 +212,11 @@ template <class C> static void launch(const darn_gpu_bwd_args &a, dim3 grid, dim
 bool darn_launch_bwd_fast(const darn_gpu_bwd_args &a, hipStream_t stream)
 {
     const darn_gpu_geom &g = a.geom;
-    if (!(darn_fast_geometry_ok(g) || g.p == 1024) || a.n % 8 != 0 || a.m == 0) return false;
+    if (!(darn_fast_geometry_ok(g) || g.p == DARN_WIDE_LANES) || a.n % 8 != 0 || a.m == 0) return false;
     if (!(a.vec_dy && a.vec_h && a.vec_w && a.vec_dx && (!a.dresout || a.vec_dresout) && (!a.dres || a.vec_dres)))
         return false;
     if (a.partial_b && a.dt_b != a.dt_w) return false;
+    if (g.p == DARN_WIDE_LANES) return darn_launch_bwd_wide(a, stream);
     const int64_t blocks = (a.chunks + g.rows_per_block - 1) / g.rows_per_block; /* <= 4096 */
     const dim3 grid((unsigned)blocks), block((unsigned)g.block);
     const int res_dt = a.dres ? a.dt_dres : a.dt_h; /* without a dresidual only h's dtype counts */

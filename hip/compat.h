@@ -53,4 +53,59 @@
 #define DARN_LAUNCH_BOUNDS_OCC(threads, nv_blocks, amd_waves) __launch_bounds__(threads, amd_waves)
 #endif /* __HIP_PLATFORM_NVIDIA__ */
 
+/* Makes the compiler forget a wave-uniform value but keep it in scalar registers (AMD): whatever is
+ * loaded through it is loaded again where it is used. For the pointer to the kernel arguments
+ * (darn_args_again in device_common.h); a value the compiler holds in a VGPR does not compile ("illegal
+ * SGPR to VGPR copy"). NVIDIA: nothing to do. */
+#if defined(__HIP_PLATFORM_NVIDIA__)
+#define DARN_TO_SGPR(v) ((void)0)
+#else
+#define DARN_TO_SGPR(v) asm volatile("" : "+s"(v))
+#endif /* __HIP_PLATFORM_NVIDIA__ */
+
+/* The same pointer, marked as pointing to global memory (AMD), so that loads and stores through it are
+ * global_* rather than flat_* instructions. The compiler knows this of pointers read from the kernel's
+ * parameter itself, not of those read through darn_args_again (device_common.h). DARN_GLOBAL_UNIFORM is
+ * for a pointer that is the same in every lane of the wave (it stays in SGPRs). NVIDIA: the pointer. */
+#if defined(__HIP_PLATFORM_NVIDIA__)
+#define DARN_GLOBAL(p) (p)
+#define DARN_GLOBAL_UNIFORM(p) (p)
+#else
+template <bool UNIFORM, class T> __device__ __forceinline__ T *darn_global_ptr(T *p)
+{
+    __attribute__((address_space(1))) T *g = (__attribute__((address_space(1))) T *)p;
+    /* Opaque to the optimizer, or it folds the two casts away before it uses the address space. */
+    if constexpr (UNIFORM) asm("" : "+s"(g));
+    else asm("" : "+v"(g));
+    return (T *)g;
+}
+#define DARN_GLOBAL(p) darn_global_ptr<false>(p)
+#define DARN_GLOBAL_UNIFORM(p) darn_global_ptr<true>(p)
+#endif /* __HIP_PLATFORM_NVIDIA__ */
+
+/* Streaming (evict-first) 16-byte load and store, for data used once: the L2 then keeps what a kernel
+ * reads a second time (the wide kernels' h). NVIDIA: ld/st.global.cs; AMD: nontemporal (slc).
+ * -DDARN_NO_STREAM_HINTS makes them plain, to measure what they give. */
+#if defined(DARN_NO_STREAM_HINTS)
+#define DARN_LD_STREAM(p) (*(p))
+#define DARN_ST_STREAM(p, v) (*(p) = (v))
+#elif defined(__HIP_PLATFORM_NVIDIA__)
+#define DARN_LD_STREAM(p) __ldcs(p)
+#define DARN_ST_STREAM(p, v) __stcs((p), (v))
+#else
+typedef unsigned int darn_u32x4 __attribute__((ext_vector_type(4)));
+__device__ __forceinline__ uint4 darn_ld_stream(const uint4 *p)
+{
+    const darn_u32x4 v = __builtin_nontemporal_load((const darn_u32x4 *)p);
+    return make_uint4(v.x, v.y, v.z, v.w);
+}
+__device__ __forceinline__ void darn_st_stream(uint4 *p, uint4 v)
+{
+    const darn_u32x4 w = {v.x, v.y, v.z, v.w};
+    __builtin_nontemporal_store(w, (darn_u32x4 *)p);
+}
+#define DARN_LD_STREAM(p) darn_ld_stream(p)
+#define DARN_ST_STREAM(p, v) darn_st_stream((p), (v))
+#endif /* __HIP_PLATFORM_NVIDIA__ */
+
 #endif /* DARN_HIP_COMPAT_H */

@@ -188,4 +188,24 @@ __device__ __forceinline__ void darn_row_allreduce(float (&v)[NV], int p, float 
     }
 }
 
+/* The kernel's arguments `a` (the kernel's parameter: its first, darn's kernels have one), read again
+ * from the kernel-argument segment wherever this reference is used (AMD). A loop that takes the
+ * reference anew in each iteration holds none of the ~40 uniform values of the arguments, nor what is
+ * derived from them, in SGPRs across iterations: it reloads them with scalar loads (scalar cache hits)
+ * instead of spilling them. Take it inside a darn_unroll lambda rather than capturing one from outside:
+ * through the capture the compiler loses the address space and reads arguments and tensors with flat
+ * instead of scalar and global loads. NVIDIA: `a` itself. */
+template <class T> __device__ __forceinline__ const T &darn_args_again(const T &a)
+{
+#if defined(__HIP_PLATFORM_NVIDIA__)
+    return a;
+#else
+    (void)a;
+    typedef const __attribute__((address_space(4))) T *kernarg_ptr;
+    kernarg_ptr p = (kernarg_ptr)__builtin_amdgcn_kernarg_segment_ptr(); /* the first parameter is at 0 */
+    DARN_TO_SGPR(p);
+    return *(const T *)p;
+#endif /* __HIP_PLATFORM_NVIDIA__ */
+}
+
 #endif /* DARN_HIP_DEVICE_COMMON_H */

@@ -27,7 +27,7 @@
 
 /* Groups per thread are instantiated for 1, 2, 3 and 4. The
  * launch bound is the block size class, 256 or 512 threads (a row of 512 threads always has K >= 3;
- * rows of 1024 threads go to the generic kernels), so that a thread may use 255 or 128 registers on
+ * rows of 1024 threads go to the wide kernels), so that a thread may use 255 or 128 registers on
  * NVIDIA: a bound of 1024 would cap it at 64 and spill the row to the stack. */
 inline bool darn_fast_geometry_ok(const darn_gpu_geom &g) { return g.k <= 4 && g.block <= 512; }
 
@@ -35,5 +35,10 @@ inline bool darn_fast_geometry_ok(const darn_gpu_geom &g) { return g.k <= 4 && g
  * fast configuration. */
 bool darn_launch_fwd_fast(const darn_gpu_fwd_args &a, hipStream_t stream);
 bool darn_launch_bwd_fast(const darn_gpu_bwd_args &a, hipStream_t stream);
+/* The same for rows of DARN_WIDE_LANES lanes, one thread each (fwd_wide.hip, bwd_wide.hip); called by
+ * the two above. */
+#define DARN_WIDE_LANES 1024
+bool darn_launch_fwd_wide(const darn_gpu_fwd_args &a, hipStream_t stream);
+bool darn_launch_bwd_wide(const darn_gpu_bwd_args &a, hipStream_t stream);
 
 #endif /* DARN_HIP_FAST_CONFIGS_H */

@@ -134,43 +134,49 @@ __global__ void DARN_LAUNCH_BOUNDS(1024) darn_fwd_reg(darn_gpu_fwd_args a)
     }
 }
 
-__device__ __forceinline__ void darn_fwd_stream_row(const darn_gpu_fwd_args &a, int64_t r)
+/* Row r of darn_fwd_stream. AMD: the arguments are taken anew (darn_args_again) per row and per group, so
+ * that no loop holds them or values derived from them (row pointers, dtype tests) in SGPRs. */
+__device__ __forceinline__ void darn_fwd_stream_row(const darn_gpu_fwd_args &a0, int64_t r)
 {
     __shared__ float smem[32];
-    const int p = a.geom.p;
+    const darn_gpu_fwd_args &ar = darn_args_again(a0);
+    const int p = ar.geom.p;
     const int t = threadIdx.x;
     uint64_t seed, offset;
-    darn_rng_state(a.rng, seed, offset);
-    const float rs = a.has_rowscale ? a.rowscale[r] : 1.0f;
-    const float nf = (float)a.n;
+    darn_rng_state(ar.rng, seed, offset);
+    const float rs = ar.has_rowscale ? ar.rowscale[r] : 1.0f;
+    const float nf = (float)ar.n;
     float hn[8];
     float acc[1] = {-0.0f};
-    for (int64_t j = t; j < a.geom.groups; j += p) {
+    for (int64_t j = t; j < ar.geom.groups; j += p) {
+        const darn_gpu_fwd_args &a = darn_args_again(a0);
         fwd_group_h(a, r, j, seed, offset, rs, hn, true);
         acc[0] = fwd_lane_add(acc[0], hn, j, a.n, a.layer ? 1 : 0, 0.0f);
     }
-    if (a.mask && t == 0) darn_fwd_mask_padding(a, r);
+    if (ar.mask && t == 0) darn_fwd_mask_padding(ar, r);
     darn_row_allreduce<1>(acc, p, smem);
     float mean = 0.0f;
-    if (a.layer) {
+    if (ar.layer) {
         mean = acc[0] / nf;
         acc[0] = -0.0f;
-        for (int64_t j = t; j < a.geom.groups; j += p) {
+        for (int64_t j = t; j < ar.geom.groups; j += p) {
+            const darn_gpu_fwd_args &a = darn_args_again(a0);
             if (a.resout) darn_ld8(hn, darn_row(a.resout, a.dt_resout, r, a.s_resout), a.dt_resout, j, a.n, a.vec_resout);
             else fwd_group_h(a, r, j, seed, offset, rs, hn, false);
             acc[0] = fwd_lane_add(acc[0], hn, j, a.n, 2, mean);
         }
         darn_row_allreduce<1>(acc, p, smem);
     }
-    const float rstd = 1.0f / sqrtf(acc[0] / nf + a.eps);
-    for (int64_t j = t; j < a.geom.groups; j += p) {
+    const float rstd = 1.0f / sqrtf(acc[0] / nf + ar.eps);
+    for (int64_t j = t; j < ar.geom.groups; j += p) {
+        const darn_gpu_fwd_args &a = darn_args_again(a0);
         if (a.resout) darn_ld8(hn, darn_row(a.resout, a.dt_resout, r, a.s_resout), a.dt_resout, j, a.n, a.vec_resout);
         else fwd_group_h(a, r, j, seed, offset, rs, hn, false);
         fwd_group_y(a, r, j, hn, mean, rstd);
     }
     if (t == 0) {
-        if (a.rstd) a.rstd[r] = darn_canonical_f32(rstd);
-        if (a.mean) a.mean[r] = darn_canonical_f32(mean);
+        if (ar.rstd) ar.rstd[r] = darn_canonical_f32(rstd);
+        if (ar.mean) ar.mean[r] = darn_canonical_f32(mean);
     }
     __syncthreads(); /* smem is reused by the next row */
 }

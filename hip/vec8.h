@@ -32,6 +32,14 @@ template <int DT> __device__ __forceinline__ void darn_load8_rw(darn_raw8<DT> &r
     for (int i = 0; i < darn_raw8<DT>::words; i++) r.q[i] = p[i];
 }
 
+/* Same, streaming (compat.h): the last read of this data in the call, so the cache need not keep it. */
+template <int DT> __device__ __forceinline__ void darn_load8_last(darn_raw8<DT> &r, const void *row, int64_t j)
+{
+    const uint4 *p = (const uint4 *)row + j * darn_raw8<DT>::words;
+#pragma unroll
+    for (int i = 0; i < darn_raw8<DT>::words; i++) r.q[i] = DARN_LD_STREAM(p + i);
+}
+
 __device__ __forceinline__ uint32_t darn_word_of(const uint4 &q, int i)
 {
     return i == 0 ? q.x : i == 1 ? q.y : i == 2 ? q.z : q.w;
@@ -62,22 +70,27 @@ template <int DT> __device__ __forceinline__ void darn_round8_t(float (&v)[8])
     }
 }
 
-/* Rounded 16-byte store(s) of group j of row (§2). */
-template <int DT> __device__ __forceinline__ void darn_store8(void *row, int64_t j, const float (&v)[8])
+/* Rounded 16-byte store(s) of group j of row (§2); STREAM: data nothing in the call reads again (compat.h). */
+template <bool STREAM> __device__ __forceinline__ void darn_store16(uint4 *p, uint4 v)
+{
+    if constexpr (STREAM) DARN_ST_STREAM(p, v);
+    else *p = v;
+}
+template <int DT, bool STREAM = false> __device__ __forceinline__ void darn_store8(void *row, int64_t j, const float (&v)[8])
 {
     if constexpr (DT == DARN_F32) {
         uint4 *p = (uint4 *)row + 2 * j;
         uint32_t u[8];
 #pragma unroll
         for (int e = 0; e < 8; e++) u[e] = darn_f32_bits(darn_canonical_f32(v[e]));
-        p[0] = make_uint4(u[0], u[1], u[2], u[3]);
-        p[1] = make_uint4(u[4], u[5], u[6], u[7]);
+        darn_store16<STREAM>(p, make_uint4(u[0], u[1], u[2], u[3]));
+        darn_store16<STREAM>(p + 1, make_uint4(u[4], u[5], u[6], u[7]));
     } else {
         uint32_t u[8];
 #pragma unroll
         for (int e = 0; e < 8; e++) u[e] = DT == DARN_F16 ? darn_f32_to_f16(v[e]) : darn_f32_to_bf16(v[e]);
-        *((uint4 *)row + j) = make_uint4(u[0] | (u[1] << 16), u[2] | (u[3] << 16), u[4] | (u[5] << 16),
-                                         u[6] | (u[7] << 16));
+        darn_store16<STREAM>((uint4 *)row + j, make_uint4(u[0] | (u[1] << 16), u[2] | (u[3] << 16),
+                                                          u[4] | (u[5] << 16), u[6] | (u[7] << 16)));
     }
 }
 
