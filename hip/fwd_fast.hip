@@ -27,7 +27,8 @@ __global__ void DARN_LAUNCH_BOUNDS(MAXT) darn_fwd_fast(darn_gpu_fwd_args a)
     darn_raw8<C::R> rr[K] = {};
     darn_raw8<C::W> rw[K] = {}, rb[K] = {};
     const void *xrow = darn_row_t<C::X>(a.x, r, a.s_x);
-    const void *rrow = a.has_res ? darn_row_t<C::R>(a.res, r, a.s_res) : nullptr;
+    /* A select with nullptr makes the pointer generic on AMD (flat_* loads): DARN_GLOBAL marks it again. */
+    const void *rrow = DARN_GLOBAL(a.has_res ? darn_row_t<C::R>(a.res, r, a.s_res) : nullptr);
     darn_unroll<K>([&](auto kk) {
         constexpr int k = decltype(kk)::value;
         const int64_t j = t + (int64_t)k * p;
@@ -60,7 +61,7 @@ __global__ void DARN_LAUNCH_BOUNDS(MAXT) darn_fwd_fast(darn_gpu_fwd_args a)
     /* 3. h (§4), residual-out and mask stores, lane sums. */
     float h[K][8];
     float acc[1] = {-0.0f};
-    void *rorow = a.resout ? darn_row_mut_t<C::RO>(a.resout, r, a.s_resout) : nullptr;
+    void *rorow = DARN_GLOBAL(a.resout ? darn_row_mut_t<C::RO>(a.resout, r, a.s_resout) : nullptr);
     darn_unroll<K>([&](auto kk) {
         constexpr int k = decltype(kk)::value;
         const int64_t j = t + (int64_t)k * p;
