@@ -43,10 +43,7 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K == 
         const bool chunk_on = gch < a0.chunks;
         /* The first row as a vector value: the row loop's pointer arithmetic then runs on AMD's vector
          * unit instead of holding 64-bit temporaries in scarce SGPRs (see DARN_TO_VGPR). */
-        uint32_t rb_lo = (uint32_t)(gch * a0.chunk_rows), rb_hi = (uint32_t)((uint64_t)(gch * a0.chunk_rows) >> 32);
-        DARN_TO_VGPR(rb_lo);
-        DARN_TO_VGPR(rb_hi);
-        const int64_t rbeg = (int64_t)(((uint64_t)rb_hi << 32) | rb_lo);
+        const int64_t rbeg = (int64_t)darn_to_vgpr64((uint64_t)(gch * a0.chunk_rows));
         float pw[K][8], pb[BIAS ? K : 1][8];
         darn_unroll<K>([&](auto kk) {
             constexpr int k = decltype(kk)::value;
@@ -91,10 +88,7 @@ __global__ void DARN_LAUNCH_BOUNDS_OCC(MAXT, MAXT == 256 && !BIAS ? 2 : 1, K == 
             const float mean = layer ? DARN_LDG(DARN_GLOBAL_UNIFORM(a.mean) + r) : 0.0f;
             const float rs = has_rs ? DARN_LDG(DARN_GLOBAL_UNIFORM(a.rowscale) + r) : 1.0f;
             if (regen) {
-                uint32_t s_lo = (uint32_t)seed, s_hi = (uint32_t)(seed >> 32);
-                DARN_TO_VGPR(s_lo);
-                DARN_TO_VGPR(s_hi);
-                const uint64_t row_seed = ((uint64_t)s_hi << 32) | s_lo;
+                const uint64_t row_seed = darn_to_vgpr64(seed);
                 darn_unroll<K>([&](auto kk) {
                     constexpr int k = decltype(kk)::value;
                     const int64_t j = t + (int64_t)k * p;

@@ -12,15 +12,10 @@
 #include "bwd_terms.h"
 #include "fast_configs.h"
 
-#ifndef DARN_WIDE_Q
-#define DARN_WIDE_Q 4
-#endif
-constexpr int DARN_WIDE_QROWS = DARN_WIDE_Q; /* rows per pass over the partials */
-
 template <class C, bool BIAS>
 __global__ void DARN_LAUNCH_BOUNDS(DARN_WIDE_LANES) darn_bwd_wide(darn_gpu_bwd_args a)
 {
-    constexpr int Q = DARN_WIDE_QROWS, B = 2;
+    constexpr int Q = 4, B = 2; /* Q rows per pass over the partials */
     __shared__ float smem[2 * Q * 32];
     __shared__ float row_c[2][Q]; /* c1, c2 of the Q rows, read in the second pass (not held in registers) */
     constexpr int p = DARN_WIDE_LANES; /* a compile-time constant: no run-time tests of it */
@@ -36,10 +31,7 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_WIDE_LANES) darn_bwd_wide(darn_gpu_bwd_a
     const int64_t rend = rbeg + a.chunk_rows < a.m ? rbeg + a.chunk_rows : a.m;
     for (int64_t r0_u = rbeg; r0_u < rend; r0_u += Q) {
         /* The first row as a vector value: row pointers then live in VGPRs, not AMD's scarce SGPRs. */
-        uint32_t r_lo = (uint32_t)r0_u, r_hi = (uint32_t)((uint64_t)r0_u >> 32);
-        DARN_TO_VGPR(r_lo);
-        DARN_TO_VGPR(r_hi);
-        const int64_t r0 = (int64_t)(((uint64_t)r_hi << 32) | r_lo);
+        const int64_t r0 = (int64_t)darn_to_vgpr64((uint64_t)r0_u);
         const int nq = rend - r0_u < Q ? (int)(rend - r0_u) : Q; /* rows of this pass */
 
         /* 1. The two sums of each row; one all-reduce for all of them. */
@@ -135,10 +127,8 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_WIDE_LANES) darn_bwd_wide(darn_gpu_bwd_a
                 else if (regen) {
                     uint64_t seed, offset;
                     darn_rng_state(A.rng, seed, offset);
-                    uint32_t s_lo = (uint32_t)seed, s_hi = (uint32_t)(seed >> 32);
-                    DARN_TO_VGPR(s_lo); /* the round keys on the vector unit (compat.h) */
-                    DARN_TO_VGPR(s_hi);
-                    bits = darn_keep8_aligned(((uint64_t)s_hi << 32) | s_lo, offset, (uint64_t)(r * A.n + j * 8),
+                    /* the seed in VGPRs: the round keys on the vector unit (compat.h) */
+                    bits = darn_keep8_aligned(darn_to_vgpr64(seed), offset, (uint64_t)(r * A.n + j * 8),
                                               A.rng.threshold);
                 }
                 const float c1 = row_c[0][q], c2 = row_c[1][q];

@@ -44,6 +44,15 @@
 #define DARN_TO_VGPR(v) asm volatile("" : "+v"(v))
 #endif /* __HIP_PLATFORM_NVIDIA__ */
 
+/* DARN_TO_VGPR of a 64-bit value (row index, Philox seed or offset), one 32-bit half at a time. */
+__device__ __forceinline__ uint64_t darn_to_vgpr64(uint64_t v)
+{
+    uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+    DARN_TO_VGPR(lo);
+    DARN_TO_VGPR(hi);
+    return (uint64_t)hi << 32 | lo;
+}
+
 /* Launch bound plus an occupancy floor, so the compiler keeps registers within what that occupancy
  * allows. The second argument of __launch_bounds__ differs: CUDA takes resident blocks per SM, HIP-Clang
  * takes waves per execution unit (SIMD). `waves` is the AMD floor in waves per SIMD. */

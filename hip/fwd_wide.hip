@@ -28,7 +28,7 @@ __device__ __forceinline__ uint32_t wide_flags(const darn_gpu_fwd_args &a)
 /* Seed and offset, read once per kernel and held as four vector values: the Philox round keys are then
  * computed on the vector unit where they are used, never held in SGPRs across the loops (AMD). */
 struct darn_wide_rng {
-    uint32_t s_lo, s_hi, o_lo, o_hi;
+    uint32_t s_lo, s_hi, o_lo, o_hi; /* halves: as two 64-bit members (darn_to_vgpr64) gfx942 code differs */
     __device__ __forceinline__ explicit darn_wide_rng(const darn_gpu_rng &r)
     {
         uint64_t seed = 0, offset = 0;
@@ -134,10 +134,7 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_WIDE_LANES) darn_fwd_wide(darn_gpu_fwd_a
     const darn_wide_rng g(a.rng);
     for (int64_t r_u = blockIdx.x; r_u < a.m; r_u += gridDim.x) {
         /* The row as a vector value: its pointers then live in VGPRs, not in AMD's scarce SGPRs. */
-        uint32_t r_lo = (uint32_t)r_u, r_hi = (uint32_t)((uint64_t)r_u >> 32);
-        DARN_TO_VGPR(r_lo);
-        DARN_TO_VGPR(r_hi);
-        const int64_t r = (int64_t)(((uint64_t)r_hi << 32) | r_lo);
+        const int64_t r = (int64_t)darn_to_vgpr64((uint64_t)r_u);
         const float rs = a.has_rowscale ? DARN_LDG(a.rowscale + r) : 1.0f;
         float acc[1] = {-0.0f};
         /* Pass 1: h, residual_out, mask, lane sums (hn^2 or hn). */
