@@ -70,7 +70,8 @@ darn_dtype darn_residual_out_dtype(const darn_desc *d)
 
 int64_t darn_mask_row_bytes(int64_t cols) { return cols <= 0 ? 0 : 4 * ((cols + 31) / 32); }
 int64_t darn_wgrad_chunks(int64_t rows, int64_t cols) { return cols <= 0 ? 0 : darn_wgrad_chunks_for(rows, cols); }
-int64_t darn_row_lanes(int64_t cols) { return cols <= 0 ? 0 : darn_lanes_for(cols); }
+int64_t darn_wgrad_chunk_rows(int64_t rows, int64_t cols) { return rows <= 0 || cols <= 0 ? 0 : darn_wgrad_chunk_rows_for(rows, cols); }
+int64_t darn_row_groups(int64_t cols) { return cols <= 0 ? 0 : darn_groups_for(cols); }
 
 /* ---- dispatch ------------------------------------------------------------------------------------ */
 static darn_status check_backend(darn_backend backend, const char *fn)
