@@ -216,6 +216,31 @@ DARN_API int64_t darn_wgrad_chunk_rows(int64_t rows, int64_t cols);
 /* Number of groups ceil(N / 8), the leaves of the row-sum tree (docs/numerics.md §5); 0 for N <= 0. */
 DARN_API int64_t darn_row_groups(int64_t cols);
 
+/* ---- Debugging: which GPU kernel a call runs --------------------------------------------------------
+ * The GPU backend runs every call through one dispatch table per direction (docs/numerics.md §7): an
+ * entry is a dtype configuration (compile-time for the common ones, run-time otherwise) and a row variant
+ * (K groups of 8 per thread held in registers, or the row re-read). Kernels differ only in where data
+ * lives and in the order of loads and stores, never in arithmetic: every entry gives the same bits. */
+typedef struct darn_kernel_info {
+    int entry;             /* index into the direction's table, -1 when nothing is launched for rows (M = 0) */
+    char name[96];         /* e.g. "darn_fwd bf16/f32/f32/bf16/bf16 K=1" */
+    int threads_per_row;   /* P */
+    int groups_per_thread; /* K (re-read rows: groups a thread covers per pass) */
+    int rows_per_block;    /* rows (forward) or chunk slots (backward) per block */
+    int block_threads;
+    int64_t grid;          /* blocks launched on this machine's device (without one: the blocks the rows need) */
+} darn_kernel_info;
+
+/* The kernel darn_fwd / darn_bwd would launch for this call on DARN_BACKEND_GPU; validates the call like
+ * darn_fwd / darn_bwd (the backward's workspace is not needed), launches nothing. Works in every build:
+ * the table is the same whether or not a GPU backend is compiled in. */
+DARN_API darn_status darn_debug_fwd_kernel(const darn_desc *desc, const darn_fwd_tensors *t, darn_kernel_info *info);
+DARN_API darn_status darn_debug_bwd_kernel(const darn_desc *desc, const darn_bwd_tensors *t, darn_kernel_info *info);
+/* Entries of a direction's table (backward = 0 or 1), and the fields of entry `entry` without a call
+ * (threads_per_row, groups_per_thread, rows_per_block, block_threads and grid are 0). */
+DARN_API int darn_debug_kernel_count(int backward);
+DARN_API darn_status darn_debug_kernel_entry(int backward, int entry, darn_kernel_info *info);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
