@@ -86,8 +86,8 @@ PEERS = {
                                    "shape and grad mode (compile_s in its rows)"),
     "flash_triton": dict(configs=("train", "infer", "f32", "layernorm"), work="full",
                          computes="flash_attn.ops.triton.layer_norm.rms_norm_fn / layer_norm_fn(x, w, b, residual, "
-                                  "eps, dropout_p, prenorm=True, residual_in_fp32): returns (y, h); fails for rows "
-                                  "of >= 64 KB (N = 65536 at f32 h)"),
+                                  "eps, dropout_p, prenorm=True, residual_in_fp32): returns (y, h); fails when a row "
+                                  "of x is >= 64 KB (bf16 x: N = 65536)"),
     "liger_fused_add_rms_norm": dict(configs=("infer",), work="full",
                                      computes="liger_kernel.ops.fused_add_rms_norm.LigerFusedAddRMSNormFunction.apply("
                                               "x, residual, w, eps, 0.0, %r, False): h = x + residual (bf16), "
@@ -830,7 +830,7 @@ def save(path, result, final=False):
     if not path:
         return
     result["triton"] = getattr(sys.modules.get("triton"), "__version__", None)
-    result["complete"] = final
+    result["complete"] = final and not result.get("skipped")  # False: cut short, or shapes skipped by --time-budget
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f, indent=1)
