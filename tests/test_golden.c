@@ -5,7 +5,7 @@
  * against the FIPS 180-2 example vectors and the config-string round trip the golden file relies on.
  *
  * The golden file's path comes from the DARN_GOLDEN_FILE compile definition (set on darn_tools by
- * src/demo/CMakeLists.txt).
+ * apps/demo/CMakeLists.txt).
  */
 #include <stdio.h>
 #include <stdlib.h>
