@@ -15,7 +15,7 @@
 #include "kernels.h"
 
 #ifndef DARN_BWD_PREFETCH
-#define DARN_BWD_PREFETCH 1
+#define DARN_BWD_PREFETCH 0
 #endif /* DARN_BWD_PREFETCH */
 
 #define DARN_BWD_REREAD_BATCH 1 /* groups per thread and step in the re-read rows */

@@ -14,7 +14,7 @@
 #include "kernels.h"
 
 #ifndef DARN_FWD_PREFETCH
-#define DARN_FWD_PREFETCH 1
+#define DARN_FWD_PREFETCH 0
 #endif /* DARN_FWD_PREFETCH */
 
 #define DARN_REREAD_BATCH 2 /* groups in flight per thread and step in the re-read rows */
@@ -30,8 +30,16 @@ __device__ __forceinline__ void fwd_group_h(const darn_fwd_args &a, const typena
     float x[8], res[8];
     Dt::template cvt<DARN_ROLE_X>(x, rx, a.x);
     Dt::template cvt<DARN_ROLE_R>(res, rr, a.res);
+    /* The options as compile-time constants where the call's are the common ones (a warp-uniform branch;
+     * the compiler drops the dead steps instead of issuing them predicated off). */
+    constexpr uint32_t common = DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL;
+    if ((a.opt & (DARN_OPT_ROWSCALE | DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL)) == common) {
 #pragma unroll
-    for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, (bits >> e) & 1u, a.rng.scale, a.opt);
+        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, (bits >> e) & 1u, a.rng.scale, common);
+    } else {
+#pragma unroll
+        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, (bits >> e) & 1u, a.rng.scale, a.opt);
+    }
     Dt::template round<DARN_ROLE_RO>(h, a.resout);
 }
 
@@ -85,8 +93,13 @@ __device__ __forceinline__ void fwd_group_y(const darn_fwd_args &a, int64_t r, i
     float w[8], b[8], y[8];
     Dt::template cvt<DARN_ROLE_W>(w, rw, a.w);
     Dt::template cvt<DARN_ROLE_W>(b, rb, a.b);
+    if ((a.opt & (DARN_OPT_LAYER | DARN_OPT_BIAS | DARN_OPT_ZC)) == 0) { /* RMSNorm, plain weight (see fwd_group_h) */
 #pragma unroll
-    for (int e = 0; e < 8; e++) y[e] = darn_fwd_y(h[e], mean, rstd, darn_weight(w[e], a.opt), b[e], a.opt);
+        for (int e = 0; e < 8; e++) y[e] = darn_fwd_y(h[e], mean, rstd, darn_weight(w[e], 0u), b[e], 0u);
+    } else {
+#pragma unroll
+        for (int e = 0; e < 8; e++) y[e] = darn_fwd_y(h[e], mean, rstd, darn_weight(w[e], a.opt), b[e], a.opt);
+    }
     Dt::template store<DARN_ROLE_O, STREAM>(a.out, r, j, a.n, y);
 }
 

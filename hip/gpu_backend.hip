@@ -4,6 +4,8 @@
  * src/dispatch.c (darn_choose_fwd / darn_choose_bwd); this file only looks the kernel up in the table.
  */
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #include "gpu_backend.h"
 #include "kernels.h"
@@ -45,8 +47,20 @@ static int64_t resident_blocks(const void *kernel, std::atomic<int> *occ_slot, i
     return (int64_t)sms * occ;
 }
 
+/* A measurement knob (never changes a bit): DARN_GPU_GRID=full launches every block the rows need instead of
+ * at most one resident wave that walks them. Read once. */
+static bool full_grid()
+{
+    static const int v = [] {
+        const char *e = getenv("DARN_GPU_GRID");
+        return e && strcmp(e, "full") == 0 ? 1 : 0;
+    }();
+    return v != 0;
+}
+
 static int64_t grid_of(int backward, const darn_choice &c)
 {
+    if (full_grid()) return c.blocks;
     int dev = 0;
     if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= DARN_MAX_DEVICES) dev = 0;
     const int cls = block_class(c.block);

@@ -61,16 +61,18 @@ __device__ __forceinline__ uint16_t darn_half_of(const uint4 &q, int e)
     return (uint16_t)(darn_word_of(q, e / 2) >> (16 * (e % 2)));
 }
 
-/* f rounded as a store to dt and widened back (§4's hn = load(store(h))). */
+/* f rounded as a store to dt and widened back (§4's hn = load(store(h))). For f32 that is f itself but for a
+ * NaN's payload, which no stored bit can see (every store canonicalizes NaNs, and nothing branches on a
+ * float): the kernels skip the canonicalization there. */
 template <int DT> __device__ __forceinline__ float darn_round_to(float f)
 {
-    if constexpr (DT == DARN_F32) return darn_canonical_f32(f);
+    if constexpr (DT == DARN_F32) return f;
     else if constexpr (DT == DARN_F16) return darn_f16_to_f32(darn_f32_to_f16(f));
     else return darn_bf16_to_f32(darn_f32_to_bf16(f));
 }
 __device__ __forceinline__ float darn_round_rt(float f, int dt)
 {
-    return dt == DARN_F32 ? darn_canonical_f32(f) : dt == DARN_F16 ? darn_f16_to_f32(darn_f32_to_f16(f))
+    return dt == DARN_F32 ? f : dt == DARN_F16 ? darn_f16_to_f32(darn_f32_to_f16(f))
                                                                     : darn_bf16_to_f32(darn_f32_to_bf16(f));
 }
 
