@@ -116,7 +116,7 @@ __device__ __forceinline__ void partial_store(float *row, int64_t j, int64_t n, 
 }
 
 template <class Dt, int K, bool REREAD, bool BIAS>
-__global__ void __launch_bounds__(darn_bwd_bound<REREAD>()) darn_bwd(const darn_bwd_args a)
+__global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const darn_bwd_args a)
 {
     using RH = typename Dt::template raw<DARN_ROLE_RO>;
     using RDY = typename Dt::template raw<DARN_ROLE_O>;

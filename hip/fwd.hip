@@ -104,7 +104,7 @@ __device__ __forceinline__ void fwd_group_y(const darn_fwd_args &a, int64_t r, i
 }
 
 template <class Dt, int K, bool REREAD>
-__global__ void __launch_bounds__(darn_fwd_bound<K, REREAD>()) darn_fwd(const darn_fwd_args a)
+__global__ void __launch_bounds__((darn_fwd_bound<K, REREAD>())) darn_fwd(const darn_fwd_args a)
 {
     using RX = typename Dt::template raw<DARN_ROLE_X>;
     using RR = typename Dt::template raw<DARN_ROLE_R>;
