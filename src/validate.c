@@ -52,6 +52,13 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
         return darn_fail(DARN_ERR_NULL_POINTER, "%s: desc->%s is NULL but desc->%s is set (both or neither)", fn,
                          d->rng_seed_ptr ? "rng_offset_ptr" : "rng_seed_ptr",
                          d->rng_seed_ptr ? "rng_seed_ptr" : "rng_offset_ptr");
+    /* 8-byte loads on every backend (a GPU faults on a misaligned one), whatever M and p. */
+    if ((uintptr_t)d->rng_seed_ptr % 8)
+        return darn_fail(DARN_ERR_MISALIGNED, "%s: desc->rng_seed_ptr = %p is not 8-byte aligned", fn,
+                         (const void *)d->rng_seed_ptr);
+    if ((uintptr_t)d->rng_offset_ptr % 8)
+        return darn_fail(DARN_ERR_MISALIGNED, "%s: desc->rng_offset_ptr = %p is not 8-byte aligned", fn,
+                         (const void *)d->rng_offset_ptr);
 
     *plan = (darn_plan){0};
     plan->desc = *d;
@@ -213,6 +220,8 @@ darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_f
         if (m > (uint64_t)INT64_MAX / rb) return darn_fail(DARN_ERR_OVERFLOW, "%s: t->mask: byte size overflows", fn);
         TRY(add_vector(&L, "t->mask", t->mask, m * rb, 1, true));
     }
+    TRY(add_vector(&L, "desc->rng_seed_ptr", d->rng_seed_ptr, 1, 8, false));
+    TRY(add_vector(&L, "desc->rng_offset_ptr", d->rng_offset_ptr, 1, 8, false));
     allow_in_place(&L, t->out, t->x);
     allow_in_place(&L, t->residual_out, t->residual);
     return check_overlaps(&L);
@@ -260,6 +269,8 @@ darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_b
                 return darn_fail(DARN_ERR_OVERFLOW, "%s: t->mask: byte size overflows", fn);
             TRY(add_vector(&L, "t->mask", t->mask, m * rb, 1, false));
         }
+        TRY(add_vector(&L, "desc->rng_seed_ptr", d->rng_seed_ptr, 1, 8, false));
+        TRY(add_vector(&L, "desc->rng_offset_ptr", d->rng_offset_ptr, 1, 8, false));
     } else {
         L.n = 0; /* M = 0: only dweight / dbias are touched */
     }

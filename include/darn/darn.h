@@ -118,7 +118,9 @@ DARN_API int darn_backend_available(darn_backend backend);
  * Dropout: element (r, c) is kept iff philox_word(seed, offset, r*N + c) >= floor(p * 2^32);
  * kept values are scaled by (float)(1 / (1 - p)); p = 1 drops all. With rng_seed_ptr/rng_offset_ptr
  * non-NULL (both or neither; memory of the chosen backend, read when the work runs, as PyTorch's
- * graph-safe Philox state is), seed = *rng_seed_ptr and offset = *rng_offset_ptr + offset.
+ * graph-safe Philox state is), seed = *rng_seed_ptr and offset = *rng_offset_ptr + offset. Each must be
+ * 8-byte aligned (else DARN_ERR_MISALIGNED, whatever M and p) and may not overlap an output of the call
+ * (else DARN_ERR_ALIASING); they may point into an input.
  */
 typedef struct darn_desc {
     darn_norm norm;
