@@ -64,6 +64,7 @@ void darn_desc_init(darn_desc *desc, darn_norm norm, int64_t rows, int64_t cols,
 
 darn_dtype darn_residual_out_dtype(const darn_desc *d)
 {
+    if (!d) return (darn_dtype)-1;
     if (d->flags & DARN_FLAG_RESIDUAL_IN_FP32) return DARN_F32;
     return (d->flags & DARN_FLAG_HAS_RESIDUAL) ? d->residual_dtype : d->x_dtype;
 }

@@ -220,3 +220,13 @@ Test(hardening, rng_pointers_into_inputs)
     sup_free(ref);
     fx_free(&F);
 }
+
+/* ---- item 4: NULL descriptors in the two helpers ---------------------------------------------------- */
+
+Test(hardening, null_desc_helpers)
+{
+    darn_desc_init(NULL, DARN_RMSNORM, 4, 8, DARN_F32); /* documented no-op */
+    const darn_dtype r = darn_residual_out_dtype(NULL);
+    cr_expect_eq((int)r, -1, "darn_residual_out_dtype(NULL) = %d, documented -1", (int)r);
+    cr_expect_eq(darn_dtype_size(r), 0, "darn_residual_out_dtype(NULL) is no dtype");
+}

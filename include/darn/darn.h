@@ -135,8 +135,11 @@ typedef struct darn_desc {
     const uint64_t *rng_offset_ptr; /* optional, see above */
 } darn_desc;
 
-/* Defaults: all dtypes `dtype`, no flags, eps 1e-5 (LayerNorm) / 1e-6 (RMSNorm), p = 0, seed = offset = 0. */
+/* Defaults: all dtypes `dtype`, no flags, eps 1e-5 (LayerNorm) / 1e-6 (RMSNorm), p = 0, seed = offset = 0.
+ * The arguments are stored as given (darn_fwd/darn_bwd check them). desc == NULL: does nothing. */
 DARN_API void darn_desc_init(darn_desc *desc, darn_norm norm, int64_t rows, int64_t cols, darn_dtype dtype);
+/* The residual-out dtype of `desc` (see above), from its flags and dtypes alone. desc == NULL: returns
+ * (darn_dtype)-1, which is no darn_dtype (darn_dtype_size() of it is 0). */
 DARN_API darn_dtype darn_residual_out_dtype(const darn_desc *desc);
 
 /* ---- Dropout mask layout ---------------------------------------------------------------------------
