@@ -45,9 +45,9 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
         return darn_fail(DARN_ERR_OVERFLOW, "%s: desc->rows * desc->cols (%lld * %lld) overflows int64", fn,
                          (long long)d->rows, (long long)d->cols);
     if (!(d->eps > 0.0f) || !isfinite(d->eps))
-        return darn_fail(DARN_ERR_BAD_EPS, "%s: desc->eps = %g, must be finite and > 0", fn, (double)d->eps);
+        return darn_fail(DARN_ERR_BAD_EPS, "%s: desc->eps = %.9g, must be finite and > 0", fn, (double)d->eps);
     if (!(d->dropout_p >= 0.0 && d->dropout_p <= 1.0)) /* also catches NaN */
-        return darn_fail(DARN_ERR_BAD_DROPOUT, "%s: desc->dropout_p = %g, must be in [0, 1]", fn, d->dropout_p);
+        return darn_fail(DARN_ERR_BAD_DROPOUT, "%s: desc->dropout_p = %.17g, must be in [0, 1]", fn, d->dropout_p);
     if ((d->rng_seed_ptr == NULL) != (d->rng_offset_ptr == NULL))
         return darn_fail(DARN_ERR_NULL_POINTER, "%s: desc->%s is NULL but desc->%s is set (both or neither)", fn,
                          d->rng_seed_ptr ? "rng_offset_ptr" : "rng_seed_ptr",

@@ -230,3 +230,91 @@ Test(hardening, null_desc_helpers)
     cr_expect_eq((int)r, -1, "darn_residual_out_dtype(NULL) = %d, documented -1", (int)r);
     cr_expect_eq(darn_dtype_size(r), 0, "darn_residual_out_dtype(NULL) is no dtype");
 }
+
+/* ---- item 5: messages ------------------------------------------------------------------------------ */
+
+typedef darn_status (*call_fn)(const fx *F, const darn_desc *d);
+static darn_status call_fwd(const fx *F, const darn_desc *d)
+{
+    return darn_fwd(d, &F->f, ws(F), REGION, DARN_BACKEND_CPU, NULL);
+}
+static darn_status call_bwd(const fx *F, const darn_desc *d)
+{
+    return darn_bwd(d, &F->b, ws(F), REGION, DARN_BACKEND_CPU, NULL);
+}
+static darn_status call_fwd_ws(const fx *F, const darn_desc *d)
+{
+    (void)F;
+    size_t b;
+    return darn_fwd_workspace_size(d, DARN_BACKEND_CPU, &b);
+}
+static darn_status call_bwd_ws(const fx *F, const darn_desc *d)
+{
+    (void)F;
+    size_t b;
+    return darn_bwd_workspace_size(d, DARN_BACKEND_CPU, &b);
+}
+static const struct { call_fn fn; const char *name; } calls[4] = {
+    {call_fwd, "darn_fwd"}, {call_bwd, "darn_bwd"},
+    {call_fwd_ws, "darn_fwd_workspace_size"}, {call_bwd_ws, "darn_bwd_workspace_size"}};
+
+/* The text after "desc-><field> = " in msg, or NULL. */
+static const char *value_after(const char *msg, const char *field)
+{
+    char key[64];
+    snprintf(key, sizeof key, "desc->%s = ", field);
+    const char *p = strstr(msg, key);
+    return p ? p + strlen(key) : NULL;
+}
+
+Test(hardening, messages_print_p_as_passed_and_name_the_function_once)
+{
+    fx F;
+    fx_init(&F, DARN_F16);
+    const double bad[] = {1.0000000000000002, 1.0 + 0x1p-40, -5e-324, -0.1, -1e-300, 1e300, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i)
+        for (int c = 0; c < 4; ++c) {
+            darn_desc d = F.d;
+            d.dropout_p = bad[i];
+            sup_sentinel_fill(F.arena, ARENA_BYTES);
+            cr_expect_eq(calls[c].fn(&F, &d), DARN_ERR_BAD_DROPOUT, "%s p = %a", calls[c].name, bad[i]);
+            const char *msg = darn_last_error();
+            cr_expect_eq(count_ident(msg, calls[c].name), 1, "%s p = %a: \"%s\" names the function %d times",
+                         calls[c].name, bad[i], msg, count_ident(msg, calls[c].name));
+            const char *v = value_after(msg, "dropout_p");
+            cr_assert(v != NULL, "%s: \"%s\" lacks \"desc->dropout_p = \"", calls[c].name, msg);
+            const double back = strtod(v, NULL);
+            cr_expect(memcmp(&back, &bad[i], sizeof back) == 0, "%s: \"%s\" reads back as %a, passed %a",
+                      calls[c].name, msg, back, bad[i]);
+            cr_expect(sup_first_touched(F.arena, ARENA_BYTES) < 0, "%s p = %a wrote", calls[c].name, bad[i]);
+        }
+    darn_desc d = F.d;
+    d.dropout_p = NAN;
+    cr_expect_eq(call_fwd(&F, &d), DARN_ERR_BAD_DROPOUT);
+    const char *v = value_after(darn_last_error(), "dropout_p");
+    cr_expect(v && isnan(strtod(v, NULL)), "p = NaN: \"%s\"", darn_last_error());
+    fx_free(&F);
+}
+
+Test(hardening, messages_print_eps_as_passed)
+{
+    fx F;
+    fx_init(&F, DARN_BF16);
+    const float bad[] = {-0.0f, -1.00000012e-5f, -0x1.fffffep+127f, -FLT_MIN / 3.0f, -0x1.000002p-20f, INFINITY,
+                         -INFINITY, 0.0f};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i)
+        for (int c = 0; c < 4; ++c) {
+            darn_desc d = F.d;
+            d.eps = bad[i];
+            cr_expect_eq(calls[c].fn(&F, &d), DARN_ERR_BAD_EPS, "%s eps = %a", calls[c].name, (double)bad[i]);
+            const char *msg = darn_last_error();
+            cr_expect_eq(count_ident(msg, calls[c].name), 1, "%s: \"%s\" names the function %d times", calls[c].name,
+                         msg, count_ident(msg, calls[c].name));
+            const char *v = value_after(msg, "eps");
+            cr_assert(v != NULL, "%s: \"%s\" lacks \"desc->eps = \"", calls[c].name, msg);
+            const float back = strtof(v, NULL);
+            cr_expect(memcmp(&back, &bad[i], sizeof back) == 0, "%s: \"%s\" reads back as %a, passed %a",
+                      calls[c].name, msg, (double)back, (double)bad[i]);
+        }
+    fx_free(&F);
+}

@@ -83,7 +83,10 @@ typedef enum darn_status {
 
 /* Static text for a status ("unknown status" for values not in the list). */
 DARN_API const char *darn_status_string(darn_status status);
-/* The message of the last failing call on this thread, naming the bad argument; "" after success. */
+/* The message of the last failing call on this thread; "" after success. It names the function once, then
+ * the bad argument, the value as passed (dropout_p with %.17g, eps with %.9g: both read back exactly) and
+ * the rule it breaks, e.g. "darn_fwd: desc->dropout_p = 1.0000000000000002, must be in [0, 1]". It is
+ * complete without darn_status_string(). */
 DARN_API const char *darn_last_error(void);
 
 /* ---- Enums --------------------------------------------------------------------------------------- */
