@@ -25,7 +25,10 @@
  *   overlap no tensor. Pointers of the GPU backend are device pointers.
  * - With M = 0 nothing is read, so row tensors may be NULL; the backward still writes dweight/dbias.
  * - Outputs may not overlap inputs or each other, except the exact in-place pairs named per function
- *   (same pointer, same dtype, same stride).
+ *   (same pointer, same dtype, same stride). Overlap is decided on the bytes each tensor touches: the N
+ *   elements of each of its M rows (a vector is one row), not the span from first to last byte, so
+ *   element-disjoint interleaved views work (x = buf[:, :N], out = buf[:, N:], both with row stride 2N).
+ *   A call never writes the bytes between rows. The rng pointers count as 8-byte inputs.
  */
 #ifndef DARN_DARN_H
 #define DARN_DARN_H
