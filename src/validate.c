@@ -123,7 +123,9 @@ static darn_status add_matrix(bufs *L, const darn_plan *pl, const char *name, co
     const uint64_t bytes = m > 0 ? elems * es : 0;
     if ((uintptr_t)p + bytes < (uintptr_t)p)
         return darn_fail(DARN_ERR_OVERFLOW, "%s: %s: address range wraps around", L->fn, name);
-    L->b[L->n++] = (buf){name, p, bytes, output, stride, dt, -1, m, stride * (int64_t)es, n * (int64_t)es};
+    /* one row: the stride is never used (and stride * es may not fit) */
+    const int64_t step = m > 1 ? stride * (int64_t)es : n * (int64_t)es;
+    L->b[L->n++] = (buf){name, p, bytes, output, stride, dt, -1, m, step, n * (int64_t)es};
     return DARN_OK;
 }
 
