@@ -443,6 +443,11 @@ Test(hardening, interleaved_near_misses_forward)
     t.out = reg(&F, R_X);
     t.x = reg(&F, R_X) + (N - 1) * es;
     expect_fwd_fail(&F, &F.d, &t, DARN_ERR_ALIASING, "out", "x", "x = buf[:, N-1:]");
+    /* out's first row in x's first gap, one element too long: it reaches row 1 of x */
+    t = F.f;
+    t.x_stride = t.out_stride = 2 * N;
+    t.out = reg(&F, R_X) + (N + 1) * es;
+    expect_fwd_fail(&F, &F.d, &t, DARN_ERR_ALIASING, "out", "x", "out = buf[:, N+1:]");
     /* x's rows one element wider than the gap: stride 2N - 1 */
     t = F.f;
     t.x_stride = 2 * N - 1;
@@ -549,78 +554,147 @@ static int rows_meet(int64_t a, int64_t ma, int64_t sa, int64_t wa, int64_t b, i
     return 0;
 }
 
-/* Random x, out and rstd views in one 4 KiB region (dtypes, strides, offsets, shapes): the forward returns
+/* An offset that puts row `j` of a view (rows of `w` bytes every `s` bytes) against row `k` of x (rows of wx
+ * bytes every sx bytes at ox): its start at x's row end, or its end at x's row start, moved by `delta` bytes. */
+static int64_t against(sup_rng *g, int64_t ox, int64_t mx, int64_t sx, int64_t wx, int64_t m, int64_t s, int64_t w,
+                       int64_t delta)
+{
+    const int64_t k = (int64_t)(sup_rng_u64(g) % (uint64_t)mx), j = (int64_t)(sup_rng_u64(g) % (uint64_t)m);
+    const int64_t edge = sup_rng_u64(g) % 2 ? ox + k * sx + wx - j * s : ox + k * sx - (j * s + w);
+    return edge + delta;
+}
+
+/* Random x, out, rstd and mask views in one 4 KiB region (dtypes, strides, offsets, shapes; often with a row
+ * placed right against a row of x, or one element or one byte into it): the forward returns
  * DARN_ERR_ALIASING exactly when some row of one output meets some row of another view (the exact in-place
- * pair excepted), and otherwise equals the clean run. */
+ * pair excepted), and otherwise equals the clean run and changes no byte outside its outputs' rows. */
 Test(hardening, overlap_matches_brute_force)
 {
-    enum { BIG = 4096 };
+    enum { BIG = 4096, LIMIT = 3000 };
     unsigned char *buf = sup_alloc(BIG, 64);
     fx F;
     fx_init(&F, DARN_F32);
     sup_rng g = sup_rng_make(2024);
     const darn_dtype dts[3] = {DARN_F32, DARN_F16, DARN_BF16};
     int n_alias = 0, n_ok = 0;
-    for (int it = 0; it < 6000; ++it) {
+    for (int it = 0; it < 40000; ++it) {
         darn_desc d;
-        const int64_t m = 1 + (int64_t)(sup_rng_u64(&g) % 6), n = 1 + (int64_t)(sup_rng_u64(&g) % 12);
+        const int64_t m = 1 + (int64_t)(sup_rng_u64(&g) % 6), n = 1 + (int64_t)(sup_rng_u64(&g) % 40);
         darn_desc_init(&d, DARN_RMSNORM, m, n, dts[sup_rng_u64(&g) % 3]);
         d.out_dtype = dts[sup_rng_u64(&g) % 3];
         const int64_t ex = (int64_t)darn_dtype_size(d.x_dtype), eo = (int64_t)darn_dtype_size(d.out_dtype);
         const int64_t sx = n + (int64_t)(sup_rng_u64(&g) % (uint64_t)(2 * n + 3));
         const int64_t so =
             sup_rng_u64(&g) % 4 == 0 ? sx * ex / eo : n + (int64_t)(sup_rng_u64(&g) % (uint64_t)(2 * n + 3));
-        const int64_t spx = ((m - 1) * sx + n) * ex, spo = ((m - 1) * (so < n ? n : so) + n) * eo;
-        if (so < n || spx > 2000 || spo > 2000) continue;
-        /* offsets: mostly close together, so that the rows interleave */
-        const int64_t ox = 4 * (int64_t)(sup_rng_u64(&g) % 64);
-        int64_t oo = ox + ((int64_t)(sup_rng_u64(&g) % (uint64_t)(2 * spx + 1)) - spx / 2) / eo * eo;
-        if (sup_rng_u64(&g) % 8 == 0) oo = ox;
-        if (oo < 0) oo = 0;
-        const int64_t orst = (int64_t)(sup_rng_u64(&g) % 6 == 0 ? (uint64_t)ox + sup_rng_u64(&g) % (uint64_t)spx / 4 * 4
-                                                                : 3072);
-        if (oo + spo > 3000 || orst + 4 * m > BIG) continue;
+        if (so < n) continue;
+        const int64_t spx = ((m - 1) * sx + n) * ex, spo = ((m - 1) * so + n) * eo;
+        const int64_t mb = m * darn_mask_row_bytes(n);
+        const int64_t ox = 1024 + 4 * (int64_t)(sup_rng_u64(&g) % 64);
+        /* out: anywhere near x, against one of x's rows, or exactly on x */
+        int64_t oo;
+        const uint64_t how = sup_rng_u64(&g) % 8;
+        if (how < 3) oo = ox + ((int64_t)(sup_rng_u64(&g) % (uint64_t)(2 * spx + 1)) - spx) / eo * eo;
+        else if (how < 7)
+            oo = against(&g, ox, m, sx * ex, n * ex, m, so * eo, n * eo, eo * ((int64_t)(sup_rng_u64(&g) % 3) - 1));
+        else oo = ox;
+        /* rstd (4-byte aligned) and mask (any byte): far away, or against a row of x */
+        const int64_t orst =
+            sup_rng_u64(&g) % 3 ? 3600 : against(&g, ox, m, sx * ex, n * ex, 1, 4 * m, 4 * m, 0) / 4 * 4;
+        const int64_t omask = sup_rng_u64(&g) % 3 ? 3700 : against(&g, ox, m, sx * ex, n * ex, 1, mb, mb,
+                                                                  (int64_t)(sup_rng_u64(&g) % 3) - 1);
+        if (oo < 0 || oo % eo || oo + spo > LIMIT || ox + spx > LIMIT || orst < 0 || orst + 4 * m > BIG ||
+            omask < 0 || omask + mb > BIG)
+            continue;
         darn_fwd_tensors t = {0};
         t.x = buf + ox;
         t.x_stride = sx;
         t.out = buf + oo;
         t.out_stride = so;
         t.rstd = (float *)(void *)(buf + orst);
+        t.mask = buf + omask;
         t.weight = reg(&F, R_W);
         const int pair = oo == ox && d.x_dtype == d.out_dtype && so == sx;
-        const int meet = (!pair && rows_meet(oo, m, so * eo, n * eo, ox, m, sx * ex, n * ex)) ||
-                         rows_meet(orst, 1, 4 * m, 4 * m, ox, m, sx * ex, n * ex) ||
-                         rows_meet(orst, 1, 4 * m, 4 * m, oo, m, so * eo, n * eo);
-        char what[160];
+        const int64_t wx = n * ex, wo = n * eo;
+        const int meet = (!pair && rows_meet(oo, m, so * eo, wo, ox, m, sx * ex, wx)) ||
+                         rows_meet(orst, 1, 4 * m, 4 * m, ox, m, sx * ex, wx) ||
+                         rows_meet(orst, 1, 4 * m, 4 * m, oo, m, so * eo, wo) ||
+                         rows_meet(omask, 1, mb, mb, ox, m, sx * ex, wx) ||
+                         rows_meet(omask, 1, mb, mb, oo, m, so * eo, wo) ||
+                         rows_meet(omask, 1, mb, mb, orst, 1, 4 * m, 4 * m);
+        char what[192];
         snprintf(what, sizeof what,
-                 "it %d: M %lld N %lld, x dt %d +%lld stride %lld, out dt %d +%lld stride %lld, rstd +%lld", it,
-                 (long long)m, (long long)n, (int)d.x_dtype, (long long)ox, (long long)sx, (int)d.out_dtype,
-                 (long long)oo, (long long)so, (long long)orst);
+                 "it %d: M %lld N %lld, x dt %d +%lld stride %lld, out dt %d +%lld stride %lld, rstd +%lld, "
+                 "mask +%lld", it, (long long)m, (long long)n, (int)d.x_dtype, (long long)ox, (long long)sx,
+                 (int)d.out_dtype, (long long)oo, (long long)so, (long long)orst, (long long)omask);
         if (meet) {
             ++n_alias;
             sup_sentinel_fill(buf, BIG);
-            const darn_status s = darn_fwd(&d, &t, NULL, 0, DARN_BACKEND_CPU, NULL);
-            cr_assert_eq(s, DARN_ERR_ALIASING, "%s: status %s, rows meet: want DARN_ERR_ALIASING (%s)", what,
-                         darn_status_string(s), darn_last_error());
+            const darn_status st = darn_fwd(&d, &t, NULL, 0, DARN_BACKEND_CPU, NULL);
+            cr_assert_eq(st, DARN_ERR_ALIASING, "%s: status %s, rows meet: want DARN_ERR_ALIASING (%s)", what,
+                         darn_status_string(st), darn_last_error());
             cr_assert_lt(sup_first_touched(buf, BIG), 0, "%s: failing call wrote", what);
         } else {
             ++n_ok;
             sup_sentinel_fill(buf, BIG);
             fill_fwd_inputs(&d, &t, (uint64_t)it);
-            /* nothing outside out's rows and rstd may change: record x's region as the reference */
             unsigned char *before = dup_bytes(buf, BIG);
             expect_fwd_like_clean(&d, &t, what);
             for (int64_t i = 0; i < BIG; ++i) {
-                const int in_out = i >= oo && (i - oo) / (so * eo) < m && (i - oo) % (so * eo) < n * eo;
-                const int in_rstd = i >= orst && i < orst + 4 * m;
-                if (!in_out && !in_rstd && buf[i] != before[i])
+                const int in_out = i >= oo && (i - oo) / (so * eo) < m && (i - oo) % (so * eo) < wo;
+                const int in_vec = (i >= orst && i < orst + 4 * m) || (i >= omask && i < omask + mb);
+                if (!in_out && !in_vec && buf[i] != before[i])
                     cr_assert_fail("%s: byte %lld outside the outputs changed", what, (long long)i);
             }
             sup_free(before);
         }
     }
-    cr_expect_gt(n_alias, 500, "only %d overlapping cases", n_alias);
-    cr_expect_gt(n_ok, 500, "only %d disjoint cases", n_ok);
+    cr_expect_gt(n_alias, 5000, "only %d overlapping cases (%d disjoint)", n_alias, n_ok);
+    cr_expect_gt(n_ok, 3000, "only %d disjoint cases (%d overlapping)", n_ok, n_alias);
+    sup_free(buf);
+    fx_free(&F);
+}
+
+/* Many short rows with unequal strides (where rows of two views drift past each other): x and out with up
+ * to 24 rows of N <= 3 elements, every dtype pair, out anywhere near x. Status only, against brute force. */
+Test(hardening, overlap_of_many_rows_matches_brute_force)
+{
+    enum { BIG = 8192 };
+    unsigned char *buf = sup_alloc(BIG, 64);
+    fx F;
+    fx_init(&F, DARN_F32);
+    sup_rng g = sup_rng_make(77);
+    const darn_dtype dts[3] = {DARN_F32, DARN_F16, DARN_BF16};
+    int n_alias = 0, n_ok = 0;
+    for (int it = 0; it < 30000; ++it) {
+        darn_desc d;
+        const int64_t m = 2 + (int64_t)(sup_rng_u64(&g) % 23), n = 1 + (int64_t)(sup_rng_u64(&g) % 3);
+        darn_desc_init(&d, DARN_RMSNORM, m, n, dts[sup_rng_u64(&g) % 3]);
+        d.out_dtype = dts[sup_rng_u64(&g) % 3];
+        const int64_t ex = (int64_t)darn_dtype_size(d.x_dtype), eo = (int64_t)darn_dtype_size(d.out_dtype);
+        const int64_t sx = n + (int64_t)(sup_rng_u64(&g) % (uint64_t)(3 * n + 4));
+        const int64_t so = n + (int64_t)(sup_rng_u64(&g) % (uint64_t)(3 * n + 4));
+        const int64_t spx = ((m - 1) * sx + n) * ex, spo = ((m - 1) * so + n) * eo;
+        const int64_t ox = 2048;
+        const int64_t oo = ox + ((int64_t)(sup_rng_u64(&g) % (uint64_t)(spx + spo + 1)) - spo) / eo * eo;
+        darn_fwd_tensors t = {0};
+        t.x = buf + ox;
+        t.x_stride = sx;
+        t.out = buf + oo;
+        t.out_stride = so;
+        t.weight = reg(&F, R_W);
+        const int pair = oo == ox && d.x_dtype == d.out_dtype && so == sx;
+        const int meet = !pair && rows_meet(oo, m, so * eo, n * eo, ox, m, sx * ex, n * ex);
+        sup_sentinel_fill(buf, BIG);
+        const darn_status st = darn_fwd(&d, &t, NULL, 0, DARN_BACKEND_CPU, NULL);
+        cr_assert_eq(st, meet ? DARN_ERR_ALIASING : DARN_OK,
+                     "it %d: M %lld N %lld, x dt %d stride %lld, out dt %d at x%+lld bytes stride %lld: %s (%s)", it,
+                     (long long)m, (long long)n, (int)d.x_dtype, (long long)sx, (int)d.out_dtype,
+                     (long long)(oo - ox), (long long)so, darn_status_string(st), darn_last_error());
+        if (meet) cr_assert_lt(sup_first_touched(buf, BIG), 0, "it %d: failing call wrote", it);
+        ++*(meet ? &n_alias : &n_ok);
+    }
+    cr_expect_gt(n_alias, 5000, "only %d overlapping cases (%d disjoint)", n_alias, n_ok);
+    cr_expect_gt(n_ok, 3000, "only %d disjoint cases (%d overlapping)", n_ok, n_alias);
     sup_free(buf);
     fx_free(&F);
 }
