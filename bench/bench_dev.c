@@ -1,12 +1,9 @@
 /* bench_dev.c — backend memory, flush and timers for darn-bench (see bench_dev.h). */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
-
 #include "bench_dev.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static int fail(bench_dev *d, const char *what)
 {
@@ -15,26 +12,6 @@ static int fail(bench_dev *d, const char *what)
 }
 
 static int is_gpu(const bench_dev *d) { return d->backend == DARN_BACKEND_GPU; }
-
-double bench_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-double bench_median(double *v, int n)
-{
-    if (n <= 0) return 0.0;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int bench_dev_open(bench_dev *d, darn_backend backend)
 {
@@ -136,7 +113,7 @@ int bench_dev_flush(bench_dev *d)
 int bench_timer_start(bench_dev *d)
 {
     if (!is_gpu(d)) {
-        d->host_t0 = bench_now_ms();
+        d->host_t0 = darn_now_ms();
         return 0;
     }
     return darn_event_record(d->ev_start, NULL) == DARN_OK ? 0 : fail(d, "darn_event_record");
@@ -145,7 +122,7 @@ int bench_timer_start(bench_dev *d)
 int bench_timer_stop(bench_dev *d, double *ms)
 {
     if (!is_gpu(d)) {
-        *ms = bench_now_ms() - d->host_t0;
+        *ms = darn_now_ms() - d->host_t0;
         return 0;
     }
     float f = 0.0f;
@@ -174,7 +151,7 @@ int bench_copy_bandwidth(bench_dev *d, size_t bytes, int reps, double *gbps)
     if (bench_dev_copy(d, b, a, bytes) || bench_dev_sync(d)) goto done;
     for (int i = 0; i < reps; ++i)
         if (bench_timer_start(d) || bench_dev_copy(d, b, a, bytes) || bench_timer_stop(d, &t[i])) goto done;
-    const double ms = bench_median(t, reps);
+    const double ms = darn_median(t, reps);
     *gbps = ms > 0.0 ? 2.0 * (double)bytes / (ms * 1e6) : 0.0;
     rc = 0;
 done:

@@ -10,6 +10,8 @@
 
 #include <darn/device.h>
 
+#include "darn_timing.h"
+
 typedef struct bench_dev {
     darn_backend backend;
     darn_event *ev_start, *ev_stop; /* GPU only */
@@ -41,11 +43,7 @@ int bench_dev_flush(bench_dev *d);
 int bench_timer_start(bench_dev *d);
 int bench_timer_stop(bench_dev *d, double *ms);
 
-/* Host monotonic clock in milliseconds. */
-double bench_now_ms(void);
-
-/* Median of n values (sorts v); 0 for n <= 0. */
-double bench_median(double *v, int n);
+/* The host clock and the median: darn_now_ms() and darn_median() of darn_timing.h (apps/common). */
 
 /* Device-to-device copy bandwidth: median over `reps` copies of `bytes` (after one warm-up), in GB/s
  * counted as (bytes read + bytes written) / time = 2 * bytes / t. Returns 0, or -1 with d->err set. */

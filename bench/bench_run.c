@@ -172,7 +172,7 @@ int bench_time_call(bench_tensors *t, bench_dev *d, int64_t rows, int64_t cols, 
         if (bench_timer_stop(d, &t_ms)) goto device_error;
         if (i >= 0) samples[i] = t_ms;
     }
-    *ms = bench_median(samples, tm->reps);
+    *ms = darn_median(samples, tm->reps);
     rc = 0;
     goto done;
 device_error:
@@ -196,7 +196,7 @@ int bench_time_latency(bench_tensors *t, bench_dev *d, int64_t rows, int64_t col
     for (int i = -tm->warmup; i < tm->reps; ++i) {
         double dev_ms = 0.0;
         if (bench_timer_start(d)) goto device_error;
-        const double h0 = bench_now_ms();
+        const double h0 = darn_now_ms();
         for (int k = 0; k < tm->calls; ++k) {
             const darn_status st = run_dir(&c, t, dir);
             if (st != DARN_OK) {
@@ -204,15 +204,15 @@ int bench_time_latency(bench_tensors *t, bench_dev *d, int64_t rows, int64_t col
                 goto done;
             }
         }
-        const double h1 = bench_now_ms();
+        const double h1 = darn_now_ms();
         if (bench_timer_stop(d, &dev_ms)) goto device_error;
         if (i >= 0) {
             dev[i] = dev_ms * 1e3 / tm->calls;
             host[i] = (h1 - h0) * 1e3 / tm->calls;
         }
     }
-    *gpu_us = bench_median(dev, tm->reps);
-    *host_us = bench_median(host, tm->reps);
+    *gpu_us = darn_median(dev, tm->reps);
+    *host_us = darn_median(host, tm->reps);
     rc = 0;
     goto done;
 device_error:

@@ -1,40 +1,49 @@
 #!/usr/bin/env python3
-"""compare_torch.py — darn against PyTorch eager, torch.compile and flash-attn's Triton layer_norm_fn, in ONE
-process on one GPU, with the device-to-device copy bandwidth measured in the same run.
+"""compare_torch.py — darn against torch eager, torch.compile, flash-attn's Triton rms_norm_fn / layer_norm_fn,
+Liger-Kernel's fused add + RMSNorm and RMSNorm, and torch's F.rms_norm, in ONE process on one GPU, all timed
+the same way, with the device-to-device copy bandwidth measured in the same process and the same way.
 
-Every implementation runs the same math per config (bench/README.md): h = dropout(x) + residual in fp32
-(stored as h's dtype), y = norm(h) * weight (+ bias), cast to the output dtype; prenorm, so h is an
-output too. Timing: torch.cuda.Event around one call, warm-up first, median of --reps (>= 20) runs;
-calls whose minimal bytes would fit in 3x the last-level cache get a cache flush before each run
-(outside the timed region). GB/s and % of copy bandwidth use the *minimal* bytes of the operation
-(the same formula as darn-bench), whatever an implementation actually moves.
+Timing (every implementation, darn included; bench/README.md has the method in full). Two columns, each its own
+JSON row with a "timing" label:
+  do_bench-median     device time with the GPU queue kept ahead of the host: triton.testing.do_bench(fn,
+                      return_mode="median"), whose cache-clearing fill runs before every call; rep is sized for
+                      >= --reps runs. Where triton is missing on a CUDA machine: "queue-ahead-median", the same
+                      loop written here (fill, event, call, event; no synchronisation inside the loop).
+                      On --device cpu: "host-median", the host clock around each call (a smoke run).
+  sync-per-call       what a latency-bound caller sees: fill, synchronize, event, one call, event, synchronize;
+                      host dispatch (Python, autograd, guards) is inside the time. Median of --reps runs.
+The copy bandwidth (1 GiB uint8 dst.copy_(src)) is measured with both; each row's pct uses the copy of its own
+timing. GB/s and pct use the *minimal* bytes of the config (the same formula as darn-bench), whatever an
+implementation moves; peers that do less work than the config say so ("work") and carry their own minimal
+bytes too ("peer_bytes", "peer_pct").
 
-What is timed per direction:
-  darn           darn_fwd / darn_bwd through ctypes (libdarn.so), on torch's current stream.
-  torch_eager    fwd: the function (autograd recording on when the config has a backward);
-                 bwd: torch.autograd.grad([y, h], [x, residual, weight(, bias)], [dy, dh]) on a fresh
-                 graph each run: the forward runs untimed first, then the cache is flushed, then the
-                 backward alone is timed (no .grad accumulation, no retain_graph).
-  torch_compile  the same function through torch.compile (one compile per shape, outside timing); bwd as
-                 eager, which runs the compiled backward.
-  flash_triton   flash_attn.ops.triton.layer_norm.layer_norm_fn(..., prenorm=True), loaded from
-                 --flash-attn-file; bwd as eager (its autograd.Function backward).
-A peer that fails at a shape (OOM, unsupported N, compile error) gets {"impl", ..., "error"}.
+Directions: fwd (no autograd: torch.no_grad()), fwd_grad (configs with a backward: autograd recording, the forward
+of a training step, saved tensors included), bwd (torch.autograd.grad of the outputs with retain_graph=True on
+one graph, so do_bench can repeat it; darn: darn_bwd), bwd_mask (darn, mask config). darn's fwd and fwd_grad are
+the same darn_fwd call (it always writes what the backward needs), timed twice.
 
-Before timing, darn is checked against the eager function with p = 0 at M = 64, N = 1024 for every
-config (all outputs and gradients within 2e-2 of the max, i.e. bf16 accuracy): the "check" entry of the
-JSON; a mismatch is printed loudly (the ctypes mirror or the kernels are then wrong).
+Peers, what they compute and which configs they cover: PEERS below; printed at the start and stored in the JSON
+("peer_info"). flash-attn and Liger-Kernel come from --peers-dir (default: .peers of this repository, if present):
+flash_attn/ops/triton/layer_norm.py and liger_kernel/ops/*.py, added to sys.path; never committed.
 
-Output: one JSON in darn-bench's schema: {"date","gpu","commit","copy_GBps","check","rows":[darn],
-"peers":[...]}, rewritten after every shape ("complete": false until the end).
-Without torch, --dry-run prints the plan and checks the ctypes mirror on libdarn's CPU backend;
---device cpu runs everything on torch CPU tensors and darn's CPU backend (a smoke run, no GPU needed).
+Before timing, darn and every peer are checked against the eager function with p = 0 at M = 64, N = 1024 (out, h
+and the gradients within 2e-2 of the largest reference value, bf16 accuracy): "check" (darn) and "check_peers".
+
+Output: one JSON in darn-bench's schema plus "timing" per row and "contract" (darn_contract_version()), rewritten
+after every shape ("complete": false until the end). --time-budget stops starting new shapes after that many
+seconds (the skipped shapes are listed), so a run fits a time-limited call. torch.compile: dynamic=False (one
+static compile per shape and grad mode), inductor compile_threads up to 16; each compiled row carries
+"compile_s" (the first call, compile included) and every row "first_call_s".
+Without torch, --dry-run prints the plan and checks the ctypes mirror on libdarn's CPU backend; --device cpu runs
+everything on torch CPU tensors and darn's CPU backend (a smoke run, no GPU needed).
 """
 import argparse
 import datetime
+import importlib
 import importlib.util
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -44,9 +53,56 @@ import types
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import darn_ctypes as dc  # noqa: E402  (after the path insert)
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_N = [256, 512, 768, 1024, 2048, 4096, 5120, 8192, 12288, 16384, 32768, 65536]
-IMPLS = ["darn", "torch_eager", "torch_compile", "flash_triton"]
-PEER_CONFIGS = ("train", "infer", "f32", "layernorm")  # mask: darn only (peers have no packed mask)
+EPS = 1e-5  # every implementation; darn_desc_init's default, as in darn-bench
+LIGER_CASTING_MODE = "gemma"  # fp32 math after the add, one rounding at the store: closest to darn's contract
+TIMING_SYNC = "sync-per-call"
+TIMING_DESCRIPTIONS = {
+    "do_bench-median": "triton.testing.do_bench(fn, warmup, rep, return_mode='median'): its 256 MB cache-clearing "
+                       "fill before every call, events around each call, no host synchronisation between calls "
+                       "(the GPU queue stays ahead of the host); rep sized for >= reps runs",
+    "queue-ahead-median": "do_bench's loop written in compare_torch.py (triton missing): the same fill before "
+                          "every call, events around each call, no synchronisation inside the loop",
+    "host-median": "--device cpu: host clock around each call (torch CPU ops and darn's CPU backend are "
+                   "synchronous); a smoke run, no GPU meaning",
+    TIMING_SYNC: "fill, synchronize, event, one call, event, synchronize: what a latency-bound caller sees, host "
+                 "dispatch (Python, autograd, dynamo guards, ctypes) included; on the CPU the host clock",
+}
+
+# impl -> configs covered, work ("full" = everything the config computes), what it computes.
+NORM_ONLY = ("less: RMSNorm of h only (no dropout, no residual add, h is an input, not written; "
+             "bwd gives dh and dweight of y alone, no dresidual_out added)")
+PEERS = {
+    "darn": dict(configs=tuple(dc.CONFIGS), work="full",
+                 computes="darn_fwd / darn_bwd through ctypes (libdarn), on torch's current stream; all buffers and "
+                          "the workspace allocated once per shape"),
+    "torch_eager": dict(configs=("train", "infer", "f32", "layernorm"), work="full",
+                        computes="the config's math as torch ops: h = (F.dropout(x.float()) + residual.float()) "
+                                 "stored as h's dtype; y = h * rsqrt(mean(h^2) + eps) (or F.layer_norm) * w (+ b), "
+                                 "cast to out's dtype; returns (y, h)"),
+    "torch_compile": dict(configs=("train", "infer", "f32", "layernorm"), work="full",
+                          computes="torch.compile of torch_eager's function, dynamic=False: one static compile per "
+                                   "shape and grad mode (compile_s in its rows)"),
+    "flash_triton": dict(configs=("train", "infer", "f32", "layernorm"), work="full",
+                         computes="flash_attn.ops.triton.layer_norm.rms_norm_fn / layer_norm_fn(x, w, b, residual, "
+                                  "eps, dropout_p, prenorm=True, residual_in_fp32): returns (y, h); fails when a row "
+                                  "of x is >= 64 KB (bf16 x: N = 65536)"),
+    "liger_fused_add_rms_norm": dict(configs=("infer",), work="full",
+                                     computes="liger_kernel.ops.fused_add_rms_norm.LigerFusedAddRMSNormFunction.apply("
+                                              "x, residual, w, eps, 0.0, %r, False): h = x + residual (bf16), "
+                                              "y = RMSNorm(h) * w in fp32, rounded once to bf16; also writes rstd "
+                                              "(fp32). No dropout and no fp32 residual stream: infer only"
+                                              % LIGER_CASTING_MODE),
+    "liger_rms_norm": dict(configs=("train", "infer"), work=NORM_ONLY,
+                           computes="liger_kernel.ops.rms_norm.LigerRMSNormFunction.apply(h, w, eps, 0.0, %r, "
+                                    "False): y in h's dtype (train: f32 h, so an f32 y; infer: bf16)"
+                                    % LIGER_CASTING_MODE),
+    "torch_rms_norm": dict(configs=("train", "infer"), work=NORM_ONLY,
+                           computes="torch.nn.functional.rms_norm(h, (N,), w in h's dtype, eps): y in h's dtype "
+                                    "(torch >= 2.4)"),
+}
+IMPLS = list(PEERS)
 
 
 def parse_args(argv):
@@ -56,15 +112,23 @@ def parse_args(argv):
     ap.add_argument("--config", default="train,infer", help="configs: train,infer,f32,layernorm,mask (default train,infer)")
     ap.add_argument("--n", default=",".join(map(str, DEFAULT_N)), help="row lengths N")
     ap.add_argument("--elems", type=int, default=64 << 20, help="M * N of every shape (default 64Mi)")
-    ap.add_argument("--reps", type=int, default=30, help="timed runs, median reported (default 30)")
-    ap.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
-    ap.add_argument("--impl", default=",".join(IMPLS), help="implementations (default: all)")
-    ap.add_argument("--flash-attn-file", help="path of flash_attn/ops/triton/layer_norm.py")
+    ap.add_argument("--reps", type=int, default=50, help="runs per measurement, median reported: do_bench's rep is "
+                    "sized for at least this many, sync-per-call runs exactly this many (default 50)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed calls after the first (compiling) one (default 3)")
+    ap.add_argument("--rep-ms", type=float, default=100.0, help="do_bench's rep at least (ms, default 100)")
+    ap.add_argument("--warmup-ms", type=float, default=25.0, help="do_bench's warmup (ms, default 25)")
+    ap.add_argument("--impl", default=",".join(IMPLS), help="implementations (default: all): " + ",".join(IMPLS))
+    ap.add_argument("--peers-dir", help="folder holding flash_attn/ and liger_kernel/ (added to sys.path; default: "
+                    "<repo>/.peers when it exists)")
+    ap.add_argument("--flash-attn-file", help="flash_attn/ops/triton/layer_norm.py imported by path instead "
+                    "(stand-ins for flash_attn.utils where it is not importable)")
     ap.add_argument("--compile-mode", default=None, help="torch.compile mode (default: torch's default)")
-    ap.add_argument("--copy-mib", type=int, default=1024, help="reference copy size in MiB (default 1024)")
-    ap.add_argument("--cache-mib", type=int, default=0, help="last-level cache MiB for flushing (default: from the GPU name)")
+    ap.add_argument("--compile-threads", type=int, default=0, help="inductor compile_threads (default: min(16, cores))")
+    ap.add_argument("--copy-mib", type=int, default=0, help="reference copy size in MiB (default 1024; --device cpu: 64)")
     ap.add_argument("--commit", help="commit recorded in the JSON (default: git rev-parse HEAD of this tree)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--time-budget", type=float, default=0.0, help="seconds: start no new shape after this "
+                    "(0 = no limit); what was skipped is listed in the JSON")
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
                     help="cuda (default), or cpu: torch CPU tensors, darn's CPU backend, host clock (smoke runs)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and self-test libdarn on the CPU; needs no torch")
@@ -78,48 +142,173 @@ def parse_args(argv):
     for i in a.impls:
         if i not in IMPLS:
             ap.error("unknown impl %r (%s)" % (i, ", ".join(IMPLS)))
-    if a.reps < 20:
-        print("note: --reps %d < 20: fine for a smoke run, not for results" % a.reps, file=sys.stderr)
+    a.copy_mib = a.copy_mib or (64 if a.device == "cpu" else 1024)
+    if a.peers_dir is None and os.path.isdir(os.path.join(REPO, ".peers")):
+        a.peers_dir = os.path.join(REPO, ".peers")
+    if a.reps < 50:
+        print("note: --reps %d < 50: fine for a smoke run, not for results" % a.reps, file=sys.stderr)
     return a
 
 
 def git_commit():
     try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
+        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
                               text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
-def cache_mib_for(name):
-    for key, mib in (("H100", 50), ("H200", 50), ("H800", 50), ("A100", 40), ("MI300", 256)):
-        if key in name:
-            return mib
-    return 128
+def directions(cfg, impl):
+    """Directions timed for impl: fwd, fwd_grad and bwd where the config has a backward; darn adds bwd_mask."""
+    dirs = ["fwd"] + (["fwd_grad"] if cfg["backward"] else [])
+    if impl == "darn":
+        return dirs + dc.directions(cfg)[1:]
+    return dirs + (["bwd"] if cfg["backward"] else [])
+
+
+def covers(impl, name):
+    return name in PEERS[impl]["configs"]
+
+
+def norm_only(impl):
+    return PEERS[impl]["work"] != "full"
+
+
+def peer_bytes(cfg, m, n, direction):
+    """Minimal bytes of what a norm-only peer computes: fwd reads h, w and writes y (h's dtype); bwd reads dy, h, w
+    and writes dh, dw."""
+    sh, sw = dc.DTYPE_SIZE[dc.h_dtype(cfg)], dc.DTYPE_SIZE[cfg["w"]]
+    if direction in ("fwd", "fwd_grad"):
+        return m * n * 2 * sh + n * sw
+    return m * n * 3 * sh + 2 * n * sw
 
 
 def dry_run(args):
-    print("plan: configs %s, impls %s, elems %d, reps %d (+%d warm-up), copy %d MiB"
+    print("plan: configs %s, impls %s, elems %d, reps >= %d (+%d warm-up), copy %d MiB"
           % (",".join(args.configs), ",".join(args.impls), args.elems, args.reps, args.warmup, args.copy_mib))
     for name in args.configs:
         cfg = dc.CONFIGS[name]
+        peers = [i for i in args.impls if covers(i, name)]
+        print("  %-10s impls %s" % (name, ",".join(peers)))
         for n in args.ns:
             m = args.elems // n
             print("  %-10s M=%-8d N=%-6d %s" % (name, m, n, "  ".join(
-                "%s %.1f MB" % (d, dc.min_bytes(cfg, m, n, d) / 1e6) for d in dc.directions(cfg))))
+                "%s %.1f MB" % (d, dc.min_bytes(cfg, m, n, d) / 1e6) for d in directions(cfg, "darn"))))
+    print("peers dir: %s" % (args.peers_dir or "none (flash_triton / liger_* rows will be errors)"))
     path = dc.find_library(args.lib)
     try:
         darn = dc.Darn(path)
     except (OSError, dc.DarnError) as e:
         print("libdarn: cannot load %s: %s" % (path, e))
         return 1
-    print("libdarn: %s (version %s): struct layout ok" % (path, darn.version_string().decode()))
+    print("libdarn: %s (version %s, contract %d): struct layout ok"
+          % (path, darn.version_string().decode(), darn.contract_version()))
     print("CPU self-test of the ctypes mirror: %s ok" % ", ".join(dc.cpu_selftest(darn)))
     return 0
 
 
 # ---- everything below needs torch -----------------------------------------------------------------------
+class Timer:
+    """The two timing methods of one process (see the module docstring)."""
+
+    def __init__(self, args, torch):
+        self.args, self.torch = args, torch
+        self.cuda = args.device == "cuda"
+        self.do_bench, self.cache, self._clear = None, None, None
+        self.method = "host-median"
+        if not self.cuda:
+            return
+        try:
+            import triton.testing
+            self.do_bench = triton.testing.do_bench
+            self.method = "do_bench-median"
+        except Exception as e:  # noqa: BLE001 — no triton (or a broken one)
+            print("note: triton.testing.do_bench unavailable (%s: %s): timing with compare_torch.py's copy of its "
+                  "loop" % (type(e).__name__, e), file=sys.stderr)
+            self.method = "queue-ahead-median"
+        try:  # the fill do_bench runs before every call, for the other loops too
+            drv = sys.modules["triton"].runtime.driver.active
+            self.cache = drv.get_empty_cache_for_benchmark()
+            self._clear = lambda: drv.clear_cache(self.cache)
+        except Exception:  # noqa: BLE001 — no triton, or one without these entry points: the same 256 MB fill
+            self.cache = torch.empty(256 << 20, dtype=torch.int8, device="cuda")
+            self._clear = self.cache.zero_
+        self.clear_ms = self._estimate(lambda: None)
+
+    def clear(self):
+        if self._clear is not None:
+            self._clear()
+
+    def sync(self):
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def _estimate(self, fn, calls=3):
+        """Host-synchronised ms per (fill + call)."""
+        self.sync()
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            self.clear()
+            fn()
+        self.sync()
+        return (time.perf_counter() - t0) * 1e3 / calls
+
+    def device_ms(self, fn):
+        """(median ms, runs) with the device method; runs is do_bench's count as its own formula gives it
+        (rep / estimate), or the exact count of the other loops."""
+        a = self.args
+        if not self.cuda:
+            return self._host_loop(fn), a.reps
+        est = max(self._estimate(fn), 1e-3)
+        rep = max(a.rep_ms, 1.5 * a.reps * est)
+        if self.do_bench is not None:
+            try:
+                ms = self.do_bench(fn, warmup=a.warmup_ms, rep=rep, return_mode="median")
+            except TypeError:  # a triton without return_mode: quantiles=[0.5] is the median
+                ms = self.do_bench(fn, warmup=a.warmup_ms, rep=rep, quantiles=[0.5])
+            return float(ms if not isinstance(ms, (list, tuple)) else ms[0]), max(1, int(rep / est))
+        return self._queue_ahead(fn, max(a.reps, int(rep / est)), max(1, int(a.warmup_ms / est)))
+
+    def _queue_ahead(self, fn, runs, warmup):
+        torch = self.torch
+        for _ in range(warmup):
+            self.clear()
+            fn()
+        ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(runs)]
+        for start, stop in ev:
+            self.clear()
+            start.record()
+            fn()
+            stop.record()
+        self.sync()
+        return statistics.median(s.elapsed_time(e) for s, e in ev), runs
+
+    def _host_loop(self, fn):
+        times = []
+        for _ in range(self.args.reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
+
+    def sync_ms(self, fn):
+        """(median ms, runs) of sync-per-call."""
+        if not self.cuda:
+            return self._host_loop(fn), self.args.reps
+        torch = self.torch
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        times = []
+        for _ in range(self.args.reps):
+            self.clear()
+            torch.cuda.synchronize()
+            start.record()
+            fn()
+            stop.record()
+            stop.synchronize()
+            times.append(start.elapsed_time(stop))
+        return statistics.median(times), self.args.reps
+
+
 class Bench:
     def __init__(self, args, torch):
         self.args, self.torch = args, torch
@@ -127,59 +316,26 @@ class Bench:
         self.dev = torch.device(args.device)
         self.backend = dc.BACKEND_GPU if self.cuda else dc.BACKEND_CPU
         self.gpu = torch.cuda.get_device_name(0) if self.cuda else "cpu"
-        cache = (args.cache_mib or cache_mib_for(self.gpu)) << 20
-        self.flush_below = 3 * cache
-        self.flush_buf = torch.empty(2 * cache, dtype=torch.uint8, device=self.dev)
         self.dtypes = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
-
-    def time_ms(self, fn, nbytes, setup=None):
-        """Median ms of fn() over reps, after warm-up; flushes the cache before each run when nbytes is small.
-        With setup: state = setup() runs untimed before every run, then the cache is flushed (so nothing
-        setup wrote is still cached) and fn(state) is timed."""
-        a = self.args
-        flush = setup is not None or nbytes < self.flush_below
-        for _ in range(a.warmup):
-            fn(setup()) if setup else fn()
-        times = []
-        state = None
-        for i in range(a.reps):
-            if setup:
-                state = None  # free the previous run's state before making the next
-                state = setup()
-            if flush:
-                self.flush_buf.fill_(i & 0xFF)
-            times.append(self.time_one((lambda: fn(state)) if setup else fn))
-        return statistics.median(times)
-
-    def time_one(self, fn):
-        """Milliseconds of one fn(): CUDA events on the current stream, or the host clock on the CPU."""
-        torch = self.torch
-        if not self.cuda:
-            t0 = time.perf_counter()
-            fn()
-            return (time.perf_counter() - t0) * 1e3
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        return start.elapsed_time(stop)
-
-    def sync(self):
-        if self.cuda:
-            self.torch.cuda.synchronize()
+        self.timer = Timer(args, torch)
 
     def empty_cache(self):
         if self.cuda:
             self.torch.cuda.empty_cache()
 
     def copy_gbps(self):
+        """{timing: GB/s} of a 1 GiB (--copy-mib) device-to-device copy, timed with both methods."""
         torch = self.torch
         nbytes = self.args.copy_mib << 20
         src = torch.empty(nbytes, dtype=torch.uint8, device=self.dev).fill_(0x5A)
         dst = torch.empty_like(src).fill_(0xA5)
-        ms = self.time_ms(lambda: dst.copy_(src), float("inf"))
-        return 2.0 * nbytes / (ms * 1e6)
+        fn = lambda: dst.copy_(src)  # noqa: E731
+        fn()
+        self.timer.sync()
+        out = {}
+        for timing, (ms, _) in ((self.timer.method, self.timer.device_ms(fn)), (TIMING_SYNC, self.timer.sync_ms(fn))):
+            out[timing] = 2.0 * nbytes / (ms * 1e6)
+        return out
 
     def inputs(self, cfg, m, n, grad):
         """Random inputs of one shape (torch.randn on the device, seeded), requires_grad when grad."""
@@ -197,7 +353,7 @@ class Bench:
 def torch_function(torch, cfg, dtypes):
     """The reference math of one config as a plain function (what eager runs and torch.compile compiles)."""
     F = torch.nn.functional
-    p, eps, rms = cfg["p"], (1e-5 if cfg["norm"] == "layer" else 1e-6), cfg["norm"] == "rms"
+    p, rms = cfg["p"], cfg["norm"] == "rms"
     hd, od = dtypes[dc.h_dtype(cfg)], dtypes[cfg["out"]]
 
     def fn(x, residual, weight, bias):
@@ -207,9 +363,9 @@ def torch_function(torch, cfg, dtypes):
         h = (xf + residual.float()).to(hd)
         hf = h.float()
         if rms:
-            y = hf * torch.rsqrt(hf.square().mean(-1, keepdim=True) + eps)
+            y = hf * torch.rsqrt(hf.square().mean(-1, keepdim=True) + EPS)
         else:
-            y = F.layer_norm(hf, hf.shape[-1:], eps=eps)
+            y = F.layer_norm(hf, hf.shape[-1:], eps=EPS)
         y = y * weight.float()
         if bias is not None:
             y = y + bias.float()
@@ -217,32 +373,62 @@ def torch_function(torch, cfg, dtypes):
     return fn
 
 
-def load_flash(path):
-    """layer_norm_fn from flash-attn's Triton file, imported by path. The file imports helpers from the
-    flash_attn package (flash_attn.utils.torch: custom_fwd/custom_bwd; newer versions also
-    flash_attn.utils.library: triton_op); where flash_attn is not installed, small stand-ins are registered."""
-    import torch
-    _register_flash_stand_ins(torch)
-    spec = importlib.util.spec_from_file_location("flash_layer_norm", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.layer_norm_fn
+def norm_reference(torch):
+    """RMSNorm of h times w in fp32, in h's dtype: what the norm-only peers compute (their check)."""
+    def fn(h, w):
+        hf = h.float()
+        return (hf * torch.rsqrt(hf.square().mean(-1, keepdim=True) + EPS) * w.float()).to(h.dtype)
+    return fn
+
+
+# ---- peers from --peers-dir / --flash-attn-file ----------------------------------------------------------
+def _module(name):
+    if name not in sys.modules:
+        sys.modules[name] = types.ModuleType(name)
+    return sys.modules[name]
+
+
+def _have(name):
+    try:
+        importlib.import_module(name)
+        return True
+    except Exception:  # noqa: BLE001 — ImportError, or a package whose extension fails to load
+        return False
+
+
+def register_packaging_stand_in():
+    """liger_kernel/ops/utils.py needs packaging.version.Version (compare_version). Where packaging is not
+    installed, a minimal Version (numeric release parts, compared as tuples) stands in. Returns whether it did."""
+    if _have("packaging.version"):
+        return False
+
+    class Version:
+        def __init__(self, text):
+            self.text = str(text)
+            m = re.match(r"\s*v?(\d+(?:\.\d+)*)", self.text)
+            self.key = tuple(int(p) for p in m.group(1).split(".")) if m else (0,)
+            while len(self.key) > 1 and self.key[-1] == 0:
+                self.key = self.key[:-1]
+
+        def __lt__(self, o): return self.key < o.key
+        def __le__(self, o): return self.key <= o.key
+        def __gt__(self, o): return self.key > o.key
+        def __ge__(self, o): return self.key >= o.key
+        def __eq__(self, o): return self.key == o.key
+        def __hash__(self): return hash(self.key)
+        def __repr__(self): return "<Version %r (compare_torch.py stand-in)>" % self.text
+
+    _module("packaging")
+    ver = _module("packaging.version")
+    ver.Version, ver.parse = Version, Version
+    sys.modules["packaging"].version = ver
+    return True
 
 
 def _register_flash_stand_ins(torch):
-    def have(name):
-        try:
-            importlib.import_module(name)
-            return True
-        except Exception:  # noqa: BLE001 — ImportError, or a flash_attn whose CUDA extension fails to load
-            return False
-
-    def module(name):
-        if name not in sys.modules:
-            sys.modules[name] = types.ModuleType(name)
-        return sys.modules[name]
-
-    if not have("flash_attn.utils.torch"):
+    """For --flash-attn-file without the flash_attn package: flash_attn.utils.torch (custom_fwd/custom_bwd)
+    and flash_attn.utils.library (triton_op) stand-ins."""
+    if not _have("flash_attn.utils.torch"):
         new_amp = hasattr(torch.amp, "custom_fwd")  # torch >= 2.4 wants device_type
 
         def amp(dec):
@@ -253,10 +439,10 @@ def _register_flash_stand_ins(torch):
             return wrap
         src = torch.amp if new_amp else torch.cuda.amp
         for name in ("flash_attn", "flash_attn.utils"):
-            module(name)
-        shim = module("flash_attn.utils.torch")
+            _module(name)
+        shim = _module("flash_attn.utils.torch")
         shim.custom_fwd, shim.custom_bwd = amp(src.custom_fwd), amp(src.custom_bwd)
-    if not have("flash_attn.utils.library"):
+    if not _have("flash_attn.utils.library"):
         try:
             from torch._library.triton import set_wrap_triton_enabled
         except ImportError:
@@ -275,15 +461,137 @@ def _register_flash_stand_ins(torch):
                 op.register_fake(f)
                 return op
             return dec if fn is None else dec(fn)
-        module("flash_attn.utils.library").triton_op = triton_op
+        _module("flash_attn.utils.library").triton_op = triton_op
+
+
+def peer_commits(peers_dir):
+    """{project: commit} from the peers folder's README.txt ("<project>  github.com/..." then "commit <hex>")."""
+    out, project = {}, None
+    try:
+        with open(os.path.join(peers_dir, "README.txt")) as f:
+            for line in f:
+                m = re.match(r"^(\S+)\s+github\.com/(\S+)", line)
+                if m:
+                    project = m.group(2)
+                m = re.match(r"^\s+commit ([0-9a-f]{7,40})", line)
+                if m and project:
+                    out[project] = m.group(1)
+    except OSError:
+        pass
+    return out
+
+
+def load_peers(args, torch):
+    """{impl: object or None}, {impl: import error}, stand-ins used."""
+    objs, errs, stand_ins = {}, {}, []
+    if args.peers_dir and args.peers_dir not in sys.path:
+        sys.path.insert(0, os.path.abspath(args.peers_dir))
+
+    def need(impl, loader):
+        if impl not in args.impls:
+            return
+        try:
+            objs[impl] = loader()
+        except Exception as e:  # noqa: BLE001 — any import failure is the peer's error, not a crash
+            errs[impl] = "import failed: %s: %s" % (type(e).__name__, e)
+            print("%s: %s" % (impl, errs[impl]), file=sys.stderr)
+
+    def flash():
+        if args.flash_attn_file:
+            _register_flash_stand_ins(torch)
+            spec = importlib.util.spec_from_file_location("flash_layer_norm", args.flash_attn_file)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+        else:
+            if not args.peers_dir:
+                raise ImportError("no --peers-dir (or .peers) and no --flash-attn-file")
+            mod = importlib.import_module("flash_attn.ops.triton.layer_norm")
+        return mod.rms_norm_fn, mod.layer_norm_fn
+
+    def liger(module, name):
+        def load():
+            if not args.peers_dir:
+                raise ImportError("no --peers-dir (or .peers)")
+            if register_packaging_stand_in():
+                stand_ins.append("packaging.version")
+            return getattr(importlib.import_module(module), name)
+        return load
+
+    def torch_rms():
+        if not hasattr(torch.nn.functional, "rms_norm"):
+            raise ImportError("torch.nn.functional.rms_norm is not in torch %s (>= 2.4)" % torch.__version__)
+        return torch.nn.functional.rms_norm
+
+    need("flash_triton", flash)
+    need("liger_fused_add_rms_norm", liger("liger_kernel.ops.fused_add_rms_norm", "LigerFusedAddRMSNormFunction"))
+    need("liger_rms_norm", liger("liger_kernel.ops.rms_norm", "LigerRMSNormFunction"))
+    need("torch_rms_norm", torch_rms)
+    return objs, errs, stand_ins
+
+
+def setup_compile(args, torch):
+    """Dynamo/inductor settings: many recompiles allowed (one per shape and grad mode), compile_threads."""
+    info = {"mode": args.compile_mode, "dynamic": False}
+    try:
+        import torch._dynamo
+        for key in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
+                    "accumulated_recompile_limit"):
+            if hasattr(torch._dynamo.config, key):
+                setattr(torch._dynamo.config, key, 4096)
+    except ImportError:
+        return dict(info, error="no torch._dynamo in torch %s" % torch.__version__)
+    try:
+        import torch._inductor.config as ic
+        threads = args.compile_threads or min(16, os.cpu_count() or 1)
+        ic.compile_threads = threads
+        info.update(compile_threads=threads, cache_dir=os.environ.get("TORCHINDUCTOR_CACHE_DIR"),
+                    fx_graph_cache=getattr(ic, "fx_graph_cache", None))
+    except ImportError as e:
+        info["error"] = "torch._inductor: %s" % e
+    return info
+
+
+def peer_callables(torch, args, cfg, dtypes, objs, errs):
+    """{impl: (function(x, res, w, b) or None, error)} for the full-work peers, and {impl: (function(h, w), error)}
+    for the norm-only ones, of one config."""
+    fn = torch_function(torch, cfg, dtypes)
+    full, norm = {"torch_eager": (fn, None)}, {}
+    if not hasattr(torch, "compile"):
+        full["torch_compile"] = (None, "torch.compile is not in torch %s" % torch.__version__)
+    elif "torch_compile" in args.impls:
+        full["torch_compile"] = (torch.compile(fn, mode=args.compile_mode, dynamic=False), None)
+    rms = cfg["norm"] == "rms"
+    if "flash_triton" in objs:
+        rms_fn, ln_fn = objs["flash_triton"]
+        f = rms_fn if rms else ln_fn
+        full["flash_triton"] = (lambda x, res, w, b: f(
+            x, w, b, residual=res, eps=EPS, dropout_p=cfg["p"], prenorm=True, residual_in_fp32=cfg["rif32"]), None)
+    else:
+        full["flash_triton"] = (None, errs.get("flash_triton", "not loaded"))
+    if "liger_fused_add_rms_norm" in objs:
+        L = objs["liger_fused_add_rms_norm"]
+        full["liger_fused_add_rms_norm"] = (lambda x, res, w, b: L.apply(x, res, w, EPS, 0.0, LIGER_CASTING_MODE, False), None)
+    else:
+        full["liger_fused_add_rms_norm"] = (None, errs.get("liger_fused_add_rms_norm", "not loaded"))
+    if "liger_rms_norm" in objs:
+        R = objs["liger_rms_norm"]
+        norm["liger_rms_norm"] = (lambda h, w: R.apply(h, w, EPS, 0.0, LIGER_CASTING_MODE, False), None)
+    else:
+        norm["liger_rms_norm"] = (None, errs.get("liger_rms_norm", "not loaded"))
+    if "torch_rms_norm" in objs:
+        T = objs["torch_rms_norm"]
+        norm["torch_rms_norm"] = (lambda h, w: T(h, (h.shape[-1],), w, EPS), None)
+    else:
+        norm["torch_rms_norm"] = (None, errs.get("torch_rms_norm", "not loaded"))
+    return full, norm
 
 
 def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
-    """(fwd, {dir: bwd}, buffers) closures calling libdarn on torch tensors, with every buffer allocated
-    once; the forward has run once on return (h, rstd, mean, mask hold this shape's values)."""
+    """({dir: callable}, buffers) calling libdarn on torch tensors, every buffer allocated once; the forward has
+    run once on return (h, rstd, mean, mask hold this shape's values)."""
     torch = bench.torch
     dt = bench.dtypes
-    d = darn.desc(cfg, m, n)
+    d = darn.desc(cfg, m, n, eps=EPS)
     e = lambda shape, dtype: torch.empty(shape, dtype=dtype, device=bench.dev)  # noqa: E731
     out, h = e((m, n), dt[cfg["out"]]), e((m, n), dt[dc.h_dtype(cfg)])
     f = dc.FwdTensors()
@@ -307,7 +615,8 @@ def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
 
     def fwd():
         darn.fwd(d, f, ws.data_ptr(), ws_bytes, backend, stream)
-    bwds = {}
+    fwd.buffers = bufs  # libdarn holds raw pointers: the tensors live as long as the callables
+    calls = {"fwd": fwd, "fwd_grad": fwd}
     if cfg["backward"]:
         dy, dh = torch.randn_like(out), torch.randn_like(h)
         dx, dres, dw = torch.empty_like(x), torch.empty_like(res), torch.empty_like(w)
@@ -320,31 +629,48 @@ def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
             t.mask = f.mask if direction == "bwd_mask" else None
             t.dx, t.dresidual, t.dweight = dx.data_ptr(), dres.data_ptr(), dw.data_ptr()
             t.dbias = db.data_ptr() if db is not None else None
-            bwds[direction] = (lambda t=t: darn.bwd(d, t, ws.data_ptr(), ws_bytes, backend, stream))
+            calls[direction] = (lambda t=t, keep=bufs: darn.bwd(d, t, ws.data_ptr(), ws_bytes, backend, stream))
     fwd()  # h, rstd, mean and the mask for the backward
-    return fwd, bwds, bufs
+    return calls, bufs
 
 
-def peer_runner(bench, fn, cfg, x, res, w, b):
-    """(fwd, {"bwd": (setup, bwd)}) closures for a torch-level implementation. The backward is timed on a
-    fresh graph each run: setup() runs the forward untimed, bwd((y, h)) is torch.autograd.grad of both
-    outputs (h is the prenorm output, whose gradient is dresidual_out)."""
-    torch = bench.torch
-    args = (x, res, w, b)
+def make_bwd(torch, fn, inputs):
+    """The bwd callable of a torch-level implementation: one graph (fn with autograd recording), then
+    torch.autograd.grad of all its outputs with random output gradients, retain_graph=True so that it repeats."""
+    outs = fn(*inputs)
+    outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+    grads = [torch.randn_like(o) for o in outs]
+    wrt = [t for t in inputs if t is not None and t.requires_grad]
+    return lambda: torch.autograd.grad(outs, wrt, grads, retain_graph=True)
 
-    def fwd():
-        if cfg["backward"]:
-            return fn(*args)
-        with torch.no_grad():
-            return fn(*args)
-    bwds = {}
-    if cfg["backward"]:
-        y, h = fn(*args)
-        dy, dh = torch.randn_like(y), torch.randn_like(h)
-        del y, h
-        wrt = [t for t in args if t is not None]
-        bwds["bwd"] = (lambda: fn(*args), lambda yh: torch.autograd.grad(list(yh), wrt, [dy, dh]))
-    return fwd, bwds
+
+class PeerCalls(dict):
+    """{dir: callable} of a torch-level implementation: fwd under torch.no_grad(); with a backward, fwd_grad (autograd
+    recording; the graph is dropped with the outputs) and bwd (make_bwd), whose graph is built only when bwd is
+    first asked for, after fwd and fwd_grad have compiled, so a failing bwd is that direction's error."""
+
+    def __init__(self, torch, fn, inputs, backward):
+        super().__init__()
+        self._args = (torch, fn, inputs, backward)
+
+        def fwd():
+            with torch.no_grad():
+                return fn(*inputs)
+        self["fwd"] = fwd
+        if backward:
+            self["fwd_grad"] = lambda: fn(*inputs)
+
+    def __missing__(self, key):
+        torch, fn, inputs, backward = self._args
+        if key != "bwd" or not backward:
+            raise KeyError(key)
+        self[key] = make_bwd(torch, fn, inputs)
+        return self[key]
+
+
+def _rel(got, ref):
+    ref = ref.detach().float()
+    return float((got.detach().float() - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
 
 
 def check_darn(bench, darn, name, m=64, n=1024, tol=2e-2):
@@ -354,87 +680,157 @@ def check_darn(bench, darn, name, m=64, n=1024, tol=2e-2):
     torch = bench.torch
     cfg = dict(dc.CONFIGS[name], p=0.0)
     x, res, w, b = bench.inputs(cfg, m, n, grad=False)
-    _, bwds, bufs = darn_runner(bench, darn, cfg, m, n, x, res, w, b)
+    calls, bufs = darn_runner(bench, darn, cfg, m, n, x, res, w, b)
     ins = [t.detach().clone().requires_grad_(cfg["backward"]) if t is not None else None for t in (x, res, w, b)]
     with torch.set_grad_enabled(cfg["backward"]):
         y, h = torch_function(torch, cfg, bench.dtypes)(*ins)
-
-    def rel(got, ref):
-        ref = ref.detach().float()
-        return float((got.float() - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
-    errs = {"out": rel(bufs["out"], y), "h": rel(bufs["h"], h)}
+    errs = {"out": _rel(bufs["out"], y), "h": _rel(bufs["h"], h)}
     if cfg["backward"]:
-        bwds["bwd"]()
-        bench.sync()
+        calls["bwd"]()
+        bench.timer.sync()
         wrt = [t for t in ins if t is not None]
         grads = torch.autograd.grad([y, h], wrt, [bufs["dy"], bufs["dh"]])
         for key, g in zip(("dx", "dres", "dw", "db"), grads):
-            errs[key] = rel(bufs[key], g)
+            errs[key] = _rel(bufs[key], g)
+    return errs, all(v <= tol for v in errs.values())
+
+
+def check_peer(bench, name, impl, fn, norm, m=64, n=1024, tol=2e-2):
+    """A peer against the eager reference at p = 0 (norm-only peers: against RMSNorm of h), outputs and
+    gradients. Returns ({tensor: rel err}, ok)."""
+    torch = bench.torch
+    cfg = dict(dc.CONFIGS[name], p=0.0)
+    grad = cfg["backward"]
+    x, res, w, b = bench.inputs(cfg, m, n, grad=False)
+    if norm:
+        h = x.float().to(bench.dtypes[dc.h_dtype(cfg)])
+        wp = w.to(h.dtype) if impl == "torch_rms_norm" else w
+        mine = [h.clone().requires_grad_(grad), wp.clone().requires_grad_(grad)]
+        ref = [h.clone().requires_grad_(grad), wp.clone().requires_grad_(grad)]
+        ref_fn, names = norm_reference(torch), ("out",)
+        gnames = ("dh", "dw")
+    else:
+        mine = [t.clone().requires_grad_(grad) if t is not None else None for t in (x, res, w, b)]
+        ref = [t.clone().requires_grad_(grad) if t is not None else None for t in (x, res, w, b)]
+        ref_fn, names = torch_function(torch, cfg, bench.dtypes), ("out", "h")
+        gnames = ("dx", "dres", "dw", "db")
+    with torch.set_grad_enabled(grad):
+        got = fn(*mine)
+        exp = ref_fn(*ref)
+    got = list(got) if isinstance(got, (tuple, list)) else [got]
+    exp = list(exp) if isinstance(exp, (tuple, list)) else [exp]
+    errs = {k: _rel(g, e) for k, g, e in zip(names, got, exp)}
+    if grad:
+        outs_g = [torch.randn_like(e.float()) for e in exp]
+        g_mine = torch.autograd.grad(got[:len(exp)], [t for t in mine if t is not None],
+                                     [g.to(o.dtype) for g, o in zip(outs_g, got)])
+        g_ref = torch.autograd.grad(exp, [t for t in ref if t is not None], [g.to(e.dtype) for g, e in zip(outs_g, exp)])
+        for k, gm, gr in zip(gnames, g_mine, g_ref):
+            errs[k] = _rel(gm, gr)
     return errs, all(v <= tol for v in errs.values())
 
 
 def run(args):
     import torch
+    t_start = time.perf_counter()
     bench = Bench(args, torch)
-    try:
-        import torch._dynamo
-        for key in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit"):
-            if hasattr(torch._dynamo.config, key):  # one compile per shape and config must not hit the limit
-                setattr(torch._dynamo.config, key, 4096)
-    except ImportError:
-        pass  # torch < 2: no torch.compile; its rows say so
+    compile_info = setup_compile(args, torch) if "torch_compile" in args.impls else None
     darn = dc.Darn(dc.find_library(args.lib)) if "darn" in args.impls else None
-    flash, flash_err = None, None
-    if "flash_triton" in args.impls:
-        try:
-            if not args.flash_attn_file:
-                raise ImportError("no --flash-attn-file given")
-            flash = load_flash(args.flash_attn_file)
-        except Exception as e:  # noqa: BLE001 — any import failure is reported as the peer's error
-            flash_err = "import failed: %s: %s" % (type(e).__name__, e)
-            print("flash_triton: " + flash_err, file=sys.stderr)
-    checks = {}
-    if darn is not None:
-        for name in args.configs:
+    objs, errs, stand_ins = load_peers(args, torch)
+    checks, peer_checks = {}, {}
+    for name in args.configs:
+        if darn is not None:
             try:
-                errs, ok = check_darn(bench, darn, name)
-            except Exception as e:  # noqa: BLE001
-                errs, ok = {"error": short_error(e)}, False
-            checks[name] = dict(errs, ok=ok)
-            print("check darn vs torch eager (p = 0, M = 64, N = 1024), %s: %s%s" % (
-                name, ", ".join("%s %.2g" % kv if not isinstance(kv[1], str) else "%s %s" % kv for kv in errs.items()),
-                "" if ok else "   <-- MISMATCH: darn's numbers below are suspect"))
+                e, ok = check_darn(bench, darn, name)
+            except Exception as ex:  # noqa: BLE001
+                e, ok = {"error": short_error(ex)}, False
+            checks[name] = dict(e, ok=ok)
+            print_check("darn", name, e, ok)
+        if name == "mask":
+            continue
+        full, norm = peer_callables(torch, args, dict(dc.CONFIGS[name], p=0.0), bench.dtypes, objs, errs)
+        for impl in args.impls:
+            if impl in ("darn", "torch_eager", "torch_compile") or not covers(impl, name):
+                continue  # eager is the reference; compile is checked by its own first call against nothing
+            fn, err = (norm if norm_only(impl) else full)[impl]
+            if fn is None:
+                continue
+            try:
+                e, ok = check_peer(bench, name, impl, fn, norm_only(impl))
+            except Exception as ex:  # noqa: BLE001
+                e, ok = {"error": short_error(ex)}, False
+            peer_checks.setdefault(impl, {})[name] = dict(e, ok=ok)
+            print_check(impl, name, e, ok)
     copy = bench.copy_gbps()
     result = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "gpu": bench.gpu, "commit": args.commit or git_commit(), "copy_GBps": copy,
-              "copy_bytes": args.copy_mib << 20, "elems": args.elems, "reps": args.reps, "warmup": args.warmup,
-              "tool": "compare_torch.py", "torch": torch.__version__, "flash_attn_file": args.flash_attn_file,
-              "darn": darn.version_string().decode() if darn else None, "check": checks, "rows": [], "peers": []}
-    print("%s, copy bandwidth %.1f GB/s ((read + written) bytes / time, %d MiB)" % (bench.gpu, copy, args.copy_mib))
-    print("%-14s %-10s %8s %6s %-8s %10s %9s %7s" % ("impl", "config", "M", "N", "dir", "ms", "GB/s", "%copy"))
+              "gpu": bench.gpu, "commit": args.commit or git_commit(), "backend": "gpu" if bench.cuda else "cpu",
+              "copy_GBps": copy[bench.timer.method], "copy_GBps_by_timing": copy, "copy_bytes": args.copy_mib << 20,
+              "elems": args.elems, "reps": args.reps, "warmup": args.warmup, "eps": EPS,
+              "timing": {"device": bench.timer.method, "sync": TIMING_SYNC,
+                         "descriptions": {k: TIMING_DESCRIPTIONS[k] for k in (bench.timer.method, TIMING_SYNC)},
+                         "rep_ms_min": args.rep_ms, "warmup_ms": args.warmup_ms,
+                         "fill_ms": getattr(bench.timer, "clear_ms", None)},
+              "tool": "compare_torch.py", "torch": torch.__version__,
+              "darn": darn.version_string().decode() if darn else None,
+              "contract": darn.contract_version() if darn else None,
+              "peers_dir": args.peers_dir, "peer_commits": peer_commits(args.peers_dir) if args.peers_dir else {},
+              "flash_attn_file": args.flash_attn_file, "stand_ins": stand_ins,
+              "liger_casting_mode": LIGER_CASTING_MODE,
+              "peer_info": {i: dict(PEERS[i], configs=list(PEERS[i]["configs"])) for i in args.impls},
+              "compile": compile_info, "check": checks, "check_peers": peer_checks,
+              "rows": [], "latency": [], "peers": [], "skipped": []}
+    print("%s, copy bandwidth %s ((read + written) bytes / time, %d MiB)" % (
+        bench.gpu, ", ".join("%.1f GB/s (%s)" % (v, k) for k, v in copy.items()), args.copy_mib))
+    print_peer_info(args)
+    print("%-25s %-9s %7s %6s %-8s | %-18s %9s %7s | %-13s %9s %7s | %s" % (
+        "impl", "config", "M", "N", "dir", "timing", "ms", "%copy", "timing", "ms", "%copy", "first call s"))
     for name in args.configs:
         cfg = dc.CONFIGS[name]
-        peers = peer_functions(torch, args, cfg, bench.dtypes, flash, flash_err)
+        full, norm = peer_callables(torch, args, cfg, bench.dtypes, objs, errs)
         for n in args.ns:
             m = args.elems // n
+            if args.time_budget and time.perf_counter() - t_start > args.time_budget:
+                result["skipped"].append({"config": name, "N": n, "why": "--time-budget %g s" % args.time_budget})
+                print("skipped %s N=%d: --time-budget %g s reached" % (name, n, args.time_budget))
+                continue
+            t_shape = time.perf_counter()
             for impl in args.impls:
-                if impl != "darn" and name not in PEER_CONFIGS:
+                if not covers(impl, name):
                     continue
-                rows = run_one(bench, impl, cfg, name, m, n, darn, peers.get(impl), copy)
+                peer = None if impl == "darn" else (norm if norm_only(impl) else full)[impl]
+                rows = run_one(bench, impl, cfg, name, m, n, darn, peer, copy)
                 for r in rows:
                     (result["rows"] if impl == "darn" else result["peers"]).append(r)
-                    print_row(r)
+                print_rows(rows)
                 bench.empty_cache()
+            print("  (%s N=%d: %.1f s)" % (name, n, time.perf_counter() - t_shape))
+            result["wall_s"] = time.perf_counter() - t_start
             save(args.json, result)  # after every shape: a run cut short still leaves its results
+    result["wall_s"] = time.perf_counter() - t_start
     save(args.json, result, final=True)
+    print("total %.1f s" % result["wall_s"])
     return 0
+
+
+def print_check(impl, name, errs, ok):
+    print("check %s vs torch eager (p = 0, M = 64, N = 1024), %s: %s%s" % (
+        impl, name, ", ".join("%s %.2g" % kv if not isinstance(kv[1], str) else "%s %s" % kv for kv in errs.items()),
+        "" if ok else "   <-- MISMATCH: its numbers below are suspect"))
+
+
+def print_peer_info(args):
+    print("implementations (configs covered; work):")
+    for impl in args.impls:
+        p = PEERS[impl]
+        print("  %-25s %-28s %s" % (impl, ",".join(p["configs"]), "full" if p["work"] == "full" else p["work"]))
+        print("  %-25s %s" % ("", p["computes"]))
 
 
 def save(path, result, final=False):
     if not path:
         return
     result["triton"] = getattr(sys.modules.get("triton"), "__version__", None)
-    result["complete"] = final
+    result["complete"] = final and not result.get("skipped")  # False: cut short, or shapes skipped by --time-budget
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f, indent=1)
@@ -444,55 +840,64 @@ def save(path, result, final=False):
         print("wrote " + path)
 
 
-def peer_functions(torch, args, cfg, dtypes, flash, flash_err):
-    """{impl: (function, None) or (None, error)} of the torch-level implementations of one config."""
-    fn = torch_function(torch, cfg, dtypes)
-    out = {"torch_eager": (fn, None)}
-    if not hasattr(torch, "compile"):
-        out["torch_compile"] = (None, "torch.compile is not in torch %s" % torch.__version__)
-    elif "torch_compile" in args.impls:
-        # dynamic=False: one specialised compile per shape (as a model with a fixed shape gets), in the warm-up.
-        out["torch_compile"] = (torch.compile(fn, mode=args.compile_mode, dynamic=False), None)
-    if flash is None:
-        out["flash_triton"] = (None, flash_err)
-    else:
-        eps = 1e-5 if cfg["norm"] == "layer" else 1e-6
-        out["flash_triton"] = (lambda x, res, w, b: flash(
-            x, w, b, residual=res, eps=eps, dropout_p=cfg["p"], prenorm=True, residual_in_fp32=cfg["rif32"],
-            is_rms_norm=cfg["norm"] == "rms"), None)
-    return out
-
-
 def run_one(bench, impl, cfg, name, m, n, darn, peer, copy):
-    """Rows of one implementation at one shape: one per direction, or error rows. peer: (function, error)
-    of a torch-level implementation (None for darn)."""
-    dirs = dc.directions(cfg) if impl == "darn" else [d for d in dc.directions(cfg) if d != "bwd_mask"]
-    base = lambda d: dict(({"impl": impl} if impl != "darn" else {}), config=name, M=m, N=n, dir=d)  # noqa: E731
+    """Rows of one implementation at one shape: per direction one row per timing method, or error rows.
+    peer: (function, error) of a torch-level implementation (None for darn)."""
+    torch, timer = bench.torch, bench.timer
+    dirs = directions(cfg, impl)
+    norm = impl != "darn" and norm_only(impl)
+    info = {} if impl == "darn" else {"impl": impl, "work": "full" if not norm else "less"}
+    base = lambda d: dict(info, config=name, M=m, N=n, dir=d)  # noqa: E731
     if peer is not None and peer[0] is None:
         return [dict(base(d), error=peer[1]) for d in dirs]
     if m < 1:
         return [dict(base(d), error="elems < N") for d in dirs]
     try:
-        x, res, w, b = bench.inputs(cfg, m, n, grad=cfg["backward"] and impl != "darn")
         if impl == "darn":
-            fwd, bwds, _ = darn_runner(bench, darn, cfg, m, n, x, res, w, b)
+            x, res, w, b = bench.inputs(cfg, m, n, grad=False)
+            calls = darn_runner(bench, darn, cfg, m, n, x, res, w, b)[0]  # fwd.buffers keeps them alive
+        elif norm:
+            _, _, w, _ = bench.inputs(cfg, 1, n, grad=False)
+            hd = bench.dtypes[dc.h_dtype(cfg)]
+            g = torch.Generator(device=bench.dev).manual_seed(2)
+            h = torch.randn((m, n), generator=g, device=bench.dev).to(hd).requires_grad_(cfg["backward"])
+            w = (w.to(hd) if impl == "torch_rms_norm" else w).detach().requires_grad_(cfg["backward"])
+            calls = PeerCalls(torch, peer[0], (h, w), cfg["backward"])
         else:
-            fwd, bwds = peer_runner(bench, peer[0], cfg, x, res, w, b)
+            x, res, w, b = bench.inputs(cfg, m, n, grad=cfg["backward"])
+            calls = PeerCalls(torch, peer[0], (x, res, w, b), cfg["backward"])
     except Exception as e:  # noqa: BLE001 — a failing peer is a result, not a crash
         return [dict(base(d), error=short_error(e)) for d in dirs]
     rows = []
     for d in dirs:
-        call = fwd if d == "fwd" else bwds.get(d)
-        setup, call = call if isinstance(call, tuple) else (None, call)
         nbytes = dc.min_bytes(cfg, m, n, d)
         try:
-            ms = bench.time_ms(call, nbytes, setup)
-            gbps = nbytes / (ms * 1e6)
-            rows.append(dict(base(d), ms=ms, GBps=gbps, pct=100.0 * gbps / copy, bytes=nbytes))
+            call = calls[d]
+            t0 = time.perf_counter()
+            call()  # the first call: compiles (torch.compile, Triton JIT and autotuning)
+            timer.sync()
+            first_s = time.perf_counter() - t0
+            for _ in range(bench.args.warmup):
+                call()
+            timer.sync()
+            extra = {"first_call_s": round(first_s, 4)}
+            if impl == "torch_compile":
+                extra["compile_s"] = round(first_s, 3)
+            if d == "fwd_grad" and impl == "darn":
+                extra["same_call_as"] = "fwd"
+            if norm:
+                extra["peer_bytes"] = peer_bytes(cfg, m, n, d)
+            for timing, (ms, runs) in ((timer.method, timer.device_ms(call)), (TIMING_SYNC, timer.sync_ms(call))):
+                gbps = nbytes / (ms * 1e6)
+                r = dict(base(d), timing=timing, ms=ms, GBps=gbps, pct=100.0 * gbps / copy[timing], bytes=nbytes,
+                         runs=runs, copy_GBps=copy[timing], **extra)
+                if norm:
+                    r["peer_pct"] = 100.0 * extra["peer_bytes"] / (ms * 1e6) / copy[timing]
+                rows.append(r)
         except Exception as e:  # noqa: BLE001
             rows.append(dict(base(d), error=short_error(e)))
             try:
-                bench.sync()
+                timer.sync()
             except Exception:  # noqa: BLE001 — a dead context fails every later call; they say so
                 pass
     return rows
@@ -503,12 +908,22 @@ def short_error(e):
     return text if len(text) < 400 else text[:400] + "..."
 
 
-def print_row(r):
-    head = "%-14s %-10s %8d %6d %-8s " % (r.get("impl", "darn"), r["config"], r["M"], r["N"], r["dir"])
-    if "error" in r:
-        print(head + "error: " + r["error"].splitlines()[0][:120])
-    else:
-        print(head + "%10.4f %9.1f %6.1f%%" % (r["ms"], r["GBps"], r["pct"]))
+def print_rows(rows):
+    """One line per direction: the device-time row and the sync-per-call row side by side."""
+    by_dir = {}
+    for r in rows:
+        by_dir.setdefault(r["dir"], []).append(r)
+    for d, rs in by_dir.items():
+        r0 = rs[0]
+        head = "%-25s %-9s %7d %6d %-8s | " % (r0.get("impl", "darn"), r0["config"], r0["M"], r0["N"], d)
+        if "error" in r0:
+            print(head + "error: " + r0["error"].splitlines()[0][:150])
+            continue
+        cols = ["%-18s %9.4f %6.1f%%" % (r["timing"], r["ms"], r["pct"]) for r in rs]
+        note = "%.2f" % r0["first_call_s"]
+        if r0.get("work") == "less":
+            note += "  less work: %.1f%% of copy on its own bytes" % r0["peer_pct"]
+        print(head + " | ".join(cols) + " | " + note)
     sys.stdout.flush()
 
 

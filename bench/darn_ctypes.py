@@ -115,6 +115,7 @@ class Darn:
             return f
 
         self.version_string = fn("darn_version_string", ctypes.c_char_p)
+        self.contract_version = fn("darn_contract_version", _int)
         self.status_string = fn("darn_status_string", ctypes.c_char_p, _int)
         self.last_error = fn("darn_last_error", ctypes.c_char_p)
         self.backend_available = fn("darn_backend_available", _int, _int)
@@ -143,10 +144,12 @@ class Darn:
         if status != 0:
             raise DarnError("%s: %s (%s)" % (what, self.status_string(status).decode(), self.last_error().decode()))
 
-    def desc(self, cfg, rows, cols):
-        """darn_desc of a benchmark config (a dict of CONFIGS below)."""
+    def desc(self, cfg, rows, cols, eps=None):
+        """darn_desc of a benchmark config (a dict of CONFIGS below); eps None keeps darn_desc_init's (1e-5)."""
         d = Desc()
         self.desc_init(ctypes.byref(d), LAYERNORM if cfg["norm"] == "layer" else RMSNORM, rows, cols, DTYPES[cfg["x"]])
+        if eps is not None:
+            d.eps = eps
         d.residual_dtype, d.weight_dtype = DTYPES[cfg["res"]], DTYPES[cfg["w"]]
         d.bias_dtype, d.out_dtype = DTYPES[cfg["b"] or cfg["w"]], DTYPES[cfg["out"]]
         d.flags = FLAG_HAS_RESIDUAL | (FLAG_RESIDUAL_IN_FP32 if cfg["rif32"] else 0) | (FLAG_HAS_BIAS if cfg["b"] else 0)
@@ -198,7 +201,7 @@ def min_bytes(cfg, m, n, direction):
     mn = m * n
     stats = 4 * m * (2 if cfg["norm"] == "layer" else 1) if cfg["backward"] else 0
     mask = m * mask_row_bytes(n)
-    if direction == "fwd":
+    if direction in ("fwd", "fwd_grad"):  # fwd_grad: the same call with autograd recording (compare_torch.py)
         return mn * (sx + sr) + n * (sw + sb) + mn * (so + sh) + stats + (mask if cfg["mask"] else 0)
     return (mn * (so + sh) + n * sw + stats + mn * sh + (mask if direction == "bwd_mask" else 0)
             + mn * (sx + sr) + n * (sw + sb))

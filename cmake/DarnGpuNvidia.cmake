@@ -74,6 +74,13 @@ set_target_properties(darn PROPERTIES
   CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON CUDA_EXTENSIONS OFF
   CUDA_RUNTIME_LIBRARY Static)
 target_compile_definitions(darn PRIVATE DARN_HAVE_GPU=1 __HIP_PLATFORM_NVIDIA__=1)
+# A test build: the kernels see 64-wide waves, their upper exchange through shared memory (hip/compat.h),
+# so that the wave64 code paths of AMD's gfx9 run on NVIDIA, bit for bit against the CPU.
+option(DARN_EMULATE_WAVE64 "NVIDIA only: kernels emulate AMD's 64-wide waves (test build)" OFF)
+if(DARN_EMULATE_WAVE64)
+  target_compile_definitions(darn PRIVATE DARN_EMULATE_WAVE64=1)
+  message(STATUS "darn: DARN_EMULATE_WAVE64=ON (kernels use 64-wide emulated waves)")
+endif()
 # (hiprand/ sits beside hip/ in the same directory.) Never add /usr/include itself: -isystem
 # /usr/include breaks libstdc++'s #include_next.
 if(NOT DARN_HIP_INCLUDE_DIR STREQUAL "/usr/include")

@@ -1,229 +1,385 @@
 /*
- * bwd.hip — backward kernels (docs/numerics.md §6).
+ * bwd.hip — the backward (docs/numerics.md §6): one body, darn_bwd<Dt, K, REREAD, BIAS>, the pass of the
+ * dweight/dbias tree, and the backward rows of the dispatch table.
  *
- * Rows come in the chunks of §6 (a function of M and N only). One "slot" of P threads takes whole
- * chunks and walks their rows in order, so each column's chunk partial is the sequential sum the
- * contract names, whichever slot, block or SM does it. Partials go to the workspace; darn_wgrad_pass
- * then applies the adjacent-pair tree over chunks. Generic kernels (run-time dtypes; the fast ones are in
- * bwd_fast.hip):
- * - darn_bwd_reg<K>: K <= 4 groups per thread and P <= 256; partials in registers;
- * - darn_bwd_stream: any N; one slot per block; partials accumulated in the workspace.
+ * Rows come in the chunks of §6 (a function of M and N only). A slot (the P threads of a row) takes whole
+ * chunks and walks their rows in order, adding each row's dweight (dbias) terms to the partial of its
+ * columns, so each column's chunk partial is the sequential sum §6 names, whichever slot, block or SM
+ * computes it. Partials go to the workspace; darn_wgrad_pass applies the pairwise tree over chunks.
+ * With the row in registers (K <= 4 groups per thread) a thread issues the loads of its next row's first
+ * groups before the current row's sums and reads those groups of the current row again (cache hits) for
+ * its outputs, so the sums and stores overlap the next row's memory traffic (DARN_BWD_PREFETCH=0 keeps
+ * the row instead). Re-read rows
+ * (REREAD) read h and dy twice and keep the partials in the workspace.
  */
-#include "fast_configs.h"
+#include "kernels.h"
 
-/* xhat, gy and g = gy * w' of group j of row r. */
-__device__ __forceinline__ void bwd_group_terms(const darn_gpu_bwd_args &a, int64_t r, int64_t j, float mean,
-                                                float rstd, float (&xhat)[8], float (&gy)[8], float (&g)[8])
+#ifndef DARN_BWD_PREFETCH
+#define DARN_BWD_PREFETCH 0
+#endif /* DARN_BWD_PREFETCH */
+
+#define DARN_BWD_REREAD_BATCH 1 /* groups per thread and step in the re-read rows */
+
+template <bool REREAD> __host__ __device__ constexpr int darn_bwd_bound() { return 512; }
+
+/* xhat, gy and g = gy * w' of a group (§6). */
+template <class Dt>
+__device__ __forceinline__ void bwd_group_terms(const darn_bwd_args &a, const typename Dt::template raw<DARN_ROLE_RO> &rh,
+                                                const typename Dt::template raw<DARN_ROLE_O> &rdy,
+                                                const typename Dt::template raw<DARN_ROLE_W> &rw, float mean, float rstd,
+                                                float (&xhat)[8], float (&gy)[8], float (&g)[8])
 {
-    darn_ld8(xhat, darn_row(a.h, a.dt_h, r, a.s_h), a.dt_h, j, a.n, a.vec_h);
+    float w[8];
+    Dt::template cvt<DARN_ROLE_RO>(xhat, rh, a.h);
+    Dt::template cvt<DARN_ROLE_O>(gy, rdy, a.dy);
+    Dt::template cvt<DARN_ROLE_W>(w, rw, a.w);
 #pragma unroll
     for (int e = 0; e < 8; e++) {
-        const float d = a.layer ? xhat[e] - mean : xhat[e];
-        xhat[e] = d * rstd;
-    }
-    darn_ld8(gy, darn_row(a.dy, a.dt_dy, r, a.s_dy), a.dt_dy, j, a.n, a.vec_dy);
-    darn_ld8(g, a.w, a.dt_w, j, a.n, a.vec_w);
-#pragma unroll
-    for (int e = 0; e < 8; e++) {
-        const float wv = a.zc ? g[e] + 1.0f : g[e];
-        g[e] = gy[e] * wv;
+        xhat[e] = darn_xhat(xhat[e], mean, rstd, a.opt);
+        g[e] = darn_bwd_g(gy[e], darn_weight(w[e], a.opt));
     }
 }
 
-__device__ __forceinline__ void bwd_lane_add(float (&acc)[2], const float (&xhat)[8], const float (&g)[8], int64_t j,
-                                             int64_t n)
+/* The group's sums of xhat * g and of g. */
+template <class Dt>
+__device__ __forceinline__ void bwd_group_sums(const darn_bwd_args &a, int64_t j, const float (&xhat)[8],
+                                               const float (&g)[8], float &s1, float &s2)
 {
+    float t[8];
 #pragma unroll
-    for (int e = 0; e < 8; e++) {
-        if (j * 8 + e < n) {
-            const float t = xhat[e] * g[e];
-            acc[0] = acc[0] + t;
-            acc[1] = acc[1] + g[e];
-        }
-    }
+    for (int e = 0; e < 8; e++) t[e] = darn_bwd_term(xhat[e], g[e]);
+    const int valid = Dt::valid(j, a.n);
+    s1 = darn_group_sum(t, valid);
+    s2 = darn_group_sum(g, valid);
 }
 
-/* dh -> dresidual, dx for group j of row r (the part after the row's dot products). */
-__device__ __forceinline__ void bwd_group_out(const darn_gpu_bwd_args &a, int64_t r, int64_t j, uint64_t seed,
-                                              uint64_t offset, float rstd, float c1, float c2, float rs,
-                                              const float (&xhat)[8], const float (&g)[8])
+/* Keep bits of group j of row r: the mask's byte (when it is read), regenerated, or all kept. */
+template <class Dt>
+__device__ __forceinline__ uint32_t bwd_group_bits(const darn_bwd_args &a, uint64_t seed, uint64_t offset, int64_t r,
+                                                   int64_t j)
 {
-    float dh[8];
-#pragma unroll
-    for (int e = 0; e < 8; e++) {
-        const float xc = xhat[e] * c1;
-        const float inner = a.layer ? xc + c2 : xc;
-        dh[e] = (g[e] - inner) * rstd;
-    }
-    if (a.dresout) {
-        float v[8];
-        darn_ld8(v, darn_row(a.dresout, a.dt_h, r, a.s_dresout), a.dt_h, j, a.n, a.vec_dresout);
-#pragma unroll
-        for (int e = 0; e < 8; e++) dh[e] = dh[e] + v[e];
-    }
-    if (a.dres) darn_st8(darn_row_mut(a.dres, a.dt_dres, r, a.s_dres), a.dt_dres, j, a.n, a.vec_dres, dh);
-    uint32_t bits = 0xFFu;
-    if (a.mask) bits = a.mask[r * a.mask_row_bytes + j];
-    else if (a.rng.dropout) bits = darn_keep8(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
-#pragma unroll
-    for (int e = 0; e < 8; e++) {
-        float u = (bits >> e) & 1u ? dh[e] * a.rng.scale : 0.0f;
-        if (a.has_rowscale) u = u * rs;
-        dh[e] = u;
-    }
-    darn_st8(darn_row_mut(a.dx, a.dt_dx, r, a.s_dx), a.dt_dx, j, a.n, a.vec_dx, dh);
+    if (a.mask_read) return DARN_LDG(a.mask + r * a.mask_row_bytes + j);
+    if (!(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
+    return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
 }
 
-/* AMD: the arguments are taken anew (darn_args_again) per row and per group, so that the row loop holds
- * neither them nor values derived from them (row pointers, dtype tests) in SGPRs. */
-template <int K>
-__global__ void DARN_LAUNCH_BOUNDS(256) darn_bwd_reg(darn_gpu_bwd_args a0)
+/* dh -> dresidual and dx of group j, and the group's dweight (dbias) terms added to pw (pb). */
+template <class Dt, bool BIAS>
+__device__ __forceinline__ void bwd_group_out(const darn_bwd_args &a, int64_t r, int64_t j, const float (&xhat)[8],
+                                              const float (&gy)[8], const float (&g)[8], float c1, float c2, float rstd,
+                                              float rs, uint32_t bits, const typename Dt::template raw<DARN_ROLE_RO> &rdr,
+                                              float (&pw)[8], float (&pb)[8])
 {
-    __shared__ float smem[64];
-    const int p = a0.geom.p;
-    const int slot = threadIdx.x / p, t = threadIdx.x % p;
-    const int rpb = a0.geom.rows_per_block;
-    uint64_t seed, offset;
-    darn_rng_state(a0.rng, seed, offset);
+    float dh[8], dro[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) dh[e] = darn_bwd_dh(g[e], xhat[e], c1, c2, rstd, a.opt);
+    if (a.dresout.p) {
+        Dt::template cvt<DARN_ROLE_RO>(dro, rdr, a.dresout);
+#pragma unroll
+        for (int e = 0; e < 8; e++) dh[e] = dh[e] + dro[e];
+    }
+    if (a.dres.p) Dt::template store<DARN_ROLE_R>(a.dres, r, j, a.n, dh);
+    float dx[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+        dx[e] = darn_bwd_dx(dh[e], (bits >> e) & 1u, a.rng.scale, rs, a.opt);
+        pw[e] = pw[e] + darn_wgrad_term(gy[e], xhat[e]);
+        if constexpr (BIAS) pb[e] = pb[e] + gy[e];
+    }
+    Dt::template store<DARN_ROLE_X>(a.dx, r, j, a.n, dx);
+}
 
-    /* Loops are uniform across the block: idle slots shadow row 0 and store nothing. */
-    for (int64_t g0 = (int64_t)blockIdx.x * rpb; g0 < a0.chunks; g0 += (int64_t)gridDim.x * rpb) {
-        const int64_t gch = g0 + slot;
-        const bool chunk_on = gch < a0.chunks;
-        const int64_t rbeg = gch * a0.chunk_rows;
-        float pw[K][8], pb[K][8];
-        darn_unroll<K>([&](auto kk) {
+/* 8 floats of a [G][N] partial row at group j: 16-byte accesses when N % 4 == 0 (workspace rows are then
+ * 16-byte aligned), element accesses (up to N) otherwise. */
+__device__ __forceinline__ void partial_load(const float *row, int64_t j, int64_t n, float (&v)[8])
+{
+    const int64_t c0 = j * 8;
+    if (n % 4 == 0 && c0 + 8 <= n) {
+        const float4 x = ((const float4 *)(row + c0))[0], y = ((const float4 *)(row + c0))[1];
+        v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w, v[4] = y.x, v[5] = y.y, v[6] = y.z, v[7] = y.w;
+        return;
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) v[e] = c0 + e < n ? row[c0 + e] : -0.0f;
+}
+__device__ __forceinline__ void partial_store(float *row, int64_t j, int64_t n, const float (&v)[8])
+{
+    const int64_t c0 = j * 8;
+    if (n % 4 == 0 && c0 + 8 <= n) {
+        ((float4 *)(row + c0))[0] = make_float4(v[0], v[1], v[2], v[3]);
+        ((float4 *)(row + c0))[1] = make_float4(v[4], v[5], v[6], v[7]);
+        return;
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++)
+        if (c0 + e < n) row[c0 + e] = v[e];
+}
+
+template <class Dt, int K, bool REREAD, bool BIAS>
+__global__ void __launch_bounds__(darn_bwd_bound<REREAD>()) darn_bwd(const darn_bwd_args a)
+{
+    using RH = typename Dt::template raw<DARN_ROLE_RO>;
+    using RDY = typename Dt::template raw<DARN_ROLE_O>;
+    using RW = typename Dt::template raw<DARN_ROLE_W>;
+    constexpr int B = REREAD ? DARN_BWD_REREAD_BATCH : K;
+    __shared__ float smem[2 * B * 32];
+    __shared__ float stack[REREAD ? 2 * DARN_STREAM_LEVELS + 2 : 1];
+    const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p;
+    const int64_t groups = a.groups, R = a.chunk_rows;
+    const int64_t slot_stride = (int64_t)gridDim.x * a.rows_per_block;
+    const float nf = (float)a.n;
+    const bool layer = a.opt & DARN_OPT_LAYER;
+    uint64_t seed = 0, offset = 0;
+    if ((a.opt & DARN_OPT_DROPOUT) && !a.mask_read) darn_rng_state(a.rng, seed, offset);
+    /* Row i of the chunk walk, or row 0 (a shadow: loads only) past the chunk's or the call's end. */
+    auto row_of = [&](int64_t g, int64_t i, bool &on) {
+        const int64_t r = g * R + i;
+        on = g < a.chunks && i < R && r < a.m;
+        return on ? r : (int64_t)0;
+    };
+
+    if constexpr (!REREAD) {
+        /* What stays in registers across a row's sums decides the order of work: the next row's first
+         * PFK groups are loaded before this row's sums (this row's are read again afterwards: cache hits);
+         * the weight stays in registers across rows only for K = 1; dresidual_out is loaded after the
+         * sums. */
+        constexpr int PFK = DARN_BWD_PREFETCH ? (K < 2 ? K : 2) : 0;
+        constexpr bool KEEP_W = K == 1;
+        RW rw[K] = {};
+        auto load_w = [&](auto kk) {
             constexpr int k = decltype(kk)::value;
-#pragma unroll
-            for (int e = 0; e < 8; e++) pw[k][e] = pb[k][e] = -0.0f;
-        });
-        for (int64_t i = 0; i < a0.chunk_rows; i++) {
-            const darn_gpu_bwd_args &ar = darn_args_again(a0);
-            const bool on = chunk_on && rbeg + i < ar.m;
-            const int64_t r = on ? rbeg + i : 0;
-            const float rstd = ar.rstd[r], mean = ar.layer ? ar.mean[r] : 0.0f;
-            /* From K = 2 on, xhat, gy and g are computed again after the all-reduce (same loads, same
-             * operations, same bits) instead of being kept across it, which takes 24 registers per group:
-             * more than AMD has at K = 4. (At K = 1, nvcc allocates more registers for the second form.) */
-            constexpr bool again = K >= 2;
-            float xhat[K][8], gy[K][8], g[K][8];
-            float acc[2] = {-0.0f, -0.0f};
+            const int64_t j = t + (int64_t)k * p;
+            if (j < groups) Dt::template load<DARN_ROLE_W>(rw[k], a.w, 0, j, a.n);
+        };
+        if (KEEP_W) darn_unroll<K>(load_w);
+        RH rh[K] = {};
+        RDY rdy[K] = {};
+        uint32_t mbits[K]; /* mask bytes, loaded with the row when the mask is read */
+        auto load_group = [&](auto kk, int64_t r) {
+            constexpr int k = decltype(kk)::value;
+            const int64_t j = t + (int64_t)k * p;
+            mbits[k] = 0xFFu;
+            if (j < groups) {
+                Dt::template load<DARN_ROLE_RO>(rh[k], a.h, r, j, a.n);
+                Dt::template load<DARN_ROLE_O>(rdy[k], a.dy, r, j, a.n);
+                if (a.mask_read) mbits[k] = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
+            }
+        };
+        bool first_on;
+        if (PFK > 0) {
+            const int64_t r1 = row_of((int64_t)blockIdx.x * a.rows_per_block + slot, 0, first_on);
+            darn_unroll<PFK>([&](auto kk) { load_group(kk, r1); });
+        }
+        for (int64_t gb = (int64_t)blockIdx.x * a.rows_per_block; gb < a.chunks; gb += slot_stride) { /* uniform */
+            const int64_t g = gb + slot;
+            float pw[K][8], pb[BIAS ? K : 1][8];
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
-                const darn_gpu_bwd_args &a = darn_args_again(a0);
-                const int64_t j = t + (int64_t)k * p;
-                if (j < a.geom.groups) {
-                    bwd_group_terms(a, r, j, mean, rstd, xhat[k], gy[k], g[k]);
-                    bwd_lane_add(acc, xhat[k], g[k], j, a.n);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    pw[k][e] = -0.0f;
+                    if constexpr (BIAS) pb[k][e] = -0.0f;
                 }
             });
-            darn_row_allreduce<2>(acc, p, smem);
-            if (!on) continue;
-            const float nf = (float)ar.n;
-            const float c1 = acc[0] / nf, c2 = ar.layer ? acc[1] / nf : 0.0f;
-            const float rs = ar.has_rowscale ? ar.rowscale[r] : 1.0f;
-            darn_unroll<K>([&](auto kk) {
-                constexpr int k = decltype(kk)::value;
-                const darn_gpu_bwd_args &a = darn_args_again(a0);
-                const int64_t j = t + (int64_t)k * p;
-                if (j < a.geom.groups) {
-                    if constexpr (again) bwd_group_terms(a, r, j, mean, rstd, xhat[k], gy[k], g[k]);
-                    bwd_group_out(a, r, j, seed, offset, rstd, c1, c2, rs, xhat[k], g[k]);
+            for (int64_t i = 0; i < R; i++) {
+                bool on;
+                const int64_t r = row_of(g, i, on);
+                darn_unroll<K>([&](auto kk) { /* the groups not prefetched */
+                    if constexpr (decltype(kk)::value >= PFK) load_group(kk, r);
+                });
+                if (!KEEP_W) darn_unroll<K>(load_w);
+                const float rstd = a.rstd[r];
+                const float mean = layer ? a.mean[r] : 0.0f;
+                const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
+                uint32_t bits[K];
+                darn_unroll<K>([&](auto kk) {
+                    constexpr int k = decltype(kk)::value;
+                    const int64_t j = t + (int64_t)k * p;
+                    bits[k] = mbits[k];
+                    if (j < groups && !a.mask_read && (a.opt & DARN_OPT_DROPOUT))
+                        bits[k] = bwd_group_bits<Dt>(a, seed, offset, r, j);
+                });
+                /* The row's two sums. */
+                float acc[2 * K];
+                darn_unroll<K>([&](auto kk) {
+                    constexpr int k = decltype(kk)::value;
+                    const int64_t j = t + (int64_t)k * p;
+                    acc[k] = acc[K + k] = -0.0f;
+                    if (j < groups) {
+                        float xhat[8], gy[8], gg[8];
+                        bwd_group_terms<Dt>(a, rh[k], rdy[k], rw[k], mean, rstd, xhat, gy, gg);
+                        bwd_group_sums<Dt>(a, j, xhat, gg, acc[k], acc[K + k]);
+                    }
+                });
+                if (PFK > 0 && (i + 1 < R || gb + slot_stride < a.chunks)) {
+                    /* the next row of this slot: in this chunk, else the slot's next chunk */
+                    bool on_next;
+                    const int64_t rn = i + 1 < R ? row_of(g, i + 1, on_next) : row_of(g + slot_stride, 0, on_next);
+                    darn_unroll<PFK>([&](auto kk) { load_group(kk, rn); });
+                }
+                float c1, c2 = 0.0f;
+                if (layer) {
+                    darn_row_allreduce<2 * K>(acc, p, smem);
+                    float s1[K], s2[K];
 #pragma unroll
-                    for (int e = 0; e < 8; e++) {
-                        const float tw = gy[k][e] * xhat[k][e];
-                        pw[k][e] = pw[k][e] + tw;
-                        pb[k][e] = pb[k][e] + gy[k][e];
+                    for (int k = 0; k < K; k++) s1[k] = acc[k], s2[k] = acc[K + k];
+                    c1 = darn_row_mean(darn_tree_k<K>(s1), nf);
+                    c2 = darn_row_mean(darn_tree_k<K>(s2), nf);
+                } else {
+                    float s1[K];
+#pragma unroll
+                    for (int k = 0; k < K; k++) s1[k] = acc[k];
+                    c1 = darn_row_mean(darn_row_sum<K>(s1, p, smem), nf);
+                }
+                if (!on) continue;
+                /* dh -> dresidual, dx; dweight (dbias) terms. */
+                darn_unroll<K>([&](auto kk) {
+                    constexpr int k = decltype(kk)::value;
+                    const int64_t j = t + (int64_t)k * p;
+                    if (j < groups) {
+                        float xhat[8], gy[8], gg[8];
+                        RH rdr = {};
+                        if (a.dresout.p) Dt::template load<DARN_ROLE_RO>(rdr, a.dresout, r, j, a.n);
+                        if constexpr (k < PFK) { /* this row again: its first loads made it a cache hit */
+                            RH h2;
+                            RDY dy2;
+                            Dt::template load<DARN_ROLE_RO>(h2, a.h, r, j, a.n);
+                            Dt::template load<DARN_ROLE_O>(dy2, a.dy, r, j, a.n);
+                            bwd_group_terms<Dt>(a, h2, dy2, rw[k], mean, rstd, xhat, gy, gg);
+                        } else {
+                            bwd_group_terms<Dt>(a, rh[k], rdy[k], rw[k], mean, rstd, xhat, gy, gg);
+                        }
+                        bwd_group_out<Dt, BIAS>(a, r, j, xhat, gy, gg, c1, c2, rstd, rs, bits[k], rdr, pw[k],
+                                                pb[BIAS ? k : 0]);
+                    }
+                });
+            }
+            if (g < a.chunks) {
+                darn_unroll<K>([&](auto kk) {
+                    constexpr int k = decltype(kk)::value;
+                    const int64_t j = t + (int64_t)k * p;
+                    if (j < groups) {
+                        partial_store(a.partial_w + g * a.n, j, a.n, pw[k]);
+                        if constexpr (BIAS) partial_store(a.partial_b + g * a.n, j, a.n, pb[k]);
+                    }
+                });
+            }
+        }
+    } else {
+        /* Re-read rows: one slot per block (P = DARN_REREAD_P), B groups per thread per step. */
+        const int64_t kr = (groups + p - 1) / p;
+        float *const st1 = stack, *const st2 = stack + DARN_STREAM_LEVELS;
+        for (int64_t g = blockIdx.x; g < a.chunks; g += gridDim.x) {
+            for (int64_t i = 0; i < R; i++) {
+                bool on;
+                const int64_t r = row_of(g, i, on);
+                if (!on) break; /* uniform: one slot per block */
+                const float rstd = a.rstd[r];
+                const float mean = layer ? a.mean[r] : 0.0f;
+                const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
+                /* Pass one: the row's sums, B columns at a time, into the trees over columns. */
+                for (int64_t kb = 0; kb < kr; kb += B) {
+                    RH rh[B] = {};
+                    RDY rdy[B] = {};
+                    RW rw[B] = {};
+                    darn_unroll<B>([&](auto bb) {
+                        constexpr int b = decltype(bb)::value;
+                        const int64_t j = t + (kb + b) * p;
+                        if (j < groups) {
+                            Dt::template load<DARN_ROLE_RO>(rh[b], a.h, r, j, a.n);
+                            Dt::template load<DARN_ROLE_O>(rdy[b], a.dy, r, j, a.n);
+                            Dt::template load<DARN_ROLE_W>(rw[b], a.w, 0, j, a.n);
+                        }
+                    });
+                    float acc[2 * B];
+                    darn_unroll<B>([&](auto bb) {
+                        constexpr int b = decltype(bb)::value;
+                        const int64_t j = t + (kb + b) * p;
+                        acc[b] = acc[B + b] = -0.0f;
+                        if (j < groups) {
+                            float xhat[8], gy[8], gg[8];
+                            bwd_group_terms<Dt>(a, rh[b], rdy[b], rw[b], mean, rstd, xhat, gy, gg);
+                            bwd_group_sums<Dt>(a, j, xhat, gg, acc[b], acc[B + b]);
+                        }
+                    });
+                    darn_row_allreduce<2 * B>(acc, p, smem);
+                    if (t == 0) {
+#pragma unroll
+                        for (int b = 0; b < B; b++)
+                            if (kb + b < kr) {
+                                darn_stream_push(st1, kb + b, acc[b]);
+                                darn_stream_push(st2, kb + b, acc[B + b]);
+                            }
                     }
                 }
-            });
-        }
-        if (!chunk_on) continue;
-        darn_unroll<K>([&](auto kk) {
-            constexpr int k = decltype(kk)::value;
-            const darn_gpu_bwd_args &a = darn_args_again(a0);
-            const bool vec_part = (a.n % 4) == 0; /* partial rows are 16-byte aligned */
-            const int64_t j = t + (int64_t)k * p;
-            if (j < a.geom.groups) {
-                darn_st8(a.partial_w + gch * a.n, DARN_F32, j, a.n, vec_part, pw[k]);
-                if (a.partial_b) darn_st8(a.partial_b + gch * a.n, DARN_F32, j, a.n, vec_part, pb[k]);
-            }
-        });
-    }
-}
-
-/* Any N: one chunk per block (one slot of P threads; G <= 4096 chunks always fit one grid); partials live
- * in the workspace. AMD: each loop iteration takes the arguments anew (darn_args_again), so that no loop
- * holds them or values derived from them (row and partial-row pointers) in SGPRs. */
-__global__ void DARN_LAUNCH_BOUNDS(1024) darn_bwd_stream(darn_gpu_bwd_args a0)
-{
-    __shared__ float smem[64];
-    const int t = threadIdx.x;
-    uint64_t seed, offset;
-    darn_rng_state(a0.rng, seed, offset);
-    const int64_t gch = blockIdx.x;
-    const int64_t rbeg = gch * a0.chunk_rows;
-    const int64_t rend = rbeg + a0.chunk_rows < a0.m ? rbeg + a0.chunk_rows : a0.m;
-    for (int64_t r = rbeg; r < rend; r++) {
-        const darn_gpu_bwd_args &ar = darn_args_again(a0);
-        const int p = ar.geom.p;
-        const float nf = (float)ar.n;
-        const float rstd = ar.rstd[r], mean = ar.layer ? ar.mean[r] : 0.0f;
-        float xhat[8], gy[8], g[8];
-        float acc[2] = {-0.0f, -0.0f};
-        for (int64_t j = t; j < ar.geom.groups; j += p) {
-            const darn_gpu_bwd_args &a = darn_args_again(a0);
-            bwd_group_terms(a, r, j, mean, rstd, xhat, gy, g);
-            bwd_lane_add(acc, xhat, g, j, a.n);
-        }
-        darn_row_allreduce<2>(acc, p, smem);
-        const float c1 = acc[0] / nf, c2 = ar.layer ? acc[1] / nf : 0.0f;
-        const float rs = ar.has_rowscale ? ar.rowscale[r] : 1.0f;
-        for (int64_t j = t; j < ar.geom.groups; j += p) {
-            const darn_gpu_bwd_args &a = darn_args_again(a0);
-            const bool vec_part = (a.n % 4) == 0;
-            float *pw_row = a.partial_w + gch * a.n;
-            float *pb_row = a.partial_b ? a.partial_b + gch * a.n : nullptr;
-            bwd_group_terms(a, r, j, mean, rstd, xhat, gy, g);
-            bwd_group_out(a, r, j, seed, offset, rstd, c1, c2, rs, xhat, g);
-            float pw[8], pb[8];
-            if (r == rbeg) {
+                __syncthreads();
+                if (t == 0) {
+                    stack[2 * DARN_STREAM_LEVELS] = darn_stream_total(st1, kr);
+                    stack[2 * DARN_STREAM_LEVELS + 1] = darn_stream_total(st2, kr);
+                }
+                __syncthreads();
+                const float c1 = darn_row_mean(stack[2 * DARN_STREAM_LEVELS], nf);
+                const float c2 = layer ? darn_row_mean(stack[2 * DARN_STREAM_LEVELS + 1], nf) : 0.0f;
+                __syncthreads(); /* the stacks are rewritten by the next row */
+                /* Pass two: outputs; the chunk partials of the thread's columns, read and written per row. */
+                for (int64_t kb = 0; kb < kr; kb += B) {
+                    RH rh[B] = {}, rdr[B] = {};
+                    RDY rdy[B] = {};
+                    RW rw[B] = {};
+                    uint32_t bits[B];
+                    darn_unroll<B>([&](auto bb) {
+                        constexpr int b = decltype(bb)::value;
+                        const int64_t j = t + (kb + b) * p;
+                        bits[b] = 0xFFu;
+                        if (j < groups) {
+                            Dt::template load<DARN_ROLE_RO>(rh[b], a.h, r, j, a.n);
+                            Dt::template load<DARN_ROLE_O>(rdy[b], a.dy, r, j, a.n);
+                            Dt::template load<DARN_ROLE_W>(rw[b], a.w, 0, j, a.n);
+                            if (a.dresout.p) Dt::template load<DARN_ROLE_RO>(rdr[b], a.dresout, r, j, a.n);
+                            bits[b] = bwd_group_bits<Dt>(a, seed, offset, r, j);
+                        }
+                    });
+                    darn_unroll<B>([&](auto bb) {
+                        constexpr int b = decltype(bb)::value;
+                        const int64_t j = t + (kb + b) * p;
+                        if (j < groups) {
+                            float pw[8], pb[8], xhat[8], gy[8], gg[8];
+                            if (i == 0) {
 #pragma unroll
-                for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
-            } else { /* this thread wrote these columns for the previous row */
-                darn_ld8(pw, pw_row, DARN_F32, j, a.n, vec_part);
-                if (pb_row) darn_ld8(pb, pb_row, DARN_F32, j, a.n, vec_part);
+                                for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
+                            } else {
+                                partial_load(a.partial_w + g * a.n, j, a.n, pw);
+                                if constexpr (BIAS) partial_load(a.partial_b + g * a.n, j, a.n, pb);
+                            }
+                            bwd_group_terms<Dt>(a, rh[b], rdy[b], rw[b], mean, rstd, xhat, gy, gg);
+                            bwd_group_out<Dt, BIAS>(a, r, j, xhat, gy, gg, c1, c2, rstd, rs, bits[b], rdr[b], pw, pb);
+                            partial_store(a.partial_w + g * a.n, j, a.n, pw);
+                            if constexpr (BIAS) partial_store(a.partial_b + g * a.n, j, a.n, pb);
+                        }
+                    });
+                }
             }
-#pragma unroll
-            for (int e = 0; e < 8; e++) {
-                const float tw = gy[e] * xhat[e];
-                pw[e] = pw[e] + tw;
-                pb[e] = pb[e] + gy[e];
-            }
-            darn_st8(pw_row, DARN_F32, j, a.n, vec_part, pw);
-            if (pb_row) darn_st8(pb_row, DARN_F32, j, a.n, vec_part, pb);
         }
     }
 }
 
-/* dweight (dbias) per column: the adjacent-pair tree of §6 over the G chunk partials, in passes. The
- * levels d = 1 .. 16 of the tree stay inside aligned blocks of 32 partials, so one pass turns each
- * block into its subtree sum (a missing partner is −0.0, which passes a value through unchanged), and
- * the next pass does the same to those sums at step 32, then 1024: at most 3 passes for G <= 4096.
- * A thread owns one column of one block: 32 independent loads (coalesced across the columns), then
- * the tree in registers with compile-time indices. blockIdx.z picks dweight or dbias. */
-__global__ void DARN_LAUNCH_BOUNDS(256) darn_wgrad_pass(darn_gpu_wgrad_args a)
+/* dweight (dbias) per column: the pairwise tree of §6 over the G chunk partials, in passes. The levels
+ * d = 1 … 16 of the tree stay inside aligned blocks of 32 partials, so one pass turns each block into
+ * its subtree sum (a missing partner is −0.0, which passes a value through unchanged), and the next pass
+ * does the same to those sums at step 32, then 1024, …. A thread owns one column of one block: 32
+ * independent loads (coalesced across the columns), then the tree in registers with compile-time
+ * indices. blockIdx.x = column block + col_blocks * chunk block; blockIdx.y picks dweight or dbias. */
+__global__ void __launch_bounds__(256) darn_wgrad_pass(const darn_wgrad_args a)
 {
-    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t cb = (int64_t)blockIdx.x % a.col_blocks, qb = (int64_t)blockIdx.x / a.col_blocks;
+    const int64_t c = cb * 256 + threadIdx.x;
     if (c >= a.n) return;
-    const int which = blockIdx.z;
+    const int which = blockIdx.y;
     float *q = a.partial[which];
-    const int64_t first = (int64_t)blockIdx.y * 32;
+    const int64_t first = qb * 32;
     float v[32];
 #pragma unroll
     for (int i = 0; i < 32; i++) v[i] = first + i < a.count ? q[(first + i) * a.step * a.n + c] : -0.0f;
-    /* Small constant loops, fully unrolled (no lambdas: clang-15 kept the nested-lambda form's array in
-     * scratch). */
 #pragma unroll
     for (int d = 1; d < 32; d *= 2) {
 #pragma unroll
@@ -233,61 +389,20 @@ __global__ void DARN_LAUNCH_BOUNDS(256) darn_wgrad_pass(darn_gpu_wgrad_args a)
         q[first * a.step * a.n + c] = v[0];
         return;
     }
-    const uint8_t dt = a.dt[which];
+    const int dt = a.dt[which];
     if (dt == DARN_F32) ((float *)a.dst[which])[c] = darn_canonical_f32(v[0]);
     else if (dt == DARN_F16) ((uint16_t *)a.dst[which])[c] = darn_f32_to_f16(v[0]);
     else ((uint16_t *)a.dst[which])[c] = darn_f32_to_bf16(v[0]);
 }
+const void *const darn_wgrad_pass_kernel = (const void *)darn_wgrad_pass;
 
-/* Zeros of an empty batch (M = 0). */
-__global__ void darn_zero_bytes(uint8_t *p, int64_t bytes)
-{
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < bytes; i += (int64_t)gridDim.x * blockDim.x)
-        p[i] = 0;
-}
-
-darn_status darn_launch_bwd(const darn_gpu_bwd_args &a, void *dweight, void *dbias, hipStream_t stream)
-{
-    const darn_gpu_geom &g = a.geom;
-    if (a.m == 0) {
-        const int64_t nb = a.n * (a.dt_w == DARN_F32 ? 4 : 2);
-        hipLaunchKernelGGL(darn_zero_bytes, dim3(256), dim3(256), 0, stream, (uint8_t *)dweight, nb);
-        if (dbias)
-            hipLaunchKernelGGL(darn_zero_bytes, dim3(256), dim3(256), 0, stream, (uint8_t *)dbias,
-                               a.n * (a.dt_b == DARN_F32 ? 4 : 2));
-        return darn_check_launch("darn_bwd");
-    }
-    const int64_t max_blocks = 65535 * 16;
-    if (darn_launch_bwd_fast(a, stream)) {
-        /* launched */
-    } else if (g.k <= 4 && g.p <= 256) {
-        int64_t blocks = (a.chunks + g.rows_per_block - 1) / g.rows_per_block;
-        if (blocks > max_blocks) blocks = max_blocks;
-        const dim3 grid((unsigned)blocks), block((unsigned)g.block);
-        switch (g.k) {
-        case 1: hipLaunchKernelGGL(darn_bwd_reg<1>, grid, block, 0, stream, a); break;
-        case 2: hipLaunchKernelGGL(darn_bwd_reg<2>, grid, block, 0, stream, a); break;
-        case 3: hipLaunchKernelGGL(darn_bwd_reg<3>, grid, block, 0, stream, a); break;
-        default: hipLaunchKernelGGL(darn_bwd_reg<4>, grid, block, 0, stream, a); break;
-        }
-    } else {
-        hipLaunchKernelGGL(darn_bwd_stream, dim3((unsigned)a.chunks), dim3((unsigned)g.p), 0, stream, a);
-    }
-    darn_status s = darn_check_launch("darn_bwd");
-    if (s != DARN_OK) return s;
-    darn_gpu_wgrad_args w;
-    w.partial[0] = a.partial_w;
-    w.partial[1] = a.partial_b;
-    w.dst[0] = dweight;
-    w.dst[1] = dbias;
-    w.dt[0] = a.dt_w;
-    w.dt[1] = a.dt_b;
-    w.n = a.n;
-    w.step = 1;
-    for (w.count = a.chunks;; w.count = (w.count + 31) / 32, w.step *= 32) {
-        const dim3 grid((unsigned)((a.n + 255) / 256), (unsigned)((w.count + 31) / 32), dbias ? 2 : 1);
-        hipLaunchKernelGGL(darn_wgrad_pass, grid, dim3(256), 0, stream, w);
-        if (w.count <= 32) break;
-    }
-    return darn_check_launch("darn_bwd");
-}
+#ifndef DARN_NO_TABLE /* (experiments compile single instances of the body) */
+/* The backward rows of the dispatch table for each dtype configuration, in dispatch.h's order. */
+#define DARN_BWD_VARIANT(K, RR, ...) (const void *)darn_bwd<__VA_ARGS__, K, RR, false>, (const void *)darn_bwd<__VA_ARGS__, K, RR, true>,
+#define DARN_BWD_ROW(...) DARN_BWD_VARIANT(1, false, __VA_ARGS__) DARN_BWD_VARIANT(2, false, __VA_ARGS__) \
+                          DARN_BWD_VARIANT(3, false, __VA_ARGS__) DARN_BWD_VARIANT(4, false, __VA_ARGS__) \
+                          DARN_BWD_VARIANT(1, true, __VA_ARGS__)
+#define DARN_BWD_STATIC_ROW(X, R, RO, W, O) DARN_BWD_ROW(darn_dt_static<X, R, RO, W, O>)
+const void *const darn_bwd_table[DARN_N_BWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_BWD_STATIC_ROW) DARN_BWD_ROW(darn_dt_runtime)};
+static_assert(DARN_N_VARIANTS == 5, "darn_bwd_table rows list 4 register variants and the re-read one");
+#endif /* DARN_NO_TABLE */

@@ -9,91 +9,50 @@
 
 /* Physical wave size as a compile-time constant of the device pass: 64 on gfx9 (MI-series, wave64),
  * 32 on gfx10+ (wave32) and NVIDIA. ROCm 7 made `warpSize` non-constexpr, so it is never used here.
- * The host pass sees 32; host code never sizes anything from it (reductions do not depend on it). */
-#if defined(__GFX9__)
+ * The host pass sees 32; host code never sizes anything from it (reductions do not depend on it).
+ * DARN_EMULATE_WAVE64 (a test build for NVIDIA, cmake -DDARN_EMULATE_WAVE64=ON) makes the kernels see
+ * 64-wide waves whose upper exchange (distance 32) goes through shared memory, so that the wave64 code
+ * paths of gfx9 run, bit for bit, on a GPU that exists here. */
+#if defined(__GFX9__) || defined(DARN_EMULATE_WAVE64)
 #define DARN_WAVE 64
 #else
 #define DARN_WAVE 32
-#endif /* __GFX9__ */
+#endif /* __GFX9__ || DARN_EMULATE_WAVE64 */
 
-/* Butterfly exchange inside a wave. All lanes of the wave must take part. */
+#if defined(DARN_EMULATE_WAVE64) && !defined(__HIP_PLATFORM_NVIDIA__)
+#error "DARN_EMULATE_WAVE64 is a test build for NVIDIA GPUs"
+#endif /* DARN_EMULATE_WAVE64 && !__HIP_PLATFORM_NVIDIA__ */
+
+/* v of the lane `lane ^ d` of the same wave, d a power of two below DARN_WAVE. Every thread of the block
+ * calls it with the same d (the emulated distance-32 exchange is a block barrier). */
+__device__ __forceinline__ float darn_shfl_xor(float v, int d)
+{
 #if defined(__HIP_PLATFORM_NVIDIA__)
-#define DARN_SHFL_XOR(v, lane_mask) __shfl_xor_sync(0xFFFFFFFFu, (v), (lane_mask))
+#if defined(DARN_EMULATE_WAVE64)
+    if (d == 32) {
+        __shared__ float xchg[1024];
+        __syncthreads();
+        xchg[threadIdx.x] = v;
+        __syncthreads();
+        return xchg[threadIdx.x ^ 32];
+    }
+#endif /* DARN_EMULATE_WAVE64 */
+    return __shfl_xor_sync(0xFFFFFFFFu, v, d);
 #else
-#define DARN_SHFL_XOR(v, lane_mask) __shfl_xor((v), (lane_mask))
+    return __shfl_xor(v, d);
 #endif /* __HIP_PLATFORM_NVIDIA__ */
+}
 
-/* Read-only loads through the non-coherent path where the vendor has one. */
+/* Read-only loads through the non-coherent path where the vendor has one: only for data no thread of
+ * the call writes before reading it (in-place outputs are written after their own last read). */
 #if defined(__HIP_PLATFORM_NVIDIA__)
 #define DARN_LDG(p) __ldg(p)
 #else
 #define DARN_LDG(p) (*(p))
 #endif /* __HIP_PLATFORM_NVIDIA__ */
 
-#define DARN_LAUNCH_BOUNDS(threads) __launch_bounds__(threads)
-
-/* Makes the compiler forget what it knows about a 32-bit value and move it to a vector register
- * (AMD), so that nothing derived from it is hoisted out of the loop it sits in or kept in SGPRs. AMD
- * keeps hoisted wave-uniform values in SGPRs (about 100 of them); a row loop that regenerates dropout
- * bits would hold the 20 Philox round keys and the uniform halves of the first rounds there and spill.
- * With the seed in a VGPR per row, the key schedule runs on the vector unit: two adds per round.
- * NVIDIA has no such split: nothing to do. */
-#if defined(__HIP_PLATFORM_NVIDIA__)
-#define DARN_TO_VGPR(v) ((void)0)
-#else
-#define DARN_TO_VGPR(v) asm volatile("" : "+v"(v))
-#endif /* __HIP_PLATFORM_NVIDIA__ */
-
-/* DARN_TO_VGPR of a 64-bit value (row index, Philox seed or offset), one 32-bit half at a time. */
-__device__ __forceinline__ uint64_t darn_to_vgpr64(uint64_t v)
-{
-    uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
-    DARN_TO_VGPR(lo);
-    DARN_TO_VGPR(hi);
-    return (uint64_t)hi << 32 | lo;
-}
-
-/* Launch bound plus an occupancy floor, so the compiler keeps registers within what that occupancy
- * allows. The second argument of __launch_bounds__ differs: CUDA takes resident blocks per SM, HIP-Clang
- * takes waves per execution unit (SIMD). `waves` is the AMD floor in waves per SIMD. */
-#if defined(__HIP_PLATFORM_NVIDIA__)
-#define DARN_LAUNCH_BOUNDS_OCC(threads, nv_blocks, amd_waves) __launch_bounds__(threads, nv_blocks)
-#else
-#define DARN_LAUNCH_BOUNDS_OCC(threads, nv_blocks, amd_waves) __launch_bounds__(threads, amd_waves)
-#endif /* __HIP_PLATFORM_NVIDIA__ */
-
-/* Makes the compiler forget a wave-uniform value but keep it in scalar registers (AMD): whatever is
- * loaded through it is loaded again where it is used. For the pointer to the kernel arguments
- * (darn_args_again in device_common.h); a value the compiler holds in a VGPR does not compile ("illegal
- * SGPR to VGPR copy"). NVIDIA: nothing to do. */
-#if defined(__HIP_PLATFORM_NVIDIA__)
-#define DARN_TO_SGPR(v) ((void)0)
-#else
-#define DARN_TO_SGPR(v) asm volatile("" : "+s"(v))
-#endif /* __HIP_PLATFORM_NVIDIA__ */
-
-/* The same pointer, marked as pointing to global memory (AMD), so that loads and stores through it are
- * global_* rather than flat_* instructions. The compiler knows this of pointers read from the kernel's
- * parameter itself, not of those read through darn_args_again (device_common.h). DARN_GLOBAL_UNIFORM is
- * for a pointer that is the same in every lane of the wave (it stays in SGPRs). NVIDIA: the pointer. */
-#if defined(__HIP_PLATFORM_NVIDIA__)
-#define DARN_GLOBAL(p) (p)
-#define DARN_GLOBAL_UNIFORM(p) (p)
-#else
-template <bool UNIFORM, class T> __device__ __forceinline__ T *darn_global_ptr(T *p)
-{
-    __attribute__((address_space(1))) T *g = (__attribute__((address_space(1))) T *)p;
-    /* Opaque to the optimizer, or it folds the two casts away before it uses the address space. */
-    if constexpr (UNIFORM) asm("" : "+s"(g));
-    else asm("" : "+v"(g));
-    return (T *)g;
-}
-#define DARN_GLOBAL(p) darn_global_ptr<false>(p)
-#define DARN_GLOBAL_UNIFORM(p) darn_global_ptr<true>(p)
-#endif /* __HIP_PLATFORM_NVIDIA__ */
-
 /* Streaming (evict-first) 16-byte load and store, for data used once: the L2 then keeps what a kernel
- * reads a second time (the wide kernels' h). NVIDIA: ld/st.global.cs; AMD: nontemporal (slc).
+ * reads a second time (the re-read rows' h). NVIDIA: ld/st.global.cs; AMD: nontemporal (slc).
  * -DDARN_NO_STREAM_HINTS makes them plain, to measure what they give. */
 #if defined(DARN_NO_STREAM_HINTS)
 #define DARN_LD_STREAM(p) (*(p))
@@ -115,6 +74,6 @@ __device__ __forceinline__ void darn_st_stream(uint4 *p, uint4 v)
 }
 #define DARN_LD_STREAM(p) darn_ld_stream(p)
 #define DARN_ST_STREAM(p, v) darn_st_stream((p), (v))
-#endif /* __HIP_PLATFORM_NVIDIA__ */
+#endif /* DARN_NO_STREAM_HINTS, __HIP_PLATFORM_NVIDIA__ */
 
 #endif /* DARN_HIP_COMPAT_H */

@@ -1,208 +1,334 @@
 /*
- * fwd.hip — forward kernels (docs/numerics.md §4, §5).
+ * fwd.hip — the forward (docs/numerics.md §4, §5): one body, darn_fwd<Dt, K, REREAD>, and its row of the
+ * dispatch table per dtype configuration.
  *
- * P threads own a row; thread t owns lanes t (and groups t, t + P, ...). Two kernels:
- * - darn_fwd_reg<K>: the row's h stays in registers (K <= 4 groups of 8 per thread);
- * - darn_fwd_stream: any N; h is written (or recomputed) and read back on later passes.
- * Both produce identical bits: the per-element math is one function, the sums are §5's tree.
+ * P threads own a row, thread t groups t, t + P, … (src/dispatch.c picks P and K from N). Variation is
+ * in types only: Dt is the dtype policy (group8.h), K the groups a thread holds in registers, REREAD the
+ * rows too wide for that: their h is written to residual_out (or recomputed) and read back for the later
+ * passes, B groups at a time. The arithmetic is contract.h's, element by element, in every instance.
+ *
+ * Blocks walk rows (grid-stride; the launcher starts at most one resident wave of blocks), and with the
+ * row in registers a thread issues the loads of its next row before the current row's sums, so the row
+ * reduction and stores overlap the next row's memory traffic (DARN_FWD_PREFETCH=0 turns that off).
  */
-#include "fast_configs.h"
+#include "kernels.h"
 
-/* h of group j of row r (§4): loads, rowscale, dropout, residual, rounding to the residual-out dtype.
- * With `store`, also writes residual_out and the mask byte of the group. */
-__device__ __forceinline__ void fwd_group_h(const darn_gpu_fwd_args &a, int64_t r, int64_t j, uint64_t seed,
-                                            uint64_t offset, float rs, float (&h)[8], bool store)
+#ifndef DARN_FWD_PREFETCH
+#define DARN_FWD_PREFETCH 0
+#endif /* DARN_FWD_PREFETCH */
+
+#define DARN_REREAD_BATCH 2 /* groups in flight per thread and step in the re-read rows */
+
+template <int K, bool REREAD> __host__ __device__ constexpr int darn_fwd_bound() { return 512; }
+
+/* h (§4) of a group from its raw x and residual and its keep bits, rounded to the residual-out dtype. */
+template <class Dt>
+__device__ __forceinline__ void fwd_group_h(const darn_fwd_args &a, const typename Dt::template raw<DARN_ROLE_X> &rx,
+                                            const typename Dt::template raw<DARN_ROLE_R> &rr, uint32_t bits, float rs,
+                                            float (&h)[8])
 {
-    darn_ld8(h, darn_row(a.x, a.dt_x, r, a.s_x), a.dt_x, j, a.n, a.vec_x);
-    if (a.has_rowscale) {
+    float x[8], res[8];
+    Dt::template cvt<DARN_ROLE_X>(x, rx, a.x);
+    Dt::template cvt<DARN_ROLE_R>(res, rr, a.res);
+    /* The options as compile-time constants where the call's are the common ones (a warp-uniform branch;
+     * the compiler drops the dead steps instead of issuing them predicated off). */
+    constexpr uint32_t common = DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL;
+    if ((a.opt & (DARN_OPT_ROWSCALE | DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL)) == common) {
 #pragma unroll
-        for (int e = 0; e < 8; e++) h[e] = h[e] * rs;
-    }
-    uint32_t bits = 0xFFu;
-    if (a.rng.dropout) {
-        bits = darn_keep8(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
+        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, (bits >> e) & 1u, a.rng.scale, common);
+    } else {
 #pragma unroll
-        for (int e = 0; e < 8; e++) h[e] = (bits >> e) & 1u ? h[e] * a.rng.scale : 0.0f;
+        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, (bits >> e) & 1u, a.rng.scale, a.opt);
     }
-    if (a.has_res) {
-        float v[8];
-        darn_ld8(v, darn_row(a.res, a.dt_res, r, a.s_res), a.dt_res, j, a.n, a.vec_res);
-#pragma unroll
-        for (int e = 0; e < 8; e++) h[e] = h[e] + v[e];
-    }
-    darn_round8(h, a.dt_resout);
-    if (!store) return;
-    if (a.resout) darn_st8(darn_row_mut(a.resout, a.dt_resout, r, a.s_resout), a.dt_resout, j, a.n, a.vec_resout, h);
+    Dt::template round<DARN_ROLE_RO>(h, a.resout);
+}
+
+/* Loads of group j of row r (x, and the residual when there is one). */
+template <class Dt, int MODE = DARN_LD_RO>
+__device__ __forceinline__ void fwd_group_load(const darn_fwd_args &a, int64_t r, int64_t j,
+                                               typename Dt::template raw<DARN_ROLE_X> &rx,
+                                               typename Dt::template raw<DARN_ROLE_R> &rr)
+{
+    Dt::template load<DARN_ROLE_X, MODE>(rx, a.x, r, j, a.n);
+    if (a.opt & DARN_OPT_RESIDUAL) Dt::template load<DARN_ROLE_R, MODE>(rr, a.res, r, j, a.n);
+}
+
+template <class Dt>
+__device__ __forceinline__ uint32_t fwd_group_bits(const darn_fwd_args &a, uint64_t seed, uint64_t offset, int64_t r,
+                                                   int64_t j)
+{
+    if (!(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
+    return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
+}
+
+/* Pass-one outputs of group j: residual_out and the mask byte (bits past N are 0). */
+template <class Dt>
+__device__ __forceinline__ void fwd_group_outputs(const darn_fwd_args &a, int64_t r, int64_t j, const float (&h)[8],
+                                                  uint32_t bits)
+{
+    if (a.resout.p) Dt::template store<DARN_ROLE_RO>(a.resout, r, j, a.n, h);
     if (a.mask) {
-        const int64_t left = a.n - j * 8;
-        if (left < 8) bits &= (1u << left) - 1u; /* bits past N are 0 */
-        a.mask[r * a.mask_row_bytes + j] = (uint8_t)bits;
+        const int valid = Dt::valid(j, a.n);
+        a.mask[r * a.mask_row_bytes + j] = (uint8_t)(bits & ((1u << valid) - 1u));
     }
 }
 
-/* y of group j from its hn (LayerNorm: minus mean), rstd, weight and bias. */
-__device__ __forceinline__ void fwd_group_y(const darn_gpu_fwd_args &a, int64_t r, int64_t j, const float (&hn)[8],
-                                            float mean, float rstd)
+/* The group's sum of darn_fwd_term(pass). */
+template <class Dt>
+__device__ __forceinline__ float fwd_group_term_sum(const darn_fwd_args &a, int64_t j, const float (&h)[8], float mean,
+                                                    int pass)
 {
-    float w[8], y[8];
-    darn_ld8(w, a.w, a.dt_w, j, a.n, a.vec_w);
+    float t[8];
 #pragma unroll
-    for (int e = 0; e < 8; e++) {
-        const float wv = a.zc ? w[e] + 1.0f : w[e];
-        const float d = a.layer ? hn[e] - mean : hn[e];
-        const float xhat = d * rstd;
-        y[e] = xhat * wv;
-    }
-    if (a.has_bias) {
-        darn_ld8(w, a.b, a.dt_b, j, a.n, a.vec_b);
-#pragma unroll
-        for (int e = 0; e < 8; e++) y[e] = y[e] + w[e];
-    }
-    darn_st8(darn_row_mut(a.out, a.dt_out, r, a.s_out), a.dt_out, j, a.n, a.vec_out, y);
+    for (int e = 0; e < 8; e++) t[e] = darn_fwd_term(h[e], mean, pass, a.opt);
+    return darn_group_sum(t, Dt::valid(j, a.n));
 }
 
-/* Lane sum of group j's terms (in increasing column) onto acc: hn^2 (RMSNorm), hn (LayerNorm pass 1)
- * or (hn - mean)^2 (LayerNorm pass 2). */
-__device__ __forceinline__ float fwd_lane_add(float acc, const float (&hn)[8], int64_t j, int64_t n, int pass,
-                                              float mean)
+/* y of group j. */
+template <class Dt, bool STREAM = false>
+__device__ __forceinline__ void fwd_group_y(const darn_fwd_args &a, int64_t r, int64_t j, const float (&h)[8], float mean,
+                                            float rstd, const typename Dt::template raw<DARN_ROLE_W> &rw,
+                                            const typename Dt::template raw<DARN_ROLE_W> &rb)
 {
+    float w[8], b[8], y[8];
+    Dt::template cvt<DARN_ROLE_W>(w, rw, a.w);
+    Dt::template cvt<DARN_ROLE_W>(b, rb, a.b);
+    if ((a.opt & (DARN_OPT_LAYER | DARN_OPT_BIAS | DARN_OPT_ZC)) == 0) { /* RMSNorm, plain weight (see fwd_group_h) */
 #pragma unroll
-    for (int e = 0; e < 8; e++) {
-        if (j * 8 + e < n) {
-            float term;
-            if (pass == 0) {
-                term = hn[e] * hn[e];
-            } else if (pass == 1) {
-                term = hn[e];
-            } else {
-                const float d = hn[e] - mean;
-                term = d * d;
-            }
-            acc = acc + term;
-        }
+        for (int e = 0; e < 8; e++) y[e] = darn_fwd_y(h[e], mean, rstd, darn_weight(w[e], 0u), b[e], 0u);
+    } else {
+#pragma unroll
+        for (int e = 0; e < 8; e++) y[e] = darn_fwd_y(h[e], mean, rstd, darn_weight(w[e], a.opt), b[e], a.opt);
     }
-    return acc;
+    Dt::template store<DARN_ROLE_O, STREAM>(a.out, r, j, a.n, y);
 }
 
-template <int K>
-__global__ void DARN_LAUNCH_BOUNDS(1024) darn_fwd_reg(darn_gpu_fwd_args a)
+template <class Dt, int K, bool REREAD>
+__global__ void __launch_bounds__(darn_fwd_bound<K, REREAD>()) darn_fwd(const darn_fwd_args a)
 {
-    __shared__ float smem[32];
-    const int p = a.geom.p;
-    const int slot = threadIdx.x / p, t = threadIdx.x % p;
-    const int64_t r0 = (int64_t)blockIdx.x * a.geom.rows_per_block + slot;
-    const bool active = r0 < a.m;
-    const int64_t r = active ? r0 : 0; /* idle slots shadow row 0 so every lane joins the shuffles */
-    uint64_t seed, offset;
-    darn_rng_state(a.rng, seed, offset);
-    const float rs = a.has_rowscale ? a.rowscale[r] : 1.0f;
+    using RX = typename Dt::template raw<DARN_ROLE_X>;
+    using RR = typename Dt::template raw<DARN_ROLE_R>;
+    using RW = typename Dt::template raw<DARN_ROLE_W>;
+    using RH = typename Dt::template raw<DARN_ROLE_RO>;
+    constexpr int B = REREAD ? (Dt::is_static ? DARN_REREAD_BATCH : 1) : K;
+    __shared__ float smem[B * 32];
+    __shared__ float stack[REREAD ? DARN_STREAM_LEVELS + 1 : 1];
+    const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p;
+    const int64_t groups = a.groups, stride_rows = (int64_t)gridDim.x * a.rows_per_block;
     const float nf = (float)a.n;
+    const bool layer = a.opt & DARN_OPT_LAYER;
+    uint64_t seed = 0, offset = 0;
+    if (a.opt & DARN_OPT_DROPOUT) darn_rng_state(a.rng, seed, offset);
+    const int64_t r_first = (int64_t)blockIdx.x * a.rows_per_block;
 
-    float h[K][8];
-    float acc[1] = {-0.0f};
-    darn_unroll<K>([&](auto kk) {
-        constexpr int k = decltype(kk)::value;
-        const int64_t j = t + (int64_t)k * p;
-        if (j < a.geom.groups) {
-            fwd_group_h(a, r, j, seed, offset, rs, h[k], active);
-            acc[0] = fwd_lane_add(acc[0], h[k], j, a.n, a.layer ? 1 : 0, 0.0f);
-        }
-    });
-    if (active && a.mask && t == 0) darn_fwd_mask_padding(a, r);
-    darn_row_allreduce<1>(acc, p, smem);
-    float mean = 0.0f;
-    if (a.layer) {
-        mean = acc[0] / nf;
-        acc[0] = -0.0f;
-        darn_unroll<K>([&](auto kk) {
-            constexpr int k = decltype(kk)::value;
-            const int64_t j = t + (int64_t)k * p;
-            if (j < a.geom.groups) acc[0] = fwd_lane_add(acc[0], h[k], j, a.n, 2, mean);
-        });
-        darn_row_allreduce<1>(acc, p, smem);
-    }
-    const float rstd = 1.0f / sqrtf(acc[0] / nf + a.eps);
-    if (!active) return;
-    darn_unroll<K>([&](auto kk) {
-        constexpr int k = decltype(kk)::value;
-        const int64_t j = t + (int64_t)k * p;
-        if (j < a.geom.groups) fwd_group_y(a, r, j, h[k], mean, rstd);
-    });
-    if (t == 0) {
-        if (a.rstd) a.rstd[r] = darn_canonical_f32(rstd);
-        if (a.mean) a.mean[r] = darn_canonical_f32(mean);
-    }
-}
-
-/* Row r of darn_fwd_stream. AMD: the arguments are taken anew (darn_args_again) per row and per group, so
- * that no loop holds them or values derived from them (row pointers, dtype tests) in SGPRs. */
-__device__ __forceinline__ void darn_fwd_stream_row(const darn_gpu_fwd_args &a0, int64_t r)
-{
-    __shared__ float smem[32];
-    const darn_gpu_fwd_args &ar = darn_args_again(a0);
-    const int p = ar.geom.p;
-    const int t = threadIdx.x;
-    uint64_t seed, offset;
-    darn_rng_state(ar.rng, seed, offset);
-    const float rs = ar.has_rowscale ? ar.rowscale[r] : 1.0f;
-    const float nf = (float)ar.n;
-    float hn[8];
-    float acc[1] = {-0.0f};
-    for (int64_t j = t; j < ar.geom.groups; j += p) {
-        const darn_gpu_fwd_args &a = darn_args_again(a0);
-        fwd_group_h(a, r, j, seed, offset, rs, hn, true);
-        acc[0] = fwd_lane_add(acc[0], hn, j, a.n, a.layer ? 1 : 0, 0.0f);
-    }
-    if (ar.mask && t == 0) darn_fwd_mask_padding(ar, r);
-    darn_row_allreduce<1>(acc, p, smem);
-    float mean = 0.0f;
-    if (ar.layer) {
-        mean = acc[0] / nf;
-        acc[0] = -0.0f;
-        for (int64_t j = t; j < ar.geom.groups; j += p) {
-            const darn_gpu_fwd_args &a = darn_args_again(a0);
-            if (a.resout) darn_ld8(hn, darn_row(a.resout, a.dt_resout, r, a.s_resout), a.dt_resout, j, a.n, a.vec_resout);
-            else fwd_group_h(a, r, j, seed, offset, rs, hn, false);
-            acc[0] = fwd_lane_add(acc[0], hn, j, a.n, 2, mean);
-        }
-        darn_row_allreduce<1>(acc, p, smem);
-    }
-    const float rstd = 1.0f / sqrtf(acc[0] / nf + ar.eps);
-    for (int64_t j = t; j < ar.geom.groups; j += p) {
-        const darn_gpu_fwd_args &a = darn_args_again(a0);
-        if (a.resout) darn_ld8(hn, darn_row(a.resout, a.dt_resout, r, a.s_resout), a.dt_resout, j, a.n, a.vec_resout);
-        else fwd_group_h(a, r, j, seed, offset, rs, hn, false);
-        fwd_group_y(a, r, j, hn, mean, rstd);
-    }
-    if (t == 0) {
-        if (ar.rstd) ar.rstd[r] = darn_canonical_f32(rstd);
-        if (ar.mean) ar.mean[r] = darn_canonical_f32(mean);
-    }
-    __syncthreads(); /* smem is reused by the next row */
-}
-
-/* Any N: one row per block of P threads (blocks stride over rows), geom.k groups per thread, re-read. */
-__global__ void DARN_LAUNCH_BOUNDS(1024) darn_fwd_stream(darn_gpu_fwd_args a)
-{
-    for (int64_t r = blockIdx.x; r < a.m; r += gridDim.x) darn_fwd_stream_row(a, r);
-}
-
-darn_status darn_launch_fwd(const darn_gpu_fwd_args &a, hipStream_t stream)
-{
-    const darn_gpu_geom &g = a.geom;
-    if (darn_launch_fwd_fast(a, stream)) {
-        /* launched */
-    } else if (g.k <= 4) {
-        const dim3 grid((unsigned)((a.m + g.rows_per_block - 1) / g.rows_per_block)), block((unsigned)g.block);
-        switch (g.k) {
-        case 1: hipLaunchKernelGGL(darn_fwd_reg<1>, grid, block, 0, stream, a); break;
-        case 2: hipLaunchKernelGGL(darn_fwd_reg<2>, grid, block, 0, stream, a); break;
-        case 3: hipLaunchKernelGGL(darn_fwd_reg<3>, grid, block, 0, stream, a); break;
-        default: hipLaunchKernelGGL(darn_fwd_reg<4>, grid, block, 0, stream, a); break;
+    if constexpr (!REREAD) {
+        /* Registers decide two orders of work: the weights (and bias) of the thread's groups stay in
+         * registers across rows when they are few, else they are loaded again per row (cache hits); the
+         * next row's loads are issued before this row's sums when their raw words are few enough. */
+        constexpr bool KEEP_W = K * sizeof(RW) <= 32;
+        constexpr bool PF = DARN_FWD_PREFETCH && K * (sizeof(RX) + sizeof(RR)) <= 192;
+        RW rw[K] = {}, rb[K] = {};
+        auto load_w = [&]() {
+            darn_unroll<K>([&](auto kk) {
+                constexpr int k = decltype(kk)::value;
+                const int64_t j = t + (int64_t)k * p;
+                if (j < groups) {
+                    Dt::template load<DARN_ROLE_W>(rw[k], a.w, 0, j, a.n);
+                    if (a.opt & DARN_OPT_BIAS) Dt::template load<DARN_ROLE_W>(rb[k], a.b, 0, j, a.n);
+                }
+            });
+        };
+        if (KEEP_W) load_w();
+        RX rx[K] = {};
+        RR rr[K] = {};
+        auto load_row = [&](int64_t r) {
+            darn_unroll<K>([&](auto kk) {
+                constexpr int k = decltype(kk)::value;
+                const int64_t j = t + (int64_t)k * p;
+                if (j < groups) fwd_group_load<Dt>(a, r, j, rx[k], rr[k]);
+            });
+        };
+        if (PF && r_first < a.m) load_row(r_first + slot < a.m ? r_first + slot : 0);
+        for (int64_t r0 = r_first; r0 < a.m; r0 += stride_rows) { /* uniform across the block */
+            const bool active = r0 + slot < a.m;
+            const int64_t r = active ? r0 + slot : 0; /* idle slots shadow row 0: every lane joins the sums */
+            const int64_t r_next = r0 + stride_rows + slot < a.m ? r0 + stride_rows + slot : 0;
+            if (!PF) load_row(r);
+            const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
+            uint32_t bits[K];
+            darn_unroll<K>([&](auto kk) {
+                constexpr int k = decltype(kk)::value;
+                const int64_t j = t + (int64_t)k * p;
+                bits[k] = j < groups ? fwd_group_bits<Dt>(a, seed, offset, r, j) : 0xFFu;
+            });
+            /* Pass one: h, residual_out, mask, the first sums. */
+            float h[K][8], acc[K];
+            darn_unroll<K>([&](auto kk) {
+                constexpr int k = decltype(kk)::value;
+                const int64_t j = t + (int64_t)k * p;
+                fwd_group_h<Dt>(a, rx[k], rr[k], bits[k], rs, h[k]);
+                acc[k] = -0.0f;
+                if (j < groups) {
+                    if (active) fwd_group_outputs<Dt>(a, r, j, h[k], bits[k]);
+                    acc[k] = fwd_group_term_sum<Dt>(a, j, h[k], 0.0f, 0);
+                }
+            });
+            if (PF && r0 + stride_rows < a.m) load_row(r_next); /* in flight during this row's sums */
+            float sum = darn_row_sum<K>(acc, p, smem);
+            float mean = 0.0f;
+            if (layer) {
+                mean = darn_row_mean(sum, nf);
+                darn_unroll<K>([&](auto kk) {
+                    constexpr int k = decltype(kk)::value;
+                    const int64_t j = t + (int64_t)k * p;
+                    acc[k] = j < groups ? fwd_group_term_sum<Dt>(a, j, h[k], mean, 1) : -0.0f;
+                });
+                sum = darn_row_sum<K>(acc, p, smem);
+            }
+            const float rstd = darn_row_rstd(sum, nf, a.eps);
+            if (active) {
+                if (!KEEP_W) load_w();
+                darn_unroll<K>([&](auto kk) {
+                    constexpr int k = decltype(kk)::value;
+                    const int64_t j = t + (int64_t)k * p;
+                    if (j < groups) fwd_group_y<Dt>(a, r, j, h[k], mean, rstd, rw[k], rb[k]);
+                });
+                if (t == 0) {
+                    if (a.rstd) a.rstd[r] = darn_canonical_f32(rstd);
+                    if (a.mean) a.mean[r] = darn_canonical_f32(mean);
+                    if (a.mask)
+                        for (int64_t q = groups; q < a.mask_row_bytes; q++) a.mask[r * a.mask_row_bytes + q] = 0;
+                }
+            }
         }
     } else {
-        const int64_t blocks = a.m < 65535 * 16 ? a.m : 65535 * 16;
-        hipLaunchKernelGGL(darn_fwd_stream, dim3((unsigned)blocks), dim3((unsigned)g.p), 0, stream, a);
+        /* Re-read rows: one row per block (P = DARN_REREAD_P), B groups per thread per step. */
+        const int64_t kr = (groups + p - 1) / p; /* columns of groups [kP, (k + 1)P) */
+        /* h of columns kb … kb + B - 1: from residual_out when it was written, else recomputed. */
+        auto h_again = [&](int64_t r, int64_t kb, float rs, float (&h)[B][8], bool last) {
+            if (a.resout.p) {
+                RH rh[B] = {};
+                darn_unroll<B>([&](auto bb) {
+                    constexpr int b = decltype(bb)::value;
+                    const int64_t j = t + (kb + b) * p;
+                    if (j < groups) {
+                        if (last) Dt::template load<DARN_ROLE_RO, DARN_LD_LAST>(rh[b], a.resout, r, j, a.n);
+                        else Dt::template load<DARN_ROLE_RO, DARN_LD_RW>(rh[b], a.resout, r, j, a.n);
+                    }
+                });
+                darn_unroll<B>([&](auto bb) {
+                    constexpr int b = decltype(bb)::value;
+                    Dt::template cvt<DARN_ROLE_RO>(h[b], rh[b], a.resout);
+                });
+                return;
+            }
+            RX rx[B] = {};
+            RR rr[B] = {};
+            darn_unroll<B>([&](auto bb) {
+                constexpr int b = decltype(bb)::value;
+                const int64_t j = t + (kb + b) * p;
+                if (j < groups) fwd_group_load<Dt, DARN_LD_LAST>(a, r, j, rx[b], rr[b]);
+            });
+            darn_unroll<B>([&](auto bb) {
+                constexpr int b = decltype(bb)::value;
+                const int64_t j = t + (kb + b) * p;
+                fwd_group_h<Dt>(a, rx[b], rr[b], j < groups ? fwd_group_bits<Dt>(a, seed, offset, r, j) : 0xFFu, rs, h[b]);
+            });
+        };
+        /* The column sums of one pass, B at a time, into the tree over columns. */
+        auto finish_columns = [&](int64_t kb, float (&acc)[B]) {
+            darn_row_allreduce<B>(acc, p, smem);
+            if (t == 0) {
+#pragma unroll
+                for (int b = 0; b < B; b++)
+                    if (kb + b < kr) darn_stream_push(stack, kb + b, acc[b]);
+            }
+        };
+        auto row_total = [&]() {
+            __syncthreads();
+            if (t == 0) stack[DARN_STREAM_LEVELS] = darn_stream_total(stack, kr);
+            __syncthreads();
+            const float s = stack[DARN_STREAM_LEVELS];
+            __syncthreads(); /* the stack is rewritten by the next pass */
+            return s;
+        };
+        for (int64_t r = blockIdx.x; r < a.m; r += gridDim.x) {
+            const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
+            for (int64_t kb = 0; kb < kr; kb += B) { /* pass one: h, residual_out, mask, first sums */
+                uint32_t bits[B];
+                RX rx[B] = {};
+                RR rr[B] = {};
+                darn_unroll<B>([&](auto bb) {
+                    constexpr int b = decltype(bb)::value;
+                    const int64_t j = t + (kb + b) * p;
+                    bits[b] = j < groups ? fwd_group_bits<Dt>(a, seed, offset, r, j) : 0xFFu;
+                    if (j < groups) fwd_group_load<Dt, DARN_LD_LAST>(a, r, j, rx[b], rr[b]);
+                });
+                float acc[B];
+                darn_unroll<B>([&](auto bb) {
+                    constexpr int b = decltype(bb)::value;
+                    const int64_t j = t + (kb + b) * p;
+                    float h[8];
+                    fwd_group_h<Dt>(a, rx[b], rr[b], bits[b], rs, h);
+                    acc[b] = -0.0f;
+                    if (j < groups) {
+                        fwd_group_outputs<Dt>(a, r, j, h, bits[b]);
+                        acc[b] = fwd_group_term_sum<Dt>(a, j, h, 0.0f, 0);
+                    }
+                });
+                finish_columns(kb, acc);
+            }
+            float sum = row_total();
+            float mean = 0.0f;
+            if (layer) {
+                mean = darn_row_mean(sum, nf);
+                for (int64_t kb = 0; kb < kr; kb += B) {
+                    float h[B][8], acc[B];
+                    h_again(r, kb, rs, h, false);
+                    darn_unroll<B>([&](auto bb) {
+                        constexpr int b = decltype(bb)::value;
+                        const int64_t j = t + (kb + b) * p;
+                        acc[b] = j < groups ? fwd_group_term_sum<Dt>(a, j, h[b], mean, 1) : -0.0f;
+                    });
+                    finish_columns(kb, acc);
+                }
+                sum = row_total();
+            }
+            const float rstd = darn_row_rstd(sum, nf, a.eps);
+            for (int64_t kb = 0; kb < kr; kb += B) { /* the last pass: y */
+                RW rw[B] = {}, rb[B] = {};
+                darn_unroll<B>([&](auto bb) {
+                    constexpr int b = decltype(bb)::value;
+                    const int64_t j = t + (kb + b) * p;
+                    if (j < groups) {
+                        Dt::template load<DARN_ROLE_W>(rw[b], a.w, 0, j, a.n);
+                        if (a.opt & DARN_OPT_BIAS) Dt::template load<DARN_ROLE_W>(rb[b], a.b, 0, j, a.n);
+                    }
+                });
+                float h[B][8];
+                h_again(r, kb, rs, h, true);
+                darn_unroll<B>([&](auto bb) {
+                    constexpr int b = decltype(bb)::value;
+                    const int64_t j = t + (kb + b) * p;
+                    if (j < groups) fwd_group_y<Dt, true>(a, r, j, h[b], mean, rstd, rw[b], rb[b]);
+                });
+            }
+            if (t == 0) {
+                if (a.rstd) a.rstd[r] = darn_canonical_f32(rstd);
+                if (a.mean) a.mean[r] = darn_canonical_f32(mean);
+                if (a.mask)
+                    for (int64_t q = groups; q < a.mask_row_bytes; q++) a.mask[r * a.mask_row_bytes + q] = 0;
+            }
+        }
     }
-    return darn_check_launch("darn_fwd");
 }
+
+#ifndef DARN_NO_TABLE /* (experiments compile single instances of the body) */
+/* The forward row of the dispatch table for each dtype configuration, in dispatch.h's order. */
+#define DARN_FWD_ROW(...) (const void *)darn_fwd<__VA_ARGS__, 1, false>, (const void *)darn_fwd<__VA_ARGS__, 2, false>, \
+                          (const void *)darn_fwd<__VA_ARGS__, 3, false>, (const void *)darn_fwd<__VA_ARGS__, 4, false>, \
+                          (const void *)darn_fwd<__VA_ARGS__, 1, true>,
+#define DARN_FWD_STATIC_ROW(X, R, RO, W, O) DARN_FWD_ROW(darn_dt_static<X, R, RO, W, O>)
+const void *const darn_fwd_table[DARN_N_FWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_FWD_STATIC_ROW) DARN_FWD_ROW(darn_dt_runtime)};
+static_assert(DARN_N_VARIANTS == 5, "darn_fwd_table rows list 4 register variants and the re-read one");
+#endif /* DARN_NO_TABLE */

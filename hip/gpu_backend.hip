@@ -1,7 +1,12 @@
 /*
- * gpu_backend.hip — host side of the HIP backend: device discovery, launch geometry (a function of N
- * alone), vector-path eligibility, and the calls behind darn_fwd / darn_bwd on DARN_BACKEND_GPU.
+ * gpu_backend.hip — host side of the HIP backend: device discovery, the kernel arguments of a call, the
+ * grid, and the launches behind darn_fwd / darn_bwd on DARN_BACKEND_GPU. Which kernel runs is decided by
+ * src/dispatch.c (darn_choose_fwd / darn_choose_bwd); this file only looks the kernel up in the table.
  */
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
 #include "gpu_backend.h"
 #include "kernels.h"
 
@@ -11,45 +16,81 @@ extern "C" int darn_gpu_available(void)
     return hipGetDeviceCount(&count) == hipSuccess && count > 0;
 }
 
-darn_status darn_check_launch(const char *fn)
+static darn_status device_error(const char *fn, const char *what, hipError_t e)
 {
-    const hipError_t e = hipGetLastError();
-    if (e == hipSuccess) return DARN_OK;
-    return darn_fail(DARN_ERR_DEVICE, "%s: kernel launch failed: %s (%s)", fn, hipGetErrorName(e),
-                     hipGetErrorString(e));
+    return darn_fail(DARN_ERR_DEVICE, "%s: %s failed: %s (%s)", fn, what, hipGetErrorName(e), hipGetErrorString(e));
 }
 
-/* P = min(L(N), next_pow2(groups)), K = ceil(groups / P); rows share a 256-thread block when P <= 32. */
-static darn_gpu_geom geometry(int64_t n)
+/* ---- grid: at most the blocks that are resident at once (the kernels walk rows / chunks) ------------ */
+#define DARN_MAX_DEVICES 64
+static std::atomic<int> sm_count[DARN_MAX_DEVICES];                               /* 0: not asked yet */
+static std::atomic<int> fwd_occ[DARN_MAX_DEVICES][DARN_N_FWD_ENTRIES][2];       /* blocks per SM, by block class */
+static std::atomic<int> bwd_occ[DARN_MAX_DEVICES][DARN_N_BWD_ENTRIES][2];
+
+static int block_class(int block) { return block > DARN_SMALL_BLOCK ? 1 : 0; }
+
+/* Resident blocks of `kernel` at `block` threads on the current device (cached; >= 1). */
+static int64_t resident_blocks(const void *kernel, std::atomic<int> *occ_slot, int block)
 {
-    darn_gpu_geom g;
-    g.groups = (n + DARN_GROUP - 1) / DARN_GROUP;
-    const int64_t lanes = darn_lanes_for(n);
-    int64_t p = 1;
-    while (p < g.groups && p < lanes) p *= 2;
-    g.p = (int)p;
-    g.k = (int)((g.groups + p - 1) / p);
-    g.rows_per_block = p <= 32 ? DARN_GPU_SMALL_BLOCK / g.p : 1;
-    g.block = p <= 32 ? DARN_GPU_SMALL_BLOCK : g.p;
-    return g;
+    int dev = 0;
+    if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= DARN_MAX_DEVICES) return INT64_MAX;
+    int sms = sm_count[dev].load(std::memory_order_relaxed);
+    if (sms == 0) {
+        if (hipDeviceGetAttribute(&sms, hipDeviceAttributeMultiprocessorCount, dev) != hipSuccess || sms < 1) sms = 1;
+        sm_count[dev].store(sms, std::memory_order_relaxed);
+    }
+    int occ = occ_slot->load(std::memory_order_relaxed);
+    if (occ == 0) {
+        if (hipOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, block, 0) != hipSuccess || occ < 1) occ = 1;
+        occ_slot->store(occ, std::memory_order_relaxed);
+    }
+    return (int64_t)sms * occ;
 }
 
-/* The 16-byte path: base 16-byte aligned and every row start too. */
-static uint8_t vec_ok(const void *p, int64_t stride, darn_dtype dt)
+/* A measurement knob (never changes a bit): DARN_GPU_GRID=full launches every block the rows need instead of
+ * at most one resident wave that walks them. Read once. */
+static bool full_grid()
 {
-    return p && (uintptr_t)p % 16 == 0 && (stride * (int64_t)darn_dtype_size(dt)) % 16 == 0;
+    static const int v = [] {
+        const char *e = getenv("DARN_GPU_GRID");
+        return e && strcmp(e, "full") == 0 ? 1 : 0;
+    }();
+    return v != 0;
 }
 
-static darn_gpu_rng rng_of(const darn_plan *pl)
+static int64_t grid_of(int backward, const darn_choice &c)
 {
-    darn_gpu_rng g;
+    if (full_grid()) return c.blocks;
+    int dev = 0;
+    if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= DARN_MAX_DEVICES) dev = 0;
+    const int cls = block_class(c.block);
+    const int64_t cap = backward ? resident_blocks(darn_bwd_table[c.entry], &bwd_occ[dev][c.entry][cls], c.block)
+                                 : resident_blocks(darn_fwd_table[c.entry], &fwd_occ[dev][c.entry][cls], c.block);
+    return c.blocks < cap ? c.blocks : cap;
+}
+
+extern "C" int64_t darn_gpu_grid(int backward, const darn_choice *c) { return grid_of(backward, *c); }
+
+/* ---- kernel arguments ------------------------------------------------------------------------------ */
+static darn_view view(const void *p, int64_t stride, darn_dtype dt)
+{
+    darn_view v;
+    v.p = p;
+    v.stride = stride;
+    v.dt = (int32_t)dt;
+    v.vec = p && (uintptr_t)p % 16 == 0 && (stride * (int64_t)darn_dtype_size(dt)) % 16 == 0;
+    return v;
+}
+
+static darn_rng_args rng_of(const darn_plan *pl)
+{
+    darn_rng_args g;
     g.seed = pl->desc.seed;
     g.offset = pl->desc.offset;
     g.seed_ptr = pl->desc.rng_seed_ptr;
     g.offset_ptr = pl->desc.rng_offset_ptr;
     g.threshold = pl->drop.threshold;
     g.scale = pl->drop.scale;
-    g.dropout = pl->dropout;
     return g;
 }
 
@@ -65,93 +106,98 @@ extern "C" darn_status darn_gpu_bwd_workspace(const darn_plan *pl, size_t *bytes
     return darn_bwd_partials_workspace(pl, bytes);
 }
 
+static darn_status launch(const void *kernel, int64_t grid, int block, void *args, hipStream_t stream, const char *fn)
+{
+    void *params[] = {args};
+    const hipError_t e = hipLaunchKernel(kernel, dim3((unsigned)grid), dim3((unsigned)block), params, 0, stream);
+    return e == hipSuccess ? DARN_OK : device_error(fn, "kernel launch", e);
+}
+
 extern "C" darn_status darn_gpu_fwd(const darn_plan *pl, const darn_fwd_tensors *t, void *workspace, void *stream)
 {
     (void)workspace;
     const darn_desc &d = pl->desc;
-    darn_gpu_fwd_args a;
-    a.x = t->x;
-    a.res = t->residual;
-    a.w = t->weight;
-    a.b = t->bias;
+    darn_choice c;
+    darn_choose_fwd(pl, t, &c);
+    darn_fwd_args a;
+    a.x = view(t->x, pl->s_x, d.x_dtype);
+    a.res = view(t->residual, pl->s_res, d.residual_dtype);
+    a.w = view(t->weight, 0, d.weight_dtype);
+    a.b = view(t->bias, 0, d.bias_dtype);
+    a.out = view(t->out, pl->s_out, d.out_dtype);
+    a.resout = view(t->residual_out, pl->s_resout, pl->resout_dtype);
     a.rowscale = t->rowscale;
-    a.out = t->out;
-    a.resout = t->residual_out;
     a.mask = t->mask;
     a.rstd = t->rstd;
     a.mean = t->mean;
     a.m = pl->m;
     a.n = pl->n;
-    a.s_x = pl->s_x;
-    a.s_res = pl->s_res;
-    a.s_out = pl->s_out;
-    a.s_resout = pl->s_resout;
+    a.groups = pl->groups;
     a.mask_row_bytes = darn_mask_row_bytes(pl->n);
-    a.geom = geometry(pl->n);
     a.rng = rng_of(pl);
     a.eps = d.eps;
-    a.dt_x = (uint8_t)d.x_dtype;
-    a.dt_res = (uint8_t)d.residual_dtype;
-    a.dt_w = (uint8_t)d.weight_dtype;
-    a.dt_b = (uint8_t)d.bias_dtype;
-    a.dt_out = (uint8_t)d.out_dtype;
-    a.dt_resout = (uint8_t)pl->resout_dtype;
-    a.vec_x = vec_ok(t->x, pl->s_x, d.x_dtype);
-    a.vec_res = vec_ok(t->residual, pl->s_res, d.residual_dtype);
-    a.vec_w = vec_ok(t->weight, 0, d.weight_dtype);
-    a.vec_b = vec_ok(t->bias, 0, d.bias_dtype);
-    a.vec_out = vec_ok(t->out, pl->s_out, d.out_dtype);
-    a.vec_resout = vec_ok(t->residual_out, pl->s_resout, pl->resout_dtype);
-    a.layer = pl->layer;
-    a.has_res = pl->has_res;
-    a.has_bias = pl->has_bias;
-    a.has_rowscale = pl->has_rowscale;
-    a.zc = pl->zero_centered;
-    return darn_launch_fwd(a, (hipStream_t)stream);
+    a.opt = pl->opt;
+    a.p = c.p;
+    a.rows_per_block = c.rows_per_block;
+    return launch(darn_fwd_table[c.entry], grid_of(0, c), c.block, &a, (hipStream_t)stream, "darn_fwd");
 }
 
 extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace, void *stream)
 {
     const darn_desc &d = pl->desc;
-    darn_gpu_bwd_args a;
-    a.dy = t->dy;
-    a.h = t->h;
-    a.w = t->weight;
-    a.dresout = t->dresidual_out;
+    const hipStream_t s = (hipStream_t)stream;
+    if (pl->m == 0) { /* the gradient of an empty batch: +0 is all-zero bytes in every dtype */
+        hipError_t e = hipMemsetAsync(t->dweight, 0, (size_t)pl->n * darn_dtype_size(d.weight_dtype), s);
+        if (e == hipSuccess && t->dbias) e = hipMemsetAsync(t->dbias, 0, (size_t)pl->n * darn_dtype_size(d.bias_dtype), s);
+        return e == hipSuccess ? DARN_OK : device_error("darn_bwd", "hipMemsetAsync", e);
+    }
+    darn_choice c;
+    darn_choose_bwd(pl, t, &c);
+    darn_bwd_args a;
+    a.dy = view(t->dy, pl->s_dy, d.out_dtype);
+    a.h = view(t->h, pl->s_h, pl->resout_dtype);
+    a.w = view(t->weight, 0, d.weight_dtype);
+    a.dresout = view(t->dresidual_out, pl->s_dresout, pl->resout_dtype);
+    a.dx = view(t->dx, pl->s_dx, d.x_dtype);
+    a.dres = view(t->dresidual, pl->s_dres, d.residual_dtype);
     a.rstd = t->rstd;
     a.mean = t->mean;
     a.rowscale = t->rowscale;
-    a.mask = t->mask;
-    a.dx = t->dx;
-    a.dres = t->dresidual;
+    a.mask = pl->mask_read ? t->mask : nullptr;
+    a.partial_w = (float *)workspace;
+    a.partial_b = pl->has_bias ? (float *)workspace + pl->wgrad_chunks * pl->n : nullptr;
     a.m = pl->m;
     a.n = pl->n;
-    a.partial_w = (float *)workspace;
-    a.partial_b = pl->has_bias && workspace ? (float *)workspace + pl->wgrad_chunks * pl->n : nullptr;
-    a.s_dy = pl->s_dy;
-    a.s_h = pl->s_h;
-    a.s_dresout = pl->s_dresout;
-    a.s_dx = pl->s_dx;
-    a.s_dres = pl->s_dres;
+    a.groups = pl->groups;
     a.mask_row_bytes = darn_mask_row_bytes(pl->n);
     a.chunk_rows = pl->wgrad_rows;
     a.chunks = pl->wgrad_chunks;
-    a.geom = geometry(pl->n);
     a.rng = rng_of(pl);
-    a.dt_dy = (uint8_t)d.out_dtype;
-    a.dt_h = (uint8_t)pl->resout_dtype;
-    a.dt_w = (uint8_t)d.weight_dtype;
-    a.dt_b = (uint8_t)d.bias_dtype;
-    a.dt_dres = (uint8_t)d.residual_dtype;
-    a.dt_dx = (uint8_t)d.x_dtype;
-    a.vec_dy = vec_ok(t->dy, pl->s_dy, d.out_dtype);
-    a.vec_h = vec_ok(t->h, pl->s_h, pl->resout_dtype);
-    a.vec_w = vec_ok(t->weight, 0, d.weight_dtype);
-    a.vec_dresout = vec_ok(t->dresidual_out, pl->s_dresout, pl->resout_dtype);
-    a.vec_dx = vec_ok(t->dx, pl->s_dx, d.x_dtype);
-    a.vec_dres = vec_ok(t->dresidual, pl->s_dres, d.residual_dtype);
-    a.layer = pl->layer;
-    a.has_rowscale = pl->has_rowscale;
-    a.zc = pl->zero_centered;
-    return darn_launch_bwd(a, t->dweight, t->dbias, (hipStream_t)stream);
+    a.opt = pl->opt;
+    a.mask_read = pl->mask_read;
+    a.p = c.p;
+    a.rows_per_block = c.rows_per_block;
+
+    /* Everything that can be computed is computed before the first launch; what can still fail after it
+     * is the device itself (darn.h: a DARN_ERR_DEVICE status may leave outputs written). */
+    darn_wgrad_args w;
+    w.partial[0] = a.partial_w;
+    w.partial[1] = a.partial_b;
+    w.dst[0] = t->dweight;
+    w.dst[1] = t->dbias;
+    w.dt[0] = (int32_t)d.weight_dtype;
+    w.dt[1] = (int32_t)d.bias_dtype;
+    w.parts = pl->has_bias ? 2 : 1;
+    w.n = pl->n;
+    w.col_blocks = (pl->n + 255) / 256;
+    darn_status st = launch(darn_bwd_table[c.entry], grid_of(1, c), c.block, &a, s, "darn_bwd");
+    w.step = 1;
+    for (w.count = pl->wgrad_chunks; st == DARN_OK; w.count = (w.count + 31) / 32, w.step *= 32) {
+        void *params[] = {&w};
+        const dim3 grid((unsigned)(w.col_blocks * ((w.count + 31) / 32)), (unsigned)w.parts);
+        const hipError_t e = hipLaunchKernel(darn_wgrad_pass_kernel, grid, dim3(256), params, 0, s);
+        if (e != hipSuccess) st = device_error("darn_bwd", "kernel launch", e);
+        if (w.count <= 32) break;
+    }
+    return st;
 }

@@ -1,13 +1,15 @@
-/* kernels.h — what the kernel files (fwd.hip, bwd.hip) offer the host launcher (gpu_backend.hip). */
+/* kernels.h — what the kernel files (fwd.hip, bwd.hip) offer the launcher (launch.hip). */
 #ifndef DARN_HIP_KERNELS_H
 #define DARN_HIP_KERNELS_H
 
-#include "device_common.h"
+#include "dispatch.h"
+#include "reduce.h"
 
-/* DARN_OK, or DARN_ERR_DEVICE with the runtime's message when the last launch failed. */
-darn_status darn_check_launch(const char *fn);
-
-darn_status darn_launch_fwd(const darn_gpu_fwd_args &a, hipStream_t stream);
-darn_status darn_launch_bwd(const darn_gpu_bwd_args &a, void *dweight, void *dbias, hipStream_t stream);
+/* The dispatch table: kernel darn_fwd_table[darn_fwd_entry(cfg, variant)] takes a darn_fwd_args,
+ * darn_bwd_table[darn_bwd_entry(cfg, variant, bias)] a darn_bwd_args (src/dispatch.h gives the order). */
+extern const void *const darn_fwd_table[DARN_N_FWD_ENTRIES];
+extern const void *const darn_bwd_table[DARN_N_BWD_ENTRIES];
+/* One pass of the dweight/dbias tree over chunk partials (bwd.hip). */
+extern const void *const darn_wgrad_pass_kernel;
 
 #endif /* DARN_HIP_KERNELS_H */

@@ -1,7 +1,10 @@
 /* api.c — the public entry points: version, status text, descriptor helpers, and dispatch of validated
  * calls to the CPU or GPU backend. */
 #include "cpu_backend.h"
+#include "dispatch.h"
 #include "validate.h"
+
+#include <stdio.h>
 #ifdef DARN_HAVE_GPU
 #include "gpu_backend.h"
 #endif /* DARN_HAVE_GPU */
@@ -71,7 +74,8 @@ darn_dtype darn_residual_out_dtype(const darn_desc *d)
 
 int64_t darn_mask_row_bytes(int64_t cols) { return cols <= 0 ? 0 : 4 * ((cols + 31) / 32); }
 int64_t darn_wgrad_chunks(int64_t rows, int64_t cols) { return cols <= 0 ? 0 : darn_wgrad_chunks_for(rows, cols); }
-int64_t darn_row_lanes(int64_t cols) { return cols <= 0 ? 0 : darn_lanes_for(cols); }
+int64_t darn_wgrad_chunk_rows(int64_t rows, int64_t cols) { return rows <= 0 || cols <= 0 ? 0 : darn_wgrad_chunk_rows_for(rows, cols); }
+int64_t darn_row_groups(int64_t cols) { return cols <= 0 ? 0 : darn_groups_for(cols); }
 
 /* ---- dispatch ------------------------------------------------------------------------------------ */
 static darn_status check_backend(darn_backend backend, const char *fn)
@@ -183,4 +187,75 @@ darn_status darn_bwd(const darn_desc *desc, const darn_bwd_tensors *t, void *wor
 #endif /* DARN_HAVE_GPU */
     (void)stream;
     return darn_cpu_bwd(&pl, t, workspace);
+}
+
+/* ---- debugging: the dispatch table ---------------------------------------------------------------- */
+static void kernel_info(int backward, const darn_choice *c, darn_kernel_info *info)
+{
+    *info = (darn_kernel_info){0};
+    info->entry = c->entry;
+    darn_entry_name(backward, c->entry, info->name, sizeof info->name);
+    info->threads_per_row = c->p;
+    info->groups_per_thread = c->k;
+    info->rows_per_block = c->rows_per_block;
+    info->block_threads = c->block;
+    info->grid = c->blocks;
+#ifdef DARN_HAVE_GPU
+    if (c->blocks > 0 && darn_gpu_available()) info->grid = darn_gpu_grid(backward, c);
+#endif /* DARN_HAVE_GPU */
+}
+
+darn_status darn_debug_fwd_kernel(const darn_desc *desc, const darn_fwd_tensors *t, darn_kernel_info *info)
+{
+    const char *fn = "darn_debug_fwd_kernel";
+    darn_plan pl;
+    darn_status s;
+    if (!info) return darn_fail(DARN_ERR_NULL_POINTER, "%s: info is NULL", fn);
+    if ((s = darn_validate_fwd(&pl, desc, t)) != DARN_OK) return s;
+    darn_clear_error();
+    darn_choice c;
+    darn_choose_fwd(&pl, t, &c);
+    kernel_info(0, &c, info);
+    if (pl.m == 0) {
+        info->entry = -1;
+        info->grid = 0;
+        snprintf(info->name, sizeof info->name, "none (M = 0)");
+    }
+    return DARN_OK;
+}
+
+darn_status darn_debug_bwd_kernel(const darn_desc *desc, const darn_bwd_tensors *t, darn_kernel_info *info)
+{
+    const char *fn = "darn_debug_bwd_kernel";
+    darn_plan pl;
+    darn_status s;
+    if (!info) return darn_fail(DARN_ERR_NULL_POINTER, "%s: info is NULL", fn);
+    if ((s = darn_validate_bwd(&pl, desc, t, NULL)) != DARN_OK) return s;
+    darn_clear_error();
+    darn_choice c;
+    darn_choose_bwd(&pl, t, &c);
+    kernel_info(1, &c, info);
+    if (pl.m == 0) {
+        info->entry = -1;
+        info->grid = 0;
+        snprintf(info->name, sizeof info->name, "none (M = 0: dweight/dbias set to +0)");
+    }
+    return DARN_OK;
+}
+
+int darn_debug_kernel_count(int backward) { return backward ? DARN_N_BWD_ENTRIES : DARN_N_FWD_ENTRIES; }
+
+darn_status darn_debug_kernel_entry(int backward, int entry, darn_kernel_info *info)
+{
+    if (!info) return darn_fail(DARN_ERR_NULL_POINTER, "darn_debug_kernel_entry: info is NULL");
+    if (entry < 0 || entry >= darn_debug_kernel_count(backward))
+        return darn_fail(DARN_ERR_BAD_ENUM, "darn_debug_kernel_entry: entry = %d, the %s table has %d entries", entry,
+                         backward ? "backward" : "forward", darn_debug_kernel_count(backward));
+    darn_clear_error();
+    darn_choice c;
+    darn_entry_choice(backward, entry, &c);
+    *info = (darn_kernel_info){0};
+    info->entry = entry;
+    darn_entry_name(backward, entry, info->name, sizeof info->name);
+    return DARN_OK;
 }

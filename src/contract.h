@@ -11,6 +11,7 @@
 #define DARN_CONTRACT_H
 
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #include "darn/philox.h" /* DARN_HOST_DEVICE, Philox */
@@ -100,44 +101,128 @@ typedef struct darn_dropout {
 
 DARN_HOST_DEVICE int darn_keep(uint32_t word, uint64_t threshold) { return (uint64_t)word >= threshold; }
 
-/* ---- row reduction shape (docs/numerics.md §5) --------------------------------------------------- */
-#define DARN_GROUP 8           /* elements per group: one 16-byte load of 16-bit data */
-#define DARN_GROUPS_PER_LANE 4 /* target groups per lane when choosing L(N) */
-#define DARN_LANES_MIN 64
-#define DARN_LANES_MAX 1024
+/* ---- the options of a call as one word, built once by the plan (src/validate.c) ------------------ */
+#define DARN_OPT_LAYER 0x01u    /* LayerNorm (else RMSNorm) */
+#define DARN_OPT_ZC 0x02u       /* zero-centered weight: w' = w + 1 */
+#define DARN_OPT_ROWSCALE 0x04u /* x is multiplied by rowscale[r] */
+#define DARN_OPT_DROPOUT 0x08u  /* p > 0: keep bits are computed and applied */
+#define DARN_OPT_RESIDUAL 0x10u /* a residual is added */
+#define DARN_OPT_BIAS 0x20u     /* y += b; backward: dbias */
 
-/* L(N) = min(1024, max(64, next_pow2(ceil(ceil(N / 8) / 4)))). Element c belongs to lane (c / 8) % L. */
-DARN_HOST_DEVICE int64_t darn_lanes_for(int64_t n)
+/* ---- per-element formulas (docs/numerics.md §4, §6): the only place each one is written ----------
+ * Every kernel and the CPU reference call these, element by element, so all of them round the same
+ * operations in the same order. Each statement is one rounding (no contraction: see §1). */
+
+/* §4: h before it is rounded to the residual-out dtype. `keep` is the element's keep bit (ignored
+ * without DARN_OPT_DROPOUT). A dropped element is +0 whatever x is (a select, not a multiply). */
+DARN_HOST_DEVICE float darn_fwd_h(float x, float res, float rs, uint32_t keep, float scale, uint32_t opt)
 {
-    const int64_t groups = (n + DARN_GROUP - 1) / DARN_GROUP;
-    const int64_t want = (groups + DARN_GROUPS_PER_LANE - 1) / DARN_GROUPS_PER_LANE;
-    int64_t l = DARN_LANES_MIN;
-    while (l < want && l < DARN_LANES_MAX) l *= 2;
-    return l;
+    float v = x;
+    if (opt & DARN_OPT_ROWSCALE) v = v * rs;
+    if (opt & DARN_OPT_DROPOUT) v = keep ? v * scale : 0.0f;
+    if (opt & DARN_OPT_RESIDUAL) v = v + res;
+    return v;
+}
+
+/* w' of §4: w, or w + 1 for zero-centered weights. */
+DARN_HOST_DEVICE float darn_weight(float w, uint32_t opt) { return (opt & DARN_OPT_ZC) ? w + 1.0f : w; }
+
+/* xhat = (hn - mean) * rstd (LayerNorm) or hn * rstd (RMSNorm): the forward's and the backward's. */
+DARN_HOST_DEVICE float darn_xhat(float hn, float mean, float rstd, uint32_t opt)
+{
+    const float d = (opt & DARN_OPT_LAYER) ? hn - mean : hn;
+    return d * rstd;
+}
+
+/* §4: y = xhat * w' [+ b], with wp = darn_weight(w). */
+DARN_HOST_DEVICE float darn_fwd_y(float hn, float mean, float rstd, float wp, float b, uint32_t opt)
+{
+    const float y = darn_xhat(hn, mean, rstd, opt) * wp;
+    return (opt & DARN_OPT_BIAS) ? y + b : y;
+}
+
+/* The term each element adds to the forward's row sums: pass 0 is hn^2 (RMSNorm) or hn (LayerNorm),
+ * pass 1 (LayerNorm only) is (hn - mean)^2. */
+DARN_HOST_DEVICE float darn_fwd_term(float hn, float mean, int pass, uint32_t opt)
+{
+    if (pass == 1) {
+        const float d = hn - mean;
+        return d * d;
+    }
+    return (opt & DARN_OPT_LAYER) ? hn : hn * hn;
+}
+
+/* Per row (§4): mean = sum / N and rstd = 1 / sqrt(sum / N + eps); nf = (float)N, rounded to nearest. */
+DARN_HOST_DEVICE float darn_row_mean(float sum, float nf) { return sum / nf; }
+DARN_HOST_DEVICE float darn_row_rstd(float sum, float nf, float eps) { return 1.0f / sqrtf(sum / nf + eps); }
+
+/* §6: g = gy * w' (wp = darn_weight(w)); the row sums add xhat * g and (LayerNorm) g. */
+DARN_HOST_DEVICE float darn_bwd_g(float gy, float wp) { return gy * wp; }
+DARN_HOST_DEVICE float darn_bwd_term(float xhat, float g) { return xhat * g; }
+
+/* §6: dh from the row's c1 = sum(xhat * g) / N and c2 = sum(g) / N (LayerNorm). */
+DARN_HOST_DEVICE float darn_bwd_dh(float g, float xhat, float c1, float c2, float rstd, uint32_t opt)
+{
+    const float xc = xhat * c1;
+    const float inner = (opt & DARN_OPT_LAYER) ? xc + c2 : xc;
+    return (g - inner) * rstd;
+}
+
+/* §6: dx from dh (after dresidual_out is added): the dropout select, then rowscale. */
+DARN_HOST_DEVICE float darn_bwd_dx(float dh, uint32_t keep, float scale, float rs, uint32_t opt)
+{
+    float u = dh;
+    if (opt & DARN_OPT_DROPOUT) u = keep ? u * scale : 0.0f;
+    if (opt & DARN_OPT_ROWSCALE) u = u * rs;
+    return u;
+}
+
+/* §6: the dweight term of an element (the dbias term is gy itself). */
+DARN_HOST_DEVICE float darn_wgrad_term(float gy, float xhat) { return gy * xhat; }
+
+/* ---- row sums (docs/numerics.md §5): groups of 8, then a pairwise tree over the groups ----------- */
+#define DARN_GROUP 8 /* elements per group: one 16-byte load of 16-bit data */
+
+/* ceil(N / 8), for N >= 1 (no overflow for any int64 N). */
+DARN_HOST_DEVICE int64_t darn_groups_for(int64_t n) { return n / DARN_GROUP + (n % DARN_GROUP != 0); }
+
+/* The pairwise tree of §5 over v[0 .. count): level d = 1, 2, 4, ...: v[i] = v[i] + v[i + d] for i a
+ * multiple of 2d with i + d < count (a missing right partner passes the value through). Destroys v.
+ * The same tree over any power-of-two padding with -0.0 gives the same bits (-0.0 + x = x). */
+DARN_HOST_DEVICE float darn_tree(float *v, int64_t count)
+{
+    for (int64_t d = 1; d < count; d *= 2)
+        for (int64_t i = 0; i + d < count; i += 2 * d) v[i] = v[i] + v[i + d];
+    return count > 0 ? v[0] : -0.0f;
 }
 
 /* ---- dweight/dbias row chunks (docs/numerics.md §6) ----------------------------------------------- */
-#define DARN_WGRAD_BUDGET (INT64_C(1) << 21) /* about this many partial sums in all ... */
-#define DARN_WGRAD_MIN_CHUNKS 128            /* ... but at least this many chunks (to fill a GPU) */
-#define DARN_WGRAD_MAX_CHUNKS 4096           /* ... and at most this many */
+#define DARN_WGRAD_BUDGET (INT64_C(1) << 21) /* about this many chunk partials (G * N) per call */
 
-/* Rows per chunk R(M, N): Gcap = clamp(2^21 / N, 128, 4096); R = ceil(M / min(M, Gcap)). */
-DARN_HOST_DEVICE int64_t darn_wgrad_chunk_rows(int64_t m, int64_t n)
+/* Rows per chunk R(M, N) = max(1, floor(M * N / 2^21)) for M >= 0, N >= 1. M * N is computed as
+ * floor(M / 2^21) * N + floor((M mod 2^21) * N / 2^21) so that nothing overflows for any M, N >= 1
+ * whose product fits int64 (the call validates that); INT64_MAX when even that quotient does not fit. */
+DARN_HOST_DEVICE int64_t darn_wgrad_chunk_rows_for(int64_t m, int64_t n)
 {
-    int64_t cap = DARN_WGRAD_BUDGET / n;
-    if (cap < DARN_WGRAD_MIN_CHUNKS) cap = DARN_WGRAD_MIN_CHUNKS;
-    if (cap > DARN_WGRAD_MAX_CHUNKS) cap = DARN_WGRAD_MAX_CHUNKS;
-    if (m <= 0) return 1;
-    const int64_t g = m < cap ? m : cap;
-    return (m + g - 1) / g;
+    if (m <= 0 || n <= 0) return 1;
+    const int64_t hi = m / DARN_WGRAD_BUDGET, lo = m % DARN_WGRAD_BUDGET; /* m = hi * 2^21 + lo */
+    if (hi > 0 && n > INT64_MAX / hi) return INT64_MAX;
+    const int64_t a = hi * n; /* floor(m * n / 2^21) = a + floor(lo * n / 2^21), lo < 2^21 */
+    const int64_t nq = n / DARN_WGRAD_BUDGET, nr = n % DARN_WGRAD_BUDGET;
+    /* lo * n / 2^21 = lo * nq + lo * nr / 2^21, with lo * nr < 2^42 */
+    if (nq > 0 && lo > INT64_MAX / nq) return INT64_MAX;
+    const int64_t b = lo * nq + (lo * nr) / DARN_WGRAD_BUDGET;
+    if (a > INT64_MAX - b) return INT64_MAX;
+    const int64_t r = a + b;
+    return r < 1 ? 1 : r;
 }
 
-/* G(M, N) = ceil(M / R(M, N)), 0 for M = 0. */
+/* G(M, N) = ceil(M / R(M, N)), 0 for M <= 0. */
 DARN_HOST_DEVICE int64_t darn_wgrad_chunks_for(int64_t m, int64_t n)
 {
     if (m <= 0) return 0;
-    const int64_t r = darn_wgrad_chunk_rows(m, n);
-    return (m + r - 1) / r;
+    const int64_t r = darn_wgrad_chunk_rows_for(m, n);
+    return m / r + (m % r != 0);
 }
 
 #endif /* DARN_CONTRACT_H */

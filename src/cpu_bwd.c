@@ -16,25 +16,22 @@ static void bwd_terms(const bwd_row *b, int64_t c0, int64_t cnt, float *xhat, fl
     const darn_plan *pl = b->pl;
     const darn_bwd_tensors *t = b->t;
     cpu_load_tile(xhat, cpu_at(t->h, pl->resout_dtype, b->r, pl->s_h, c0), pl->resout_dtype, cnt);
-    if (pl->layer)
-        for (int64_t k = 0; k < cnt; k++) xhat[k] = xhat[k] - b->mean;
-    for (int64_t k = 0; k < cnt; k++) xhat[k] = xhat[k] * b->rstd;
+    for (int64_t k = 0; k < cnt; k++) xhat[k] = darn_xhat(xhat[k], b->mean, b->rstd, pl->opt);
     cpu_load_tile(gy, cpu_at(t->dy, pl->desc.out_dtype, b->r, pl->s_dy, c0), pl->desc.out_dtype, cnt);
     cpu_load_weight_tile(g, pl, t->weight, c0, cnt);
-    for (int64_t k = 0; k < cnt; k++) g[k] = gy[k] * g[k];
+    for (int64_t k = 0; k < cnt; k++) g[k] = darn_bwd_g(gy[k], g[k]);
 }
 
-/* keep[k] for columns [c0, c0 + cnt): from the packed mask when given, else regenerated (same bits). */
+/* keep[k] for columns [c0, c0 + cnt): from the packed mask when it is read (§6), else regenerated
+ * (same bits). Only called with dropout on. */
 static void bwd_keep(const bwd_row *b, int64_t c0, int64_t cnt, uint8_t *keep)
 {
     const darn_plan *pl = b->pl;
-    if (b->t->mask) {
+    if (pl->mask_read) {
         const uint8_t *row = b->t->mask + b->r * darn_mask_row_bytes(pl->n);
         for (int64_t k = 0; k < cnt; k++) keep[k] = (row[(c0 + k) / 8] >> ((c0 + k) % 8)) & 1u;
-    } else if (pl->dropout) {
-        cpu_keep_tile(keep, b->seed, b->offset, pl->drop.threshold, (uint64_t)(b->r * pl->n + c0), cnt);
     } else {
-        memset(keep, 1, (size_t)cnt);
+        cpu_keep_tile(keep, b->seed, b->offset, pl->drop.threshold, (uint64_t)(b->r * pl->n + c0), cnt);
     }
 }
 
@@ -45,35 +42,31 @@ static void bwd_one_row(const darn_plan *pl, const darn_bwd_tensors *t, uint64_t
     const darn_desc *d = &pl->desc;
     const int64_t n = pl->n;
     const float nf = (float)n;
-    bwd_row b = {pl, t, seed, offset, r, t->rstd[r], pl->layer ? t->mean[r] : 0.0f};
+    const bwd_row b = {pl, t, seed, offset, r, t->rstd[r], pl->layer ? t->mean[r] : 0.0f};
     float xhat[DARN_CPU_TILE], gy[DARN_CPU_TILE], g[DARN_CPU_TILE], term[DARN_CPU_TILE];
-    uint8_t keep[DARN_CPU_TILE];
-    cpu_lanes s1, s2;
+    cpu_rowsum s1, s2;
 
-    /* pass 1: the row's dot products */
-    cpu_lanes_reset(&s1, pl->lanes);
-    cpu_lanes_reset(&s2, pl->lanes);
+    /* pass 1: the row's sums of xhat * g and (LayerNorm) g */
+    cpu_rowsum_reset(&s1);
+    cpu_rowsum_reset(&s2);
     for (int64_t c0 = 0; c0 < n; c0 += DARN_CPU_TILE) {
         const int64_t cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
         bwd_terms(&b, c0, cnt, xhat, gy, g);
-        for (int64_t k = 0; k < cnt; k++) term[k] = xhat[k] * g[k];
-        cpu_lanes_add(&s1, term, c0, cnt);
-        if (pl->layer) cpu_lanes_add(&s2, g, c0, cnt);
+        for (int64_t k = 0; k < cnt; k++) term[k] = darn_bwd_term(xhat[k], g[k]);
+        cpu_rowsum_add(&s1, term, cnt);
+        if (pl->layer) cpu_rowsum_add(&s2, g, cnt);
     }
-    const float c1 = cpu_lanes_total(&s1) / nf;
-    const float c2 = pl->layer ? cpu_lanes_total(&s2) / nf : 0.0f;
+    const float c1 = darn_row_mean(cpu_rowsum_total(&s1), nf);
+    const float c2 = pl->layer ? darn_row_mean(cpu_rowsum_total(&s2), nf) : 0.0f;
     const float rs = pl->has_rowscale ? t->rowscale[r] : 1.0f;
 
     /* pass 2: dh, dresidual, dx, weight-gradient terms */
     for (int64_t c0 = 0; c0 < n; c0 += DARN_CPU_TILE) {
         const int64_t cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
-        bwd_terms(&b, c0, cnt, xhat, gy, g);
         float *dh = term;
-        for (int64_t k = 0; k < cnt; k++) {
-            const float xc = xhat[k] * c1;
-            const float inner = pl->layer ? xc + c2 : xc;
-            dh[k] = (g[k] - inner) * b.rstd;
-        }
+        uint8_t keep[DARN_CPU_TILE];
+        bwd_terms(&b, c0, cnt, xhat, gy, g);
+        for (int64_t k = 0; k < cnt; k++) dh[k] = darn_bwd_dh(g[k], xhat[k], c1, c2, b.rstd, pl->opt);
         if (t->dresidual_out) {
             float dro[DARN_CPU_TILE];
             cpu_load_tile(dro, cpu_at(t->dresidual_out, pl->resout_dtype, r, pl->s_dresout, c0), pl->resout_dtype,
@@ -81,20 +74,17 @@ static void bwd_one_row(const darn_plan *pl, const darn_bwd_tensors *t, uint64_t
             for (int64_t k = 0; k < cnt; k++) dh[k] = dh[k] + dro[k];
         }
         if (t->dresidual)
-            cpu_store_tile((char *)t->dresidual + (size_t)(r * pl->s_dres + c0) * darn_dtype_size(d->residual_dtype),
-                           dh, d->residual_dtype, cnt);
-        for (int64_t k = 0; k < cnt; k++) pw[c0 + k] = pw[c0 + k] + gy[k] * xhat[k];
+            cpu_store_tile(cpu_at_mut(t->dresidual, d->residual_dtype, r, pl->s_dres, c0), dh, d->residual_dtype, cnt);
+        for (int64_t k = 0; k < cnt; k++) pw[c0 + k] = pw[c0 + k] + darn_wgrad_term(gy[k], xhat[k]);
         if (pb)
             for (int64_t k = 0; k < cnt; k++) pb[c0 + k] = pb[c0 + k] + gy[k];
-        bwd_keep(&b, c0, cnt, keep);
-        for (int64_t k = 0; k < cnt; k++) dh[k] = keep[k] ? dh[k] * pl->drop.scale : 0.0f;
-        if (pl->has_rowscale)
-            for (int64_t k = 0; k < cnt; k++) dh[k] = dh[k] * rs;
-        cpu_store_tile((char *)t->dx + (size_t)(r * pl->s_dx + c0) * darn_dtype_size(d->x_dtype), dh, d->x_dtype, cnt);
+        if (pl->dropout) bwd_keep(&b, c0, cnt, keep);
+        for (int64_t k = 0; k < cnt; k++) dh[k] = darn_bwd_dx(dh[k], pl->dropout ? keep[k] : 1u, pl->drop.scale, rs, pl->opt);
+        cpu_store_tile(cpu_at_mut(t->dx, d->x_dtype, r, pl->s_dx, c0), dh, d->x_dtype, cnt);
     }
 }
 
-/* Column-wise adjacent-pair tree over the G chunk partials q[g * N + c] (§6), then the store. */
+/* Column-wise pairwise tree over the G chunk partials q[g * N + c] (§6), then the store. */
 static void wgrad_finish(const darn_plan *pl, float *q, void *dst, darn_dtype dt)
 {
     const int64_t n = pl->n, G = pl->wgrad_chunks;
@@ -136,7 +126,7 @@ darn_status darn_cpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *w
         for (int64_t c = 0; c < n; c++) pw[c] = -0.0f;
         if (pb)
             for (int64_t c = 0; c < n; c++) pb[c] = -0.0f;
-        const int64_t r_end = (g + 1) * R < m ? (g + 1) * R : m;
+        const int64_t r_end = R < m - g * R ? (g + 1) * R : m;
         for (int64_t r = g * R; r < r_end; r++) bwd_one_row(pl, t, seed, offset, r, pw, pb);
     }
     wgrad_finish(pl, qw, t->dweight, d->weight_dtype);

@@ -22,24 +22,17 @@ static void fwd_h_tile(const fwd_row *f, int64_t c0, int64_t cnt, float *hn, boo
         cpu_load_tile(hn, cpu_at(t->residual_out, pl->resout_dtype, f->r, pl->s_resout, c0), pl->resout_dtype, cnt);
         return;
     }
-    float tmp[DARN_CPU_TILE];
+    float x[DARN_CPU_TILE], res[DARN_CPU_TILE];
     uint8_t keep[DARN_CPU_TILE];
-    cpu_load_tile(hn, cpu_at(t->x, d->x_dtype, f->r, pl->s_x, c0), d->x_dtype, cnt);
-    if (pl->has_rowscale)
-        for (int64_t k = 0; k < cnt; k++) hn[k] = hn[k] * f->rs;
-    if (pl->dropout) {
-        cpu_keep_tile(keep, f->seed, f->offset, pl->drop.threshold, (uint64_t)(f->r * pl->n + c0), cnt);
-        for (int64_t k = 0; k < cnt; k++) hn[k] = keep[k] ? hn[k] * pl->drop.scale : 0.0f;
-    }
-    if (pl->has_res) {
-        cpu_load_tile(tmp, cpu_at(t->residual, d->residual_dtype, f->r, pl->s_res, c0), d->residual_dtype, cnt);
-        for (int64_t k = 0; k < cnt; k++) hn[k] = hn[k] + tmp[k];
-    }
+    cpu_load_tile(x, cpu_at(t->x, d->x_dtype, f->r, pl->s_x, c0), d->x_dtype, cnt);
+    if (pl->has_res) cpu_load_tile(res, cpu_at(t->residual, d->residual_dtype, f->r, pl->s_res, c0), d->residual_dtype, cnt);
+    if (pl->dropout) cpu_keep_tile(keep, f->seed, f->offset, pl->drop.threshold, (uint64_t)(f->r * pl->n + c0), cnt);
+    for (int64_t k = 0; k < cnt; k++)
+        hn[k] = darn_fwd_h(x[k], pl->has_res ? res[k] : 0.0f, f->rs, pl->dropout ? keep[k] : 1u, pl->drop.scale, pl->opt);
     cpu_round_tile(hn, pl->resout_dtype, cnt); /* the norm reads h as stored */
     if (!first) return;
     if (t->residual_out)
-        cpu_store_tile((char *)t->residual_out + (size_t)(f->r * pl->s_resout + c0) * darn_dtype_size(pl->resout_dtype),
-                       hn, pl->resout_dtype, cnt);
+        cpu_store_tile(cpu_at_mut(t->residual_out, pl->resout_dtype, f->r, pl->s_resout, c0), hn, pl->resout_dtype, cnt);
     if (t->mask) {
         uint8_t *row = t->mask + f->r * darn_mask_row_bytes(pl->n);
         uint8_t bytes[DARN_CPU_TILE / 8];
@@ -51,67 +44,51 @@ static void fwd_h_tile(const fwd_row *f, int64_t c0, int64_t cnt, float *hn, boo
     }
 }
 
+/* One pass over the row: the sum of darn_fwd_term(pass) over the row (§5), after hn. */
+static float fwd_row_sum(const fwd_row *f, int pass, float mean)
+{
+    const darn_plan *pl = f->pl;
+    float hn[DARN_CPU_TILE], term[DARN_CPU_TILE];
+    cpu_rowsum sum;
+    cpu_rowsum_reset(&sum);
+    for (int64_t c0 = 0; c0 < pl->n; c0 += DARN_CPU_TILE) {
+        const int64_t cnt = pl->n - c0 < DARN_CPU_TILE ? pl->n - c0 : DARN_CPU_TILE;
+        fwd_h_tile(f, c0, cnt, hn, pass == 0);
+        for (int64_t k = 0; k < cnt; k++) term[k] = darn_fwd_term(hn[k], mean, pass, pl->opt);
+        cpu_rowsum_add(&sum, term, cnt);
+    }
+    return cpu_rowsum_total(&sum);
+}
+
 static void fwd_one_row(const darn_plan *pl, const darn_fwd_tensors *t, uint64_t seed, uint64_t offset, int64_t r)
 {
     const darn_desc *d = &pl->desc;
     const int64_t n = pl->n;
     const float nf = (float)n;
-    fwd_row f = {pl, t, seed, offset, r, pl->has_rowscale ? t->rowscale[r] : 1.0f};
-    float hn[DARN_CPU_TILE], term[DARN_CPU_TILE];
-    cpu_lanes lanes;
+    const fwd_row f = {pl, t, seed, offset, r, pl->has_rowscale ? t->rowscale[r] : 1.0f};
 
-    /* pass 1: h, residual_out, mask; RMSNorm sums hn^2, LayerNorm sums hn */
-    cpu_lanes_reset(&lanes, pl->lanes);
-    for (int64_t c0 = 0; c0 < n; c0 += DARN_CPU_TILE) {
-        const int64_t cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
-        fwd_h_tile(&f, c0, cnt, hn, true);
-        if (pl->layer) {
-            cpu_lanes_add(&lanes, hn, c0, cnt);
-        } else {
-            for (int64_t k = 0; k < cnt; k++) term[k] = hn[k] * hn[k];
-            cpu_lanes_add(&lanes, term, c0, cnt);
-        }
-    }
-    if (t->mask) { /* zero the row's padding bytes (bits past N inside the last byte are already 0) */
+    /* pass 1: h, residual_out, mask, and the first sum (hn^2, or hn for LayerNorm) */
+    float sum = fwd_row_sum(&f, 0, 0.0f);
+    if (t->mask) { /* the row's padding bytes (bits past N inside the last byte are already 0) */
         const int64_t used = (n + 7) / 8, rb = darn_mask_row_bytes(n);
         memset(t->mask + r * rb + used, 0, (size_t)(rb - used));
     }
-    float mean = 0.0f, var;
-    if (pl->layer) {
-        mean = cpu_lanes_total(&lanes) / nf;
-        /* pass 2 (LayerNorm): sum of squared deviations */
-        cpu_lanes_reset(&lanes, pl->lanes);
-        for (int64_t c0 = 0; c0 < n; c0 += DARN_CPU_TILE) {
-            const int64_t cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
-            fwd_h_tile(&f, c0, cnt, hn, false);
-            for (int64_t k = 0; k < cnt; k++) {
-                const float dv = hn[k] - mean;
-                term[k] = dv * dv;
-            }
-            cpu_lanes_add(&lanes, term, c0, cnt);
-        }
+    float mean = 0.0f;
+    if (pl->layer) { /* pass 2 (LayerNorm): the sum of squared deviations */
+        mean = darn_row_mean(sum, nf);
+        sum = fwd_row_sum(&f, 1, mean);
     }
-    var = cpu_lanes_total(&lanes) / nf;
-    const float rstd = 1.0f / sqrtf(var + d->eps);
+    const float rstd = darn_row_rstd(sum, nf, d->eps);
 
-    /* last pass: y = ((hn [- mean]) * rstd) * w' [+ b] */
+    /* last pass: y */
     for (int64_t c0 = 0; c0 < n; c0 += DARN_CPU_TILE) {
         const int64_t cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
-        float w[DARN_CPU_TILE];
+        float hn[DARN_CPU_TILE], w[DARN_CPU_TILE], b[DARN_CPU_TILE], y[DARN_CPU_TILE];
         fwd_h_tile(&f, c0, cnt, hn, false);
         cpu_load_weight_tile(w, pl, t->weight, c0, cnt);
-        if (pl->layer)
-            for (int64_t k = 0; k < cnt; k++) hn[k] = hn[k] - mean;
-        for (int64_t k = 0; k < cnt; k++) {
-            const float xhat = hn[k] * rstd;
-            term[k] = xhat * w[k];
-        }
-        if (pl->has_bias) {
-            cpu_load_tile(w, cpu_at(t->bias, d->bias_dtype, 0, 0, c0), d->bias_dtype, cnt);
-            for (int64_t k = 0; k < cnt; k++) term[k] = term[k] + w[k];
-        }
-        cpu_store_tile((char *)t->out + (size_t)(r * pl->s_out + c0) * darn_dtype_size(d->out_dtype), term,
-                       d->out_dtype, cnt);
+        if (pl->has_bias) cpu_load_tile(b, cpu_at(t->bias, d->bias_dtype, 0, 0, c0), d->bias_dtype, cnt);
+        for (int64_t k = 0; k < cnt; k++) y[k] = darn_fwd_y(hn[k], mean, rstd, w[k], pl->has_bias ? b[k] : 0.0f, pl->opt);
+        cpu_store_tile(cpu_at_mut(t->out, d->out_dtype, r, pl->s_out, c0), y, d->out_dtype, cnt);
     }
     if (t->rstd) t->rstd[r] = darn_canonical_f32(rstd);
     if (t->mean) t->mean[r] = darn_canonical_f32(mean);

@@ -1,9 +1,10 @@
 /*
  * cpu_rows.h — building blocks of the CPU backend: typed tile loads/stores, the keep bits of a tile,
- * and the canonical row sum of docs/numerics.md §5 (lane sums + adjacent-pair tree).
+ * and the row sum of docs/numerics.md §5 (group sums, then the pairwise tree over the groups).
  *
  * The backend works on tiles of DARN_CPU_TILE consecutive columns of one row held in fp32 stack
- * buffers: the dtype switch happens once per tile, never per element, and no call allocates.
+ * buffers (a few KB per calling thread): the dtype switch happens once per tile, never per element,
+ * and no call allocates. The arithmetic is contract.h's, element by element.
  */
 #ifndef DARN_CPU_ROWS_H
 #define DARN_CPU_ROWS_H
@@ -12,7 +13,7 @@
 
 #include "validate.h"
 
-#define DARN_CPU_TILE 2048 /* columns per tile: a multiple of 32, so mask words never straddle tiles */
+#define DARN_CPU_TILE 512 /* columns per tile: a multiple of 32 (mask words) and of 8 (groups) */
 
 /* Parallel over rows (chunks, column tiles) only when there is enough work to pay for the threads:
  * small calls stay on the caller's thread (spinning OpenMP workers cost more than they save there).
@@ -84,13 +85,16 @@ static inline const void *cpu_at(const void *base, darn_dtype dt, int64_t row, i
 {
     return (const char *)base + (size_t)(row * stride + col) * darn_dtype_size(dt);
 }
+static inline void *cpu_at_mut(void *base, darn_dtype dt, int64_t row, int64_t stride, int64_t col)
+{
+    return (char *)base + (size_t)(row * stride + col) * darn_dtype_size(dt);
+}
 
-/* w'[k] for columns [c0, c0 + cnt): the weight, plus 1 for zero-centered weights. */
+/* w'[k] for columns [c0, c0 + cnt): darn_weight of the loaded weight. */
 static inline void cpu_load_weight_tile(float *w, const darn_plan *pl, const void *weight, int64_t c0, int64_t cnt)
 {
     cpu_load_tile(w, cpu_at(weight, pl->desc.weight_dtype, 0, 0, c0), pl->desc.weight_dtype, cnt);
-    if (pl->zero_centered)
-        for (int64_t k = 0; k < cnt; k++) w[k] = w[k] + 1.0f;
+    for (int64_t k = 0; k < cnt; k++) w[k] = darn_weight(w[k], pl->opt);
 }
 
 /* keep[k] = keep bit of element index i0 + k (docs/numerics.md §3), one Philox block per 4 indices. */
@@ -117,36 +121,47 @@ static inline void cpu_rng(const darn_plan *pl, uint64_t *seed, uint64_t *offset
     }
 }
 
-/* ---- canonical row sum (§5) ---------------------------------------------------------------------- */
-typedef struct cpu_lanes {
-    float a[DARN_LANES_MAX];
-    int64_t mask; /* L - 1 */
-} cpu_lanes;
+/* ---- row sum (§5) -------------------------------------------------------------------------------
+ * Group sums arrive in group order; the pairwise tree over them is built as they come: s[] holds the
+ * complete subtrees so far (largest first). Leaf i closes one subtree per trailing 1 bit of i; at the
+ * end the open subtrees are added right to left, which is the tree with missing partners passed
+ * through. 64 levels cover any int64 group count. */
+typedef struct cpu_rowsum {
+    float s[64];
+    int top;
+    int64_t leaves;
+} cpu_rowsum;
 
-static inline void cpu_lanes_reset(cpu_lanes *s, int64_t lanes)
+static inline void cpu_rowsum_reset(cpu_rowsum *t)
 {
-    s->mask = lanes - 1;
-    for (int64_t l = 0; l < lanes; l++) s->a[l] = -0.0f;
+    t->top = 0;
+    t->leaves = 0;
 }
 
-/* Add term[k] (column c0 + k) to its lane; tiles arrive in increasing column order. */
-static inline void cpu_lanes_add(cpu_lanes *s, const float *term, int64_t c0, int64_t cnt)
+static inline void cpu_rowsum_push(cpu_rowsum *t, float v)
 {
-    for (int64_t k = 0; k < cnt; k++) {
-        const int64_t l = ((c0 + k) / DARN_GROUP) & s->mask;
-        s->a[l] = s->a[l] + term[k];
+    for (int64_t i = t->leaves++; i & 1; i >>= 1) v = t->s[--t->top] + v; /* left subtree + right subtree */
+    t->s[t->top++] = v;
+}
+
+static inline float cpu_rowsum_total(cpu_rowsum *t)
+{
+    if (t->top == 0) return -0.0f;
+    float v = t->s[--t->top];
+    while (t->top > 0) v = t->s[--t->top] + v;
+    return v;
+}
+
+/* Adds the terms of columns [c0, c0 + cnt) (c0 a multiple of 8; cnt a multiple of 8 except at the
+ * row's end): each group's sum from -0.0 in increasing column, then the group into the tree. */
+static inline void cpu_rowsum_add(cpu_rowsum *t, const float *term, int64_t cnt)
+{
+    for (int64_t k0 = 0; k0 < cnt; k0 += DARN_GROUP) {
+        float a = -0.0f;
+        const int64_t e = cnt - k0 < DARN_GROUP ? cnt - k0 : DARN_GROUP;
+        for (int64_t k = 0; k < e; k++) a = a + term[k0 + k];
+        cpu_rowsum_push(t, a);
     }
 }
-
-/* Balanced adjacent-pair tree over values a[0..count): level d = 1, 2, 4, ...: a[i] = a[i] + a[i + d]
- * for i multiple of 2d; a missing right partner passes the value through. Destroys a. */
-static inline float cpu_pair_tree(float *a, int64_t count)
-{
-    for (int64_t d = 1; d < count; d *= 2)
-        for (int64_t i = 0; i + d < count; i += 2 * d) a[i] = a[i] + a[i + d];
-    return a[0];
-}
-
-static inline float cpu_lanes_total(cpu_lanes *s) { return cpu_pair_tree(s->a, s->mask + 1); }
 
 #endif /* DARN_CPU_ROWS_H */

@@ -2,6 +2,7 @@
 #ifndef DARN_GPU_BACKEND_H
 #define DARN_GPU_BACKEND_H
 
+#include "dispatch.h"
 #include "validate.h"
 
 #ifdef __cplusplus
@@ -15,6 +16,8 @@ darn_status darn_gpu_bwd_workspace(const darn_plan *plan, size_t *bytes);
 /* Enqueue on `stream` (hipStream_t); never synchronizes, never allocates. */
 darn_status darn_gpu_fwd(const darn_plan *plan, const darn_fwd_tensors *t, void *workspace, void *stream);
 darn_status darn_gpu_bwd(const darn_plan *plan, const darn_bwd_tensors *t, void *workspace, void *stream);
+/* Blocks the launcher starts for a choice on the current device (at most what stays resident at once). */
+int64_t darn_gpu_grid(int backward, const darn_choice *c);
 
 #ifdef __cplusplus
 } /* extern "C" */

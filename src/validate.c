@@ -74,8 +74,11 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
     /* floor(p * 2^32) is exact: p * 2^32 only changes the exponent. */
     plan->drop.threshold = (uint64_t)floor(d->dropout_p * 4294967296.0);
     plan->drop.scale = d->dropout_p < 1.0 ? (float)(1.0 / (1.0 - d->dropout_p)) : 0.0f;
-    plan->lanes = darn_lanes_for(plan->n);
-    plan->wgrad_rows = darn_wgrad_chunk_rows(plan->m, plan->n);
+    plan->opt = (plan->layer ? DARN_OPT_LAYER : 0u) | (plan->zero_centered ? DARN_OPT_ZC : 0u) |
+                (plan->has_rowscale ? DARN_OPT_ROWSCALE : 0u) | (plan->dropout ? DARN_OPT_DROPOUT : 0u) |
+                (plan->has_res ? DARN_OPT_RESIDUAL : 0u) | (plan->has_bias ? DARN_OPT_BIAS : 0u);
+    plan->groups = darn_groups_for(plan->n);
+    plan->wgrad_rows = darn_wgrad_chunk_rows_for(plan->m, plan->n);
     plan->wgrad_chunks = darn_wgrad_chunks_for(plan->m, plan->n);
     return DARN_OK;
 }
@@ -316,6 +319,10 @@ darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_b
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->dbias is set but desc->flags lacks DARN_FLAG_HAS_BIAS", fn);
     if (t->rowscale && !pl->has_rowscale)
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->rowscale is set but desc->flags lacks DARN_FLAG_HAS_ROWSCALE", fn);
+    if (t->mean && !pl->layer)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->mean is set but RMSNorm has no mean", fn);
+    /* The mask is read only where it can say something: at p = 0 every element is kept, at p = 1 none. */
+    pl->mask_read = t->mask != NULL && pl->dropout && pl->drop.threshold < (UINT64_C(1) << 32);
     const darn_desc *d = desc;
     bufs L = {.n = 0, .fn = fn};
     TRY(add_matrix(&L, pl, "t->dy", t->dy, t->dy_stride, d->out_dtype, false, &pl->s_dy));
@@ -338,9 +345,9 @@ darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_b
         if (pl->has_rowscale) REQUIRE(t->rowscale, " but desc->flags has DARN_FLAG_HAS_ROWSCALE");
         TRY(add_vector(&L, "t->weight", t->weight, n, darn_dtype_size(d->weight_dtype), false));
         TRY(add_vector(&L, "t->rstd", t->rstd, m, 4, false));
-        TRY(add_vector(&L, "t->mean", pl->layer ? t->mean : NULL, m, 4, false));
+        TRY(add_vector(&L, "t->mean", t->mean, m, 4, false));
         TRY(add_vector(&L, "t->rowscale", t->rowscale, m, 4, false));
-        if (t->mask) {
+        if (pl->mask_read) {
             const uint64_t rb = (uint64_t)darn_mask_row_bytes(pl->n);
             if (m > (uint64_t)INT64_MAX / rb)
                 return darn_fail(DARN_ERR_OVERFLOW, "%s: t->mask: byte size overflows", fn);

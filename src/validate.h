@@ -23,8 +23,10 @@ typedef struct darn_plan {
     darn_dtype resout_dtype; /* dtype of h (residual-out) */
     bool layer, has_res, has_bias, has_rowscale, zero_centered;
     bool dropout;            /* p > 0: the keep bit is computed (and may drop) */
+    bool mask_read;          /* backward: keep bits come from t->mask (given, and 0 < p < 1; §6) */
     darn_dropout drop;       /* threshold and scale (scale = 1 when p = 0) */
-    int64_t lanes;           /* L(N) */
+    uint32_t opt;            /* DARN_OPT_* (contract.h): the options as the kernels and the CPU see them */
+    int64_t groups;          /* ceil(N / 8): leaves of the row-sum tree (docs/numerics.md §5) */
     int64_t wgrad_rows;      /* R(M, N) rows per dweight chunk */
     int64_t wgrad_chunks;    /* G(M, N) */
     /* resolved row strides in elements (0 in the tensors struct means N) */

@@ -14,6 +14,7 @@ gpu_case gpu_case_make(darn_norm norm, int64_t m, int64_t n, darn_dtype dtype)
     gpu_case c;
     memset(&c, 0, sizeof c);
     darn_desc_init(&c.desc, norm, m, n, dtype);
+    c.want_fwd_entry = c.want_bwd_entry = -1;
     return c;
 }
 
@@ -53,13 +54,103 @@ static const char *const names[NT] = {"x",  "residual", "weight", "bias", "rowsc
                                       "rstd", "mean",   "dy",     "dresidual_out", "dx", "dresidual", "dweight",
                                       "dbias", "workspace"};
 
+/* The call's tensors from one pointer per slot: the same function builds the real calls and the dry runs
+ * that find which kernel a case reaches (gpu_case_for_entry). */
+static darn_fwd_tensors fwd_tensors(const gpu_case *c, void *const p[NT])
+{
+    const darn_desc *d = &c->desc;
+    const int64_t s = d->cols + c->stride_pad;
+    const bool res = d->flags & DARN_FLAG_HAS_RESIDUAL, bias = d->flags & DARN_FLAG_HAS_BIAS,
+               rsc = d->flags & DARN_FLAG_HAS_ROWSCALE, layer = d->norm == DARN_LAYERNORM;
+    return (darn_fwd_tensors){.x = p[X], .x_stride = s, .residual = res ? p[RES] : NULL, .residual_stride = s,
+                              .rowscale = rsc ? p[RS] : NULL, .weight = p[W], .bias = bias ? p[B] : NULL,
+                              .out = p[OUT], .out_stride = s, .residual_out = p[RESOUT], .residual_out_stride = s,
+                              .mask = c->mask ? p[MASK] : NULL, .rstd = p[RSTD], .mean = layer ? p[MEAN] : NULL};
+}
+
+static darn_bwd_tensors bwd_tensors(const gpu_case *c, void *const p[NT])
+{
+    const darn_desc *d = &c->desc;
+    const int64_t s = d->cols + c->stride_pad;
+    const bool res = d->flags & DARN_FLAG_HAS_RESIDUAL, bias = d->flags & DARN_FLAG_HAS_BIAS,
+               rsc = d->flags & DARN_FLAG_HAS_ROWSCALE, layer = d->norm == DARN_LAYERNORM;
+    return (darn_bwd_tensors){.dy = p[DY], .dy_stride = s, .h = p[RESOUT], .h_stride = s, .weight = p[W],
+                              .rstd = p[RSTD], .mean = layer ? p[MEAN] : NULL, .rowscale = rsc ? p[RS] : NULL,
+                              .dresidual_out = c->dresout ? p[DRO] : NULL, .dresidual_out_stride = s,
+                              .mask = c->mask ? p[MASK] : NULL, .dx = p[DX], .dx_stride = s,
+                              .dresidual = res ? p[DRES] : NULL, .dresidual_stride = s, .dweight = p[DW],
+                              .dbias = bias ? p[DB] : NULL};
+}
+
+int gpu_case_entries(const gpu_case *c, int *fwd_entry, int *bwd_entry)
+{
+    /* Pointers as darn_device_malloc returns them (256-byte aligned, far apart), shifted like the real run. */
+    void *p[NT];
+    const darn_desc *d = &c->desc;
+    darn_dtype dts[NT];
+    for (int i = 0; i < NT; i++) dts[i] = DARN_F32;
+    dts[X] = d->x_dtype; dts[RES] = d->residual_dtype; dts[W] = d->weight_dtype; dts[B] = d->bias_dtype;
+    dts[OUT] = d->out_dtype; dts[RESOUT] = darn_residual_out_dtype(d); dts[DY] = d->out_dtype;
+    dts[DRO] = dts[RESOUT]; dts[DX] = d->x_dtype; dts[DRES] = d->residual_dtype;
+    dts[DW] = d->weight_dtype; dts[DB] = d->bias_dtype;
+    for (int i = 0; i < NT; i++) {
+        const size_t shift = (i == WS || i == MASK) ? 0 : (size_t)c->misalign * darn_dtype_size(dts[i]);
+        p[i] = (void *)((uintptr_t)(i + 1) * ((uintptr_t)1 << 40) + shift);
+    }
+    darn_fwd_tensors ft = fwd_tensors(c, p);
+    darn_bwd_tensors bt = bwd_tensors(c, p);
+    darn_kernel_info fi, bi;
+    if (darn_debug_fwd_kernel(d, &ft, &fi) != DARN_OK || darn_debug_bwd_kernel(d, &bt, &bi) != DARN_OK) return 1;
+    *fwd_entry = fi.entry;
+    *bwd_entry = bi.entry;
+    return 0;
+}
+
+/* A case for every (direction, entry): the dtypes of the entry's configuration (a non-static combination
+ * for the run-time policy), then the first row length and options whose call reaches the entry. */
+int gpu_case_for_entry(int backward, int entry, int64_t rows_hint, gpu_case *out)
+{
+    static const int64_t ns[] = {256, 768, 1024, 2048, 3072, 4096, 5120, 6144, 8192, 10240, 12288, 14336, 16384,
+                                 20480, 24576, 40000, 65536, 1000, 4104};
+    darn_kernel_info want;
+    if (darn_debug_kernel_entry(backward, entry, &want) != DARN_OK) return 1;
+    for (int cfgi = 0; cfgi <= 81; cfgi++) {
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            for (int bias = 0; bias < 2; bias++) {
+                gpu_case c = gpu_case_make(bias ? DARN_LAYERNORM : DARN_RMSNORM, 1, ns[ni], DARN_F32);
+                /* static configs by their dtypes (x, residual, residual-out, weight, out); then mixtures */
+                const darn_dtype all[3] = {DARN_F32, DARN_F16, DARN_BF16};
+                darn_dtype x = all[cfgi % 3], r = all[(cfgi / 3) % 3], w = all[(cfgi / 9) % 3], o = all[(cfgi / 27) % 3];
+                if (cfgi == 81) x = DARN_F16, r = DARN_BF16, w = DARN_F32, o = DARN_F16; /* run-time policy */
+                c.desc.x_dtype = x;
+                c.desc.residual_dtype = r;
+                c.desc.weight_dtype = c.desc.bias_dtype = w;
+                c.desc.out_dtype = o;
+                c.desc.flags = DARN_FLAG_HAS_RESIDUAL | (bias ? DARN_FLAG_HAS_BIAS : 0);
+                c.desc.dropout_p = 0.1;
+                c.desc.seed = (uint64_t)entry * 7919u + 1;
+                c.mask = entry % 2 == 0;
+                c.dresout = entry % 3 != 0;
+                c.misalign = ns[ni] % 8 != 0 ? 0 : (cfgi == 81 && ni % 2);
+                int64_t m = rows_hint > 0 ? rows_hint : 3;
+                c.desc.rows = m;
+                int fe, be;
+                if (gpu_case_entries(&c, &fe, &be)) continue;
+                if ((backward ? be : fe) == entry) {
+                    *out = c;
+                    return 0;
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 int gpu_case_run(const gpu_case *c, char *why, size_t why_bytes)
 {
     const darn_desc *d = &c->desc;
     const int64_t m = d->rows, n = d->cols, s = n + c->stride_pad;
     const darn_dtype rd = darn_residual_out_dtype(d);
-    const bool res = d->flags & DARN_FLAG_HAS_RESIDUAL, bias = d->flags & DARN_FLAG_HAS_BIAS,
-               rsc = d->flags & DARN_FLAG_HAS_ROWSCALE, layer = d->norm == DARN_LAYERNORM;
     size_t bytes[NT] = {0};
     darn_dtype dts[NT];
     for (int i = 0; i < NT; i++) dts[i] = DARN_F32;
@@ -119,19 +210,23 @@ int gpu_case_run(const gpu_case *c, char *why, size_t why_bytes)
         if (!gpu) p[WS] = ws_host;
         if (gpu)
             for (size_t i = 0; i < sizeof outs / sizeof outs[0] && !fail; i++) fail = twin_poison(&t[outs[i]]);
-        ft = (darn_fwd_tensors){.x = p[X], .x_stride = s, .residual = res ? p[RES] : NULL, .residual_stride = s,
-                                .rowscale = rsc ? p[RS] : NULL, .weight = p[W], .bias = bias ? p[B] : NULL,
-                                .out = p[OUT], .out_stride = s, .residual_out = p[RESOUT], .residual_out_stride = s,
-                                .mask = c->mask ? p[MASK] : NULL, .rstd = p[RSTD], .mean = layer ? p[MEAN] : NULL};
+        ft = fwd_tensors(c, p);
         const darn_backend be = gpu ? DARN_BACKEND_GPU : DARN_BACKEND_CPU;
+        if (gpu && (c->want_fwd_entry >= 0 || c->want_bwd_entry >= 0)) {
+            darn_bwd_tensors bq = bwd_tensors(c, p);
+            darn_kernel_info fi, bi;
+            if (darn_debug_fwd_kernel(d, &ft, &fi) != DARN_OK || darn_debug_bwd_kernel(d, &bq, &bi) != DARN_OK ||
+                (c->want_fwd_entry >= 0 && fi.entry != c->want_fwd_entry) ||
+                (c->want_bwd_entry >= 0 && bi.entry != c->want_bwd_entry)) {
+                snprintf(why, why_bytes, "the GPU ran %s / %s, the case wants entries %d / %d", fi.name, bi.name,
+                         c->want_fwd_entry, c->want_bwd_entry);
+                fail = 1;
+                break;
+            }
+        }
         darn_status st = darn_fwd(d, &ft, NULL, 0, be, NULL);
         if (st == DARN_OK) {
-            bt = (darn_bwd_tensors){.dy = p[DY], .dy_stride = s, .h = p[RESOUT], .h_stride = s, .weight = p[W],
-                                    .rstd = p[RSTD], .mean = layer ? p[MEAN] : NULL, .rowscale = rsc ? p[RS] : NULL,
-                                    .dresidual_out = c->dresout ? p[DRO] : NULL, .dresidual_out_stride = s,
-                                    .mask = c->mask ? p[MASK] : NULL, .dx = p[DX], .dx_stride = s,
-                                    .dresidual = res ? p[DRES] : NULL, .dresidual_stride = s, .dweight = p[DW],
-                                    .dbias = bias ? p[DB] : NULL};
+            bt = bwd_tensors(c, p);
             st = darn_bwd(d, &bt, p[WS], bytes[WS] - 16, be, NULL);
         }
         if (st == DARN_OK && gpu) st = darn_device_synchronize();

@@ -87,14 +87,6 @@ double oracle_get(const void *buf, darn_dtype dtype, int64_t stride, int64_t r, 
 }
 
 /* ---- shape facts used only to size error bounds (docs/numerics.md §5, §6) ------------------------ */
-static int64_t lanes_of(int64_t n)
-{
-    const int64_t groups = (n + 7) / 8, want = (groups + 3) / 4;
-    int64_t l = 64;
-    while (l < want && l < 1024) l *= 2;
-    return l;
-}
-
 static double ilog2_ceil(int64_t v)
 {
     double k = 0;
@@ -102,23 +94,20 @@ static double ilog2_ceil(int64_t v)
     return k;
 }
 
-/* Longest sequential chain of one canonical row sum plus the depth of its lane tree. */
+/* Longest sequential chain of one row sum (§5): a group of 8, then the depth of the tree over the groups. */
 static double k_row(int64_t n)
 {
-    const int64_t l = lanes_of(n), groups = (n + 7) / 8;
-    int64_t len = 8 * ((groups + l - 1) / l);
-    if (len > n) len = n;
-    return (double)len + ilog2_ceil(l);
+    const int64_t groups = (n + 7) / 8;
+    return (double)(n < 8 ? n : 8) + ilog2_ceil(groups);
 }
 
-/* Same for the chunked dweight/dbias sum over m rows. */
+/* Same for the chunked dweight/dbias sum over m rows (§6): R rows in order, then the tree over G chunks. */
 static double k_wgrad(int64_t m, int64_t n)
 {
     if (m <= 0) return 0;
-    int64_t cap = (INT64_C(1) << 21) / n;
-    if (cap < 128) cap = 128;
-    if (cap > 4096) cap = 4096;
-    const int64_t g0 = m < cap ? m : cap, rows = (m + g0 - 1) / g0, g = (m + rows - 1) / rows;
+    int64_t rows = m * n / (INT64_C(1) << 21);
+    if (rows < 1) rows = 1;
+    const int64_t g = (m + rows - 1) / rows;
     return (double)rows + ilog2_ceil(g);
 }
 
@@ -563,7 +552,7 @@ void oracle_case_describe(const oracle_case *c, char *buf, size_t size)
 static double unif(sup_rng *g, double lo, double hi) { return lo + (hi - lo) * sup_rng_unit(g); }
 
 /* Fills an [m, n] typed tensor. UNIFORM: values in [lo, hi). SPIKES: noise in +-1e-3 * hi plus spikes of
- * magnitude (1..3) * hi at the row's tail, at group and lane boundaries and at random columns, different
+ * magnitude (1..3) * hi at the row's tail, at group and tree-half boundaries and at random columns, different
  * per row (so a reduction that drops any of those columns is off by a large fraction). */
 static void fill_matrix(void *buf, darn_dtype dt, int64_t m, int64_t n, int64_t stride, sup_rng *g,
                         oracle_data data, double lo, double hi)
@@ -573,7 +562,9 @@ static void fill_matrix(void *buf, darn_dtype dt, int64_t m, int64_t n, int64_t 
         sup_fill_uniform(buf, dt, m, n, stride, g, (float)lo, (float)hi);
         return;
     }
-    const int64_t l8 = 8 * lanes_of(n);
+    int64_t half = 1; /* the first column of the row tree's right half (§5): 8 * 2^(ceil(log2 groups) - 1) */
+    while (2 * half < (n + 7) / 8) half *= 2;
+    const int64_t l8 = 8 * half;
     for (int64_t r = 0; r < m; r++) {
         for (int64_t c = 0; c < n; c++) sup_set(buf, dt, s, r, c, (float)(hi * unif(g, -1e-3, 1e-3)));
         const int64_t pos[] = {n - 1 - r,    r,          n - 8 + r,   l8 - 1 + r,   l8 + r,

@@ -234,42 +234,27 @@ Test(api, mask_row_bytes)
     cr_expect_eq(darn_mask_row_bytes(INT64_C(1) << 40), INT64_C(1) << 37);
 }
 
-/* §5: L(N) = min(1024, max(64, next_pow2(ceil(ceil(N/8) / 4)))), recomputed from the text. */
-static int64_t doc_lanes(int64_t n)
-{
-    const int64_t groups = n / 8 + (n % 8 != 0);
-    const int64_t want = groups / 4 + (groups % 4 != 0);
-    int64_t p2 = 1;
-    while (p2 < want) p2 <<= 1;
-    if (p2 < 64) p2 = 64;
-    if (p2 > 1024) p2 = 1024;
-    return p2;
-}
-
-Test(api, row_lanes_formula)
+/* §5: the row sum's tree has ceil(N / 8) leaves. */
+Test(api, row_groups_formula)
 {
     for (int64_t n = 1; n <= 70000; ++n)
-        cr_assert_eq(darn_row_lanes(n), doc_lanes(n), "L(%lld) = %lld, doc says %lld", (long long)n,
-                     (long long)darn_row_lanes(n), (long long)doc_lanes(n));
-    static const int64_t big[] = {INT64_C(1) << 31, INT64_C(1) << 40, INT64_C(123456789012)};
-    for (size_t i = 0; i < 3; ++i) cr_expect_eq(darn_row_lanes(big[i]), 1024, "N = %lld", (long long)big[i]);
-    /* the examples in the text */
-    cr_expect_eq(darn_row_lanes(2048), 64);
-    cr_expect_eq(darn_row_lanes(2049), 128);
-    cr_expect_eq(darn_row_lanes(4096), 128);
-    cr_expect_eq(darn_row_lanes(8192), 256);
-    cr_expect_eq(darn_row_lanes(16384), 512);
-    cr_expect_eq(darn_row_lanes(32768), 1024);
+        cr_assert_eq(darn_row_groups(n), n / 8 + (n % 8 != 0), "groups(%lld)", (long long)n);
+    cr_expect_eq(darn_row_groups(INT64_MAX), INT64_MAX / 8 + 1);
+    cr_expect_eq(darn_row_groups(0), 0);
+    cr_expect_eq(darn_row_groups(-5), 0);
 }
 
-/* §6: Gcap = clamp(floor(2^21 / N), 128, 4096); R = ceil(M / min(M, Gcap)); G = ceil(M / R); 0 for M = 0. */
+/* §6: R = max(1, floor(M * N / 2^21)), G = ceil(M / R); 0 for M = 0. Recomputed from the text in
+ * 128-bit arithmetic (no overflow anywhere in the domain M * N <= INT64_MAX). */
+static int64_t doc_chunk_rows(int64_t m, int64_t n)
+{
+    const unsigned __int128 r = (unsigned __int128)m * (unsigned __int128)n >> 21;
+    return r < 1 ? 1 : (int64_t)r;
+}
 static int64_t doc_chunks(int64_t m, int64_t n)
 {
     if (m == 0) return 0;
-    int64_t cap = 2097152 / n;
-    cap = cap < 128 ? 128 : cap > 4096 ? 4096 : cap;
-    const int64_t lim = m < cap ? m : cap;
-    const int64_t r = m / lim + (m % lim != 0);
+    const int64_t r = doc_chunk_rows(m, n);
     return m / r + (m % r != 0);
 }
 
@@ -281,14 +266,29 @@ Test(api, wgrad_chunks_formula)
                                  12345, 100000, 1000003, INT64_C(1) << 33};
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; ++i)
         for (size_t j = 0; j < sizeof ms / sizeof ms[0]; ++j) {
-            const int64_t g = darn_wgrad_chunks(ms[j], ns[i]), want = doc_chunks(ms[j], ns[i]);
-            cr_expect_eq(g, want, "G(M=%lld, N=%lld) = %lld, doc says %lld", (long long)ms[j], (long long)ns[i],
+            const int64_t m = ms[j], n = ns[i];
+            const int64_t g = darn_wgrad_chunks(m, n), want = doc_chunks(m, n);
+            cr_expect_eq(g, want, "G(M=%lld, N=%lld) = %lld, doc says %lld", (long long)m, (long long)n,
                          (long long)g, (long long)want);
-            cr_expect(g <= 4096 && g <= ms[j], "G(M=%lld, N=%lld) = %lld out of range", (long long)ms[j],
-                      (long long)ns[i], (long long)g);
+            if (m > 0)
+                cr_expect_eq(darn_wgrad_chunk_rows(m, n), doc_chunk_rows(m, n), "R(M=%lld, N=%lld)", (long long)m,
+                             (long long)n);
+            /* §6's promise: every chunk has work, and G * ceil(N / 8) >= 2^18 once M * N >= 2^21 */
+            cr_expect(g <= m, "G(M=%lld, N=%lld) = %lld > M", (long long)m, (long long)n, (long long)g);
+            if ((unsigned __int128)m * n >= (1u << 21))
+                cr_expect((unsigned __int128)g * (unsigned __int128)darn_row_groups(n) >= (1u << 18),
+                          "G(M=%lld, N=%lld) = %lld: too few chunk columns", (long long)m, (long long)n, (long long)g);
         }
     for (int64_t m = 0; m <= 9000; ++m)
         cr_assert_eq(darn_wgrad_chunks(m, 1024), doc_chunks(m, 1024), "G(M=%lld, N=1024)", (long long)m);
+    /* the whole int64 domain: M * N close to INT64_MAX (issue 12, item 3) */
+    static const int64_t big[][2] = {{INT64_MAX, 1}, {INT64_MAX - (INT64_C(1) << 50), 1}, {INT64_C(1) << 40, 1 << 22},
+                                     {3, INT64_MAX / 3}, {INT64_MAX / 65536, 65536}};
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; ++i) {
+        const int64_t m = big[i][0], n = big[i][1];
+        cr_expect_eq(darn_wgrad_chunk_rows(m, n), doc_chunk_rows(m, n), "R(M=%lld, N=%lld)", (long long)m, (long long)n);
+        cr_expect_eq(darn_wgrad_chunks(m, n), doc_chunks(m, n), "G(M=%lld, N=%lld)", (long long)m, (long long)n);
+    }
 }
 
 /* ---- workspace queries --------------------------------------------------------------------------- */

@@ -312,11 +312,11 @@ static void many_chunks(darn_norm norm, int64_t m, int64_t n, darn_dtype dt, dou
     cr_assert(res.ok, "%s", res.msg);
 }
 
-/* G(M, N) and rows per chunk R from docs/numerics.md §6: Gcap = clamp(2^21 / N, 128, 4096). */
-Test(wgrad_chunks, one_row_chunks_m3000_n64) { many_chunks(DARN_RMSNORM, 3000, 64, DARN_F32, 0.0); }     /* R=1 G=3000 */
-Test(wgrad_chunks, three_row_chunks_m9000_n64) { many_chunks(DARN_LAYERNORM, 9000, 64, DARN_BF16, 0.1); } /* R=3 G=3000 */
-Test(wgrad_chunks, five_row_chunks_m20000_n48) { many_chunks(DARN_RMSNORM, 20000, 48, DARN_BF16, 0.2); } /* R=5 G=4000 */
-Test(wgrad_chunks, uneven_chunks_m260_n16384) { many_chunks(DARN_LAYERNORM, 260, 16384, DARN_F32, 0.0); } /* R=3 G=87 */
+/* G(M, N) and rows per chunk R from docs/numerics.md §6: R = max(1, floor(M * N / 2^21)), G = ceil(M / R). */
+Test(wgrad_chunks, one_row_chunks_m3000_n64) { many_chunks(DARN_RMSNORM, 3000, 64, DARN_F32, 0.0); }       /* R=1 G=3000 */
+Test(wgrad_chunks, three_row_chunks_m100000_n64) { many_chunks(DARN_LAYERNORM, 100000, 64, DARN_BF16, 0.1); } /* R=3 G=33334 */
+Test(wgrad_chunks, five_row_chunks_m219000_n48) { many_chunks(DARN_RMSNORM, 219000, 48, DARN_BF16, 0.2); }  /* R=5 G=43800 */
+Test(wgrad_chunks, uneven_chunks_m390_n16384) { many_chunks(DARN_LAYERNORM, 390, 16384, DARN_F32, 0.0); }  /* R=3 G=130 */
 
 /* ---- 4. self-checks ---------------------------------------------------------------------------------- */
 static void expect_bwd_rejected(oracle_mutation mut, darn_norm norm, uint32_t flags, double p, darn_dtype dt,

@@ -216,14 +216,14 @@ static void expect_same(const darn_desc *d, const result *a, const result *b, co
 
 #define ALLF (DARN_FLAG_HAS_RESIDUAL | DARN_FLAG_HAS_BIAS | DARN_FLAG_HAS_ROWSCALE)
 
-/* Shapes with one and several rows per dweight chunk (R = ceil(M / min(M, Gcap(N)))), tiles > 2048 columns,
- * N not a multiple of 8 or 32. */
+/* Shapes with one and several rows per dweight chunk (R = max(1, floor(M * N / 2^21))), rows of several
+ * CPU tiles, N not a multiple of 8 or 32, group counts that are not powers of two. */
 static const cfg CFGS[] = {
-    {DARN_LAYERNORM, 700, 3000, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, ALLF, 0.1},      /* R = 2, L = 128 */
+    {DARN_LAYERNORM, 1500, 3000, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, ALLF, 0.1},     /* R = 2, G = 750 */
     {DARN_RMSNORM, 257, 100, DARN_F32, DARN_F32, DARN_F32, DARN_F32, ALLF, 0.0},            /* R = 1 */
     {DARN_LAYERNORM, 5000, 33, DARN_F16, DARN_F32, DARN_F16, DARN_BF16,
-     ALLF | DARN_FLAG_RESIDUAL_IN_FP32 | DARN_FLAG_ZERO_CENTERED_WEIGHT, 0.5},               /* R = 2 */
-    {DARN_RMSNORM, 150, 20000, DARN_F16, DARN_F16, DARN_F32, DARN_F16, DARN_FLAG_HAS_BIAS, 0.25}, /* Gcap 128, R = 2 */
+     ALLF | DARN_FLAG_RESIDUAL_IN_FP32 | DARN_FLAG_ZERO_CENTERED_WEIGHT, 0.5},               /* R = 1 */
+    {DARN_RMSNORM, 330, 20000, DARN_F16, DARN_F16, DARN_F32, DARN_F16, DARN_FLAG_HAS_BIAS, 0.25}, /* R = 3, G = 110 */
 };
 #define NCFG (sizeof CFGS / sizeof CFGS[0])
 
@@ -328,13 +328,13 @@ static float add(float a, float b)
 }
 
 /* The §6 reduction of per-row terms term(r, c) over rows: chunks of R rows summed from -0.0 in row order,
- * then the balanced adjacent-pair tree over the G partials. Chunking recomputed from the text. */
+ * then the pairwise tree over the G partials. Chunking recomputed from the text:
+ * R = max(1, floor(M * N / 2^21)), G = ceil(M / R) (small shapes here: M * N cannot overflow). */
 static void section6_reduce(const float *terms, int64_t m, int64_t n, float *outv)
 {
-    int64_t cap = 2097152 / n;
-    cap = cap < 128 ? 128 : cap > 4096 ? 4096 : cap;
-    const int64_t lim = m < cap ? m : cap;
-    const int64_t R = (m + lim - 1) / lim, G = (m + R - 1) / R;
+    int64_t R = m * n / 2097152;
+    if (R < 1) R = 1;
+    const int64_t G = (m + R - 1) / R;
     float *q = sup_alloc((size_t)(G * n) * 4, 64);
     for (int64_t g = 0; g < G; ++g)
         for (int64_t c = 0; c < n; ++c) {
@@ -398,5 +398,135 @@ Test(determinism, wgrad_is_the_section6_reduction, .timeout = 120)
         sup_free(eb);
         result_free(&res);
         inputs_free(&in);
+    }
+}
+
+/* ---- §5 recomputed from the text: group sums, then the pairwise tree over the groups ---------------- */
+static float tree_of(const float *v, int64_t lo, int64_t hi, int64_t count)
+{
+    /* the subtree over the aligned power-of-two range [lo, hi); slots past `count` are -0.0 */
+    if (lo >= count) return -0.0f;
+    if (hi - lo == 1) return v[lo];
+    const int64_t mid = lo + (hi - lo) / 2;
+    return add(tree_of(v, lo, mid, count), tree_of(v, mid, hi, count));
+}
+
+static float section5_sum(const float *e, int64_t n)
+{
+    const int64_t groups = (n + 7) / 8;
+    float *gs = sup_alloc((size_t)groups * 4, 64);
+    for (int64_t j = 0; j < groups; ++j) {
+        float a = -0.0f;
+        for (int64_t c = 8 * j; c < 8 * j + 8 && c < n; ++c) a = add(a, e[c]);
+        gs[j] = a;
+    }
+    int64_t slots = 1;
+    while (slots < groups) slots *= 2;
+    const float s = tree_of(gs, 0, slots, groups);
+    sup_free(gs);
+    return s;
+}
+
+static float divf(float a, float b)
+{
+    volatile float r = a / b;
+    return r;
+}
+
+/* rstd (and mean) of every row equal §4 over §5, recomputed from the forward's own h. */
+Test(determinism, row_sums_are_section5, .timeout = 120)
+{
+    for (size_t i = 0; i < NCFG; ++i) {
+        const cfg *c = &CFGS[i];
+        darn_desc d;
+        desc_of(c, &d);
+        inputs in = make_inputs(&d, 500 + i);
+        const layout L = {0, 0};
+        result res = run_all(&d, &in, L);
+        const int64_t m = d.rows, n = d.cols;
+        const darn_dtype ro = darn_residual_out_dtype(&d);
+        const float nf = (float)n;
+        float *e = sup_alloc((size_t)n * 4, 64);
+        char name[160];
+        cfg_name(c, name, sizeof name);
+        int fails = 0;
+        for (int64_t r = 0; r < m && fails < 5; ++r) {
+            float mean = 0.0f;
+            if (d.norm == DARN_LAYERNORM) {
+                for (int64_t k = 0; k < n; ++k) e[k] = sup_get(res.resout, ro, n, r, k);
+                mean = divf(section5_sum(e, n), nf);
+                for (int64_t k = 0; k < n; ++k) {
+                    const float dv = sub(sup_get(res.resout, ro, n, r, k), mean);
+                    e[k] = mul(dv, dv);
+                }
+            } else {
+                for (int64_t k = 0; k < n; ++k) {
+                    const float h = sup_get(res.resout, ro, n, r, k);
+                    e[k] = mul(h, h);
+                }
+            }
+            volatile float q = divf(section5_sum(e, n), nf) + d.eps;
+            const float rstd = divf(1.0f, sqrtf(q));
+            if (memcmp(&rstd, &res.rstd[r], 4) != 0 && fails++ < 5)
+                cr_expect_fail("%s: rstd[%lld] = %a, §5 gives %a", name, (long long)r, (double)res.rstd[r], (double)rstd);
+            if (d.norm == DARN_LAYERNORM && memcmp(&mean, &res.mean[r], 4) != 0 && fails++ < 5)
+                cr_expect_fail("%s: mean[%lld] = %a, §5 gives %a", name, (long long)r, (double)res.mean[r], (double)mean);
+        }
+        sup_free(e);
+        result_free(&res);
+        inputs_free(&in);
+    }
+}
+
+/* Batch invariance (§8): a row's outputs depend on that row alone, not on M or on its position. Without
+ * dropout (the keep bits are a function of the logical index r * N + c, so they move with the position),
+ * row r of an M-row problem equals the same row placed at position r2 of an M2-row problem. */
+static void copy_row(void *dst, int64_t rd, const void *src, int64_t rs, darn_dtype dt, int64_t n)
+{
+    const size_t es = darn_dtype_size(dt);
+    memcpy((char *)dst + (size_t)(rd * n) * es, (const char *)src + (size_t)(rs * n) * es, (size_t)n * es);
+}
+
+Test(determinism, batch_invariance, .timeout = 120)
+{
+    static const int64_t ns[] = {1000, 4097, 20000};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; ++i) {
+        for (int norm = 0; norm < 2; ++norm) {
+            const cfg c1 = {(darn_norm)norm, 40, ns[i], DARN_BF16, DARN_F32, DARN_BF16, DARN_BF16,
+                            ALLF | DARN_FLAG_RESIDUAL_IN_FP32, 0.0};
+            cfg c2 = c1;
+            c2.m = 230; /* more rows: another chunking, other neighbours */
+            darn_desc d1, d2;
+            desc_of(&c1, &d1);
+            desc_of(&c2, &d2);
+            inputs a = make_inputs(&d1, 600 + i), b = make_inputs(&d2, 700 + i);
+            const darn_dtype ro = darn_residual_out_dtype(&d1);
+            const int64_t n = ns[i], ra = 17, rb = 201;
+            copy_row(b.x, rb, a.x, ra, d1.x_dtype, n);
+            copy_row(b.res, rb, a.res, ra, d1.residual_dtype, n);
+            copy_row(b.dy, rb, a.dy, ra, d1.out_dtype, n);
+            copy_row(b.dro, rb, a.dro, ra, ro, n);
+            b.rs[rb] = a.rs[ra];
+            memcpy(b.w, a.w, (size_t)n * 4);
+            memcpy(b.b, a.b, (size_t)n * 4);
+            const layout L = {0, 0};
+            result A = run_all(&d1, &a, L), B = run_all(&d2, &b, L);
+            const struct { const char *name; const void *pa, *pb; darn_dtype dt; } t[] = {
+                {"out", A.out, B.out, d1.out_dtype}, {"residual_out", A.resout, B.resout, ro},
+                {"dx", A.dx, B.dx, d1.x_dtype}, {"dresidual", A.dres, B.dres, d1.residual_dtype}};
+            for (size_t k = 0; k < sizeof t / sizeof t[0]; ++k) {
+                const size_t es = darn_dtype_size(t[k].dt);
+                cr_expect_eq(memcmp((const char *)t[k].pa + (size_t)(ra * n) * es,
+                                    (const char *)t[k].pb + (size_t)(rb * n) * es, (size_t)n * es), 0,
+                             "N = %lld, %s: %s of the row differs at another M and position", (long long)n,
+                             norm ? "LN" : "RMS", t[k].name);
+            }
+            cr_expect_eq(memcmp(&A.rstd[ra], &B.rstd[rb], 4), 0, "N = %lld: rstd differs", (long long)n);
+            if (norm) cr_expect_eq(memcmp(&A.mean[ra], &B.mean[rb], 4), 0, "N = %lld: mean differs", (long long)n);
+            result_free(&A);
+            result_free(&B);
+            inputs_free(&a);
+            inputs_free(&b);
+        }
     }
 }

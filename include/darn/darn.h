@@ -52,7 +52,7 @@ extern "C" {
 #define DARN_VERSION_MINOR 1
 #define DARN_VERSION_PATCH 0
 #define DARN_VERSION_NUMBER (DARN_VERSION_MAJOR * 10000 + DARN_VERSION_MINOR * 100 + DARN_VERSION_PATCH)
-#define DARN_CONTRACT_VERSION 1
+#define DARN_CONTRACT_VERSION 2
 
 /* Runtime version: DARN_VERSION_NUMBER of the library actually linked, and its version string. */
 DARN_API int darn_version(void);
@@ -189,7 +189,9 @@ DARN_API darn_status darn_fwd(const darn_desc *desc, const darn_fwd_tensors *t, 
  *          read; rstd [M] (required); mean [M] (LayerNorm, required); rowscale [M]
  *          (DARN_FLAG_HAS_ROWSCALE); dresidual_out [M, N] residual-out dtype (optional: the gradient
  *          flowing into the prenorm output); mask (optional: when NULL and p > 0 the mask is regenerated
- *          from seed/offset, with identical bits).
+ *          from seed/offset, with identical bits; it is read only when 0 < p < 1: at p = 0 every
+ *          element is kept and at p = 1 every element is dropped, whatever the mask says); mean with
+ *          RMSNorm is DARN_ERR_UNSUPPORTED, as in the forward.
  * Outputs: dx [M, N] x_dtype (required); dresidual [M, N] residual_dtype (DARN_FLAG_HAS_RESIDUAL, optional);
  *          dweight [N] weight_dtype (required); dbias [N] bias_dtype (DARN_FLAG_HAS_BIAS, required).
  *          With M = 0, dweight and dbias are set to +0 (the gradient of an empty batch).
@@ -215,10 +217,40 @@ DARN_API darn_status darn_bwd_workspace_size(const darn_desc *desc, darn_backend
 DARN_API darn_status darn_bwd(const darn_desc *desc, const darn_bwd_tensors *t, void *workspace,
                               size_t workspace_bytes, darn_backend backend, void *stream);
 
-/* Number of row chunks G(M, N) of the dweight/dbias reduction (docs/numerics.md §6), for tests and tools. */
+/* The dweight/dbias reduction's row chunks (docs/numerics.md §6): chunk g holds rows
+ * [g * R, min(M, (g + 1) * R)), R = darn_wgrad_chunk_rows(M, N) = max(1, floor(M * N / 2^21)), and there are
+ * G = darn_wgrad_chunks(M, N) = ceil(M / R) of them. Domain: M >= 0, N >= 1 with M * N <= INT64_MAX
+ * (what darn_fwd/darn_bwd accept); outside it (M <= 0 or N <= 0) both return 0. A split of the rows at
+ * chunk boundaries (e.g. over GPUs) sees whole chunks. */
 DARN_API int64_t darn_wgrad_chunks(int64_t rows, int64_t cols);
-/* Number of reduction lanes L(N) of the row reductions (docs/numerics.md §5). */
-DARN_API int64_t darn_row_lanes(int64_t cols);
+DARN_API int64_t darn_wgrad_chunk_rows(int64_t rows, int64_t cols);
+/* Number of groups ceil(N / 8), the leaves of the row-sum tree (docs/numerics.md §5); 0 for N <= 0. */
+DARN_API int64_t darn_row_groups(int64_t cols);
+
+/* ---- Debugging: which GPU kernel a call runs --------------------------------------------------------
+ * The GPU backend runs every call through one dispatch table per direction (docs/numerics.md §7): an
+ * entry is a dtype configuration (compile-time for the common ones, run-time otherwise) and a row variant
+ * (K groups of 8 per thread held in registers, or the row re-read). Kernels differ only in where data
+ * lives and in the order of loads and stores, never in arithmetic: every entry gives the same bits. */
+typedef struct darn_kernel_info {
+    int entry;             /* index into the direction's table, -1 when nothing is launched for rows (M = 0) */
+    char name[96];         /* e.g. "darn_fwd bf16/f32/f32/bf16/bf16 K=1" */
+    int threads_per_row;   /* P */
+    int groups_per_thread; /* K (re-read rows: groups a thread covers per pass) */
+    int rows_per_block;    /* rows (forward) or chunk slots (backward) per block */
+    int block_threads;
+    int64_t grid;          /* blocks launched on this machine's device (without one: the blocks the rows need) */
+} darn_kernel_info;
+
+/* The kernel darn_fwd / darn_bwd would launch for this call on DARN_BACKEND_GPU; validates the call like
+ * darn_fwd / darn_bwd (the backward's workspace is not needed), launches nothing. Works in every build:
+ * the table is the same whether or not a GPU backend is compiled in. */
+DARN_API darn_status darn_debug_fwd_kernel(const darn_desc *desc, const darn_fwd_tensors *t, darn_kernel_info *info);
+DARN_API darn_status darn_debug_bwd_kernel(const darn_desc *desc, const darn_bwd_tensors *t, darn_kernel_info *info);
+/* Entries of a direction's table (backward = 0 or 1), and the fields of entry `entry` without a call
+ * (threads_per_row, groups_per_thread, rows_per_block, block_threads and grid are 0). */
+DARN_API int darn_debug_kernel_count(int backward);
+DARN_API darn_status darn_debug_kernel_entry(int backward, int entry, darn_kernel_info *info);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -467,9 +467,9 @@ static int run_demo(const options *o)
     darn_desc desc;
     darn_job_desc(job, &desc);
     printf("darn-demo  darn %s, contract %d\n", darn_version_string(), darn_contract_version());
-    printf("shape     %s M=%lld N=%lld (L(N)=%lld lanes, %lld wgrad chunks)\n",
+    printf("shape     %s M=%lld N=%lld (%lld groups of 8, %lld wgrad chunks)\n",
            job->norm == DARN_LAYERNORM ? "LayerNorm" : "RMSNorm", (long long)job->rows, (long long)job->cols,
-           (long long)darn_row_lanes(job->cols), (long long)darn_wgrad_chunks(job->rows, job->cols));
+           (long long)darn_row_groups(job->cols), (long long)darn_wgrad_chunks(job->rows, job->cols));
     printf("dtypes    x %s, residual %s, weight %s, bias %s, out %s, h %s\n", darn_job_dtype_name(job->x_dtype),
            (job->flags & DARN_FLAG_HAS_RESIDUAL) ? darn_job_dtype_name(job->residual_dtype) : "-",
            darn_job_dtype_name(job->weight_dtype),

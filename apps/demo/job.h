@@ -12,7 +12,7 @@
  * same input bits and — by the numerics contract — the same output bits and digest.
  *
  * Memory goes through a tiny abstraction (darn_mem) so the same job runs on the CPU backend (malloc /
- * memcpy) and on the GPU backend (hipMalloc / hipMemcpy: src/demo/mem_gpu.c, compiled only with
+ * memcpy) and on the GPU backend (hipMalloc / hipMemcpy: apps/demo/mem_gpu.c, compiled only with
  * DARN_HAVE_GPU, provides darn_mem_gpu()).
  */
 #ifndef DARN_DEMO_JOB_H
@@ -23,6 +23,7 @@
 
 #include <darn/darn.h>
 
+#include "darn_timing.h" /* darn_now_ms, darn_median (apps/common) */
 #include "sha256.h"
 
 #ifdef __cplusplus
@@ -54,7 +55,7 @@ typedef struct darn_mem {
 /* Host memory for the CPU backend (aligned_alloc / memcpy). */
 const darn_mem *darn_mem_cpu(void);
 #ifdef DARN_HAVE_GPU
-/* Device memory for the GPU backend; defined in src/demo/mem_gpu.c (HIP). NULL when no device. */
+/* Device memory for the GPU backend; defined in apps/demo/mem_gpu.c (HIP). NULL when no device. */
 const darn_mem *darn_mem_gpu(void);
 #endif /* DARN_HAVE_GPU */
 /* The memory of `backend` when that backend is usable now (darn_backend_available and, for the GPU, the
@@ -186,10 +187,7 @@ typedef struct darn_golden_entry {
 int darn_golden_load(const char *path, darn_golden_entry **entries, size_t *count, char *err, size_t err_len);
 
 /* ---- timing helpers ------------------------------------------------------------------------------- */
-/* Monotonic clock in milliseconds (arbitrary origin). */
-double darn_now_ms(void);
-/* Median of n values (sorts `v` in place); 0 for n == 0. */
-double darn_median(double *v, int n);
+/* darn_now_ms() and darn_median(): apps/common/darn_timing.h (included above). */
 /* Median milliseconds of `repeat` device-to-device copies of `bytes` on `mem` (the bandwidth
  * reference); -1 on failure. */
 double darn_mem_copy_ms(const darn_mem *mem, size_t bytes, int repeat);

@@ -2,7 +2,7 @@
  * job.c — deterministic job inputs, one forward + backward run through darn's public API, digests.
  * See job.h for the contract of each function.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, CLOCK_MONOTONIC */
+#define _POSIX_C_SOURCE 200809L /* strtok_r */
 
 #include "job.h"
 
@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "contract.h"
 
@@ -84,26 +83,6 @@ const darn_mem *darn_mem_for(darn_backend backend)
 }
 
 /* ---- timing --------------------------------------------------------------------------------------- */
-double darn_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-double darn_median(double *v, int n)
-{
-    if (n <= 0) return 0.0;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static int timer_begin(const darn_mem *mem, double *t0)
 {
     if (mem->timer_start != NULL) return mem->timer_start(mem->ctx);

@@ -1,0 +1,56 @@
+/* args.h — kernel arguments (passed by value), built once per call by gpu_backend.hip. */
+#ifndef DARN_HIP_ARGS_H
+#define DARN_HIP_ARGS_H
+
+#include <stdint.h>
+
+/* One [M, N] tensor or [N] vector: pointer, row stride in elements, dtype (darn_dtype), 16-byte path ok. */
+struct darn_view {
+    const void *p;
+    int64_t stride;
+    int32_t dt;
+    int32_t vec;
+};
+
+struct darn_rng_args {
+    uint64_t seed, offset;
+    const uint64_t *seed_ptr, *offset_ptr; /* device pointers or NULL (graph-safe state) */
+    uint64_t threshold;
+    float scale;
+};
+
+struct darn_fwd_args {
+    darn_view x, res, w, b, out, resout; /* out / resout are written */
+    const float *rowscale;               /* [M] */
+    uint8_t *mask;                       /* [M][mask_row_bytes] */
+    float *rstd, *mean;                  /* [M] */
+    int64_t m, n, groups, mask_row_bytes;
+    darn_rng_args rng;
+    float eps;
+    uint32_t opt; /* DARN_OPT_* */
+    int32_t p, rows_per_block;
+};
+
+struct darn_bwd_args {
+    darn_view dy, h, w, dresout, dx, dres; /* dx / dres are written */
+    const float *rstd, *mean, *rowscale;   /* [M] */
+    const uint8_t *mask;                   /* [M][mask_row_bytes], read when mask_read */
+    float *partial_w, *partial_b;          /* [G][N] chunk partials (workspace) */
+    int64_t m, n, groups, mask_row_bytes, chunk_rows, chunks;
+    darn_rng_args rng;
+    uint32_t opt;
+    int32_t mask_read;
+    int32_t p, rows_per_block;
+};
+
+/* One pass of the dweight/dbias tree: per column, aligned blocks of 32 of the `count` values
+ * q[i * step][c] become one, stored at q[32 i' * step][c]; the last pass (count <= 32) stores dst. */
+struct darn_wgrad_args {
+    float *partial[2]; /* [G][N] each (dweight, dbias), summed in place */
+    void *dst[2];      /* [N] each */
+    int32_t dt[2];
+    int32_t parts;     /* 1 or 2 */
+    int64_t n, count, step, col_blocks;
+};
+
+#endif /* DARN_HIP_ARGS_H */

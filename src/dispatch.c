@@ -1,0 +1,156 @@
+/* dispatch.c — which GPU kernel a call runs (see dispatch.h). */
+#include "dispatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const darn_dtype static_cfgs[DARN_N_STATIC_CONFIGS][5] = {
+#define DARN_X_ROW(X, R, RO, W, O) {X, R, RO, W, O},
+    DARN_STATIC_CONFIGS(DARN_X_ROW)
+#undef DARN_X_ROW
+};
+
+int darn_static_config_dtypes(int cfg, darn_dtype out[5])
+{
+    if (cfg < 0 || cfg >= DARN_N_STATIC_CONFIGS) return 0;
+    for (int i = 0; i < 5; i++) out[i] = static_cfgs[cfg][i];
+    return 1;
+}
+
+static int config_of(darn_dtype x, darn_dtype r, darn_dtype ro, darn_dtype w, darn_dtype o)
+{
+    for (int i = 0; i < DARN_N_STATIC_CONFIGS; i++) {
+        const darn_dtype *c = static_cfgs[i];
+        if (c[0] == x && c[1] == r && c[2] == ro && c[3] == w && c[4] == o) return i;
+    }
+    return DARN_CFG_RUNTIME;
+}
+
+/* The 16-byte path: absent, or base and every row start 16-byte aligned. */
+static int vec_ok(const void *p, int64_t stride, darn_dtype dt)
+{
+    return !p || ((uintptr_t)p % 16 == 0 && (stride * (int64_t)darn_dtype_size(dt)) % 16 == 0);
+}
+
+/* A tuning knob for measurements (never changes a bit): DARN_GPU_FORCE_K=1..4 prefers that K where the
+ * row allows it. Read once. */
+static int forced_k(void)
+{
+    static int k = -1;
+    if (k < 0) {
+        const char *e = getenv("DARN_GPU_FORCE_K");
+        const int v = e ? atoi(e) : 0;
+        k = v >= 1 && v <= DARN_MAX_K ? v : 0;
+    }
+    return k;
+}
+
+static int64_t next_pow2(int64_t v)
+{
+    int64_t p = 1;
+    while (p < v) p *= 2;
+    return p;
+}
+
+/* P threads per row and K groups per thread: the K in 1 … 4 (with P = next_pow2(ceil(groups / K)) <= 512)
+ * that leaves the fewest idle group slots, the smaller K on ties; rows of more than 4 · 512 groups are
+ * re-read with P = 512. The same for both directions (`backward` is for a later split). */
+void darn_row_geometry(int64_t n, int backward, int *p, int *k, int *variant)
+{
+    (void)backward;
+    const int64_t groups = darn_groups_for(n);
+    int best_k = 0;
+    int64_t best_p = 0;
+    double best_util = -1.0;
+    for (int kk = 1; kk <= DARN_MAX_K; kk++) {
+        const int64_t pp = next_pow2((groups + kk - 1) / kk);
+        if (pp > DARN_MAX_P_REG) continue;
+        const double util = (double)groups / (double)(pp * kk);
+        if (kk == forced_k()) { /* the knob wins where the row allows that K */
+            best_k = kk, best_p = pp;
+            break;
+        }
+        if (util > best_util + 1e-9) best_util = util, best_k = kk, best_p = pp;
+    }
+    if (best_k) {
+        *p = (int)best_p;
+        *k = best_k;
+        *variant = best_k - 1;
+        return;
+    }
+    *p = DARN_REREAD_P;
+    const int64_t per_thread = (groups + DARN_REREAD_P - 1) / DARN_REREAD_P; /* reported only: the kernel loops */
+    *k = per_thread > INT32_MAX ? INT32_MAX : (int)per_thread;
+    *variant = DARN_VARIANT_REREAD;
+}
+
+static void shape(darn_choice *c, int64_t n, int backward, int64_t units)
+{
+    darn_row_geometry(n, backward, &c->p, &c->k, &c->variant);
+    c->rows_per_block = c->p < DARN_SMALL_BLOCK ? DARN_SMALL_BLOCK / c->p : 1;
+    c->block = c->p * c->rows_per_block;
+    c->units = units;
+    c->blocks = (units + c->rows_per_block - 1) / c->rows_per_block;
+}
+
+void darn_choose_fwd(const darn_plan *pl, const darn_fwd_tensors *t, darn_choice *c)
+{
+    const darn_desc *d = &pl->desc;
+    const darn_dtype ro = pl->resout_dtype;
+    int cfg = config_of(d->x_dtype, pl->has_res ? d->residual_dtype : ro, ro, d->weight_dtype, d->out_dtype);
+    const int vec = pl->n % 8 == 0 && vec_ok(t->x, pl->s_x, d->x_dtype) && vec_ok(t->residual, pl->s_res, d->residual_dtype) &&
+                    vec_ok(t->weight, 0, d->weight_dtype) && vec_ok(t->bias, 0, d->bias_dtype) &&
+                    vec_ok(t->out, pl->s_out, d->out_dtype) && vec_ok(t->residual_out, pl->s_resout, ro) &&
+                    (!pl->has_bias || d->bias_dtype == d->weight_dtype);
+    if (!vec) cfg = DARN_CFG_RUNTIME;
+    shape(c, pl->n, 0, pl->m);
+    c->cfg = cfg;
+    c->bias = pl->has_bias;
+    c->entry = darn_fwd_entry(cfg, c->variant);
+}
+
+void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice *c)
+{
+    const darn_desc *d = &pl->desc;
+    const darn_dtype ro = pl->resout_dtype;
+    int cfg = config_of(d->x_dtype, t->dresidual ? d->residual_dtype : ro, ro, d->weight_dtype, d->out_dtype);
+    const int vec = pl->n % 8 == 0 && vec_ok(t->dy, pl->s_dy, d->out_dtype) && vec_ok(t->h, pl->s_h, ro) &&
+                    vec_ok(t->weight, 0, d->weight_dtype) && vec_ok(t->dresidual_out, pl->s_dresout, ro) &&
+                    vec_ok(t->dx, pl->s_dx, d->x_dtype) && vec_ok(t->dresidual, pl->s_dres, d->residual_dtype) &&
+                    (!pl->has_bias || d->bias_dtype == d->weight_dtype);
+    if (!vec) cfg = DARN_CFG_RUNTIME;
+    shape(c, pl->n, 1, pl->wgrad_chunks); /* a slot walks one chunk at a time */
+    c->cfg = cfg;
+    c->bias = pl->has_bias;
+    c->entry = darn_bwd_entry(cfg, c->variant, c->bias);
+}
+
+void darn_entry_choice(int backward, int entry, darn_choice *c)
+{
+    *c = (darn_choice){0};
+    c->entry = entry;
+    if (backward) {
+        c->bias = entry % 2;
+        entry /= 2;
+    }
+    c->cfg = entry / DARN_N_VARIANTS;
+    c->variant = entry % DARN_N_VARIANTS;
+}
+
+static const char *dt_name(darn_dtype d) { return d == DARN_F32 ? "f32" : d == DARN_F16 ? "f16" : "bf16"; }
+
+void darn_entry_name(int backward, int entry, char *buf, size_t bytes)
+{
+    darn_choice c;
+    darn_entry_choice(backward, entry, &c);
+    char cfg[40], var[16];
+    darn_dtype dts[5];
+    if (darn_static_config_dtypes(c.cfg, dts))
+        snprintf(cfg, sizeof cfg, "%s/%s/%s/%s/%s", dt_name(dts[0]), dt_name(dts[1]), dt_name(dts[2]), dt_name(dts[3]),
+                 dt_name(dts[4]));
+    else
+        snprintf(cfg, sizeof cfg, "runtime");
+    if (c.variant == DARN_VARIANT_REREAD) snprintf(var, sizeof var, "re-read");
+    else snprintf(var, sizeof var, "K=%d", c.variant + 1);
+    snprintf(buf, bytes, "darn_%s %s %s%s", backward ? "bwd" : "fwd", cfg, var, backward && c.bias ? " bias" : "");
+}

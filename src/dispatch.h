@@ -1,0 +1,85 @@
+/*
+ * dispatch.h — the GPU dispatch table as data: every kernel the GPU backend has, and which one a call
+ * runs. Plain C, compiled into every build, so the CPU-only build can test that each entry is reachable
+ * (tests/test_dispatch.c) and darn_debug_*_kernel can answer without a device; hip/launch.hip holds the
+ * matching kernel pointers, built from the same lists.
+ *
+ * An entry is (dtype configuration, row variant[, bias]):
+ * - dtype configuration: one of DARN_STATIC_CONFIGS (dtypes are template parameters of the kernel: the
+ *   fast path, which needs N % 8 == 0 and every [M, N] tensor and vector 16-byte aligned), or the
+ *   run-time-dtype policy (anything else, same arithmetic).
+ * - row variant: K = 1 … 4 groups of 8 per thread with the row held in registers, or "re-read" for rows
+ *   too wide for that (the row is read again from memory after its sums).
+ * The launch shape (P threads per row, rows per block) is a function of N alone.
+ */
+#ifndef DARN_DISPATCH_H
+#define DARN_DISPATCH_H
+
+#include <stdint.h>
+
+#include "validate.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* X(x, residual, residual-out, weight (= bias), out). Without a residual, the residual's column is
+ * matched as the residual-out dtype; in the backward the same columns are (dx, dresidual, h, dweight, dy). */
+#define DARN_STATIC_CONFIGS(X)                                                                     \
+    X(DARN_F32, DARN_F32, DARN_F32, DARN_F32, DARN_F32)       /* f32 everywhere */                 \
+    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16)  /* bf16 everywhere (inference) */    \
+    X(DARN_F16, DARN_F16, DARN_F16, DARN_F16, DARN_F16)       /* f16 everywhere */                 \
+    X(DARN_BF16, DARN_F32, DARN_F32, DARN_BF16, DARN_BF16)    /* bf16 with an fp32 residual stream */ \
+    X(DARN_F16, DARN_F32, DARN_F32, DARN_F16, DARN_F16)       /* f16 with an fp32 residual stream */ \
+    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_F32, DARN_BF16)   /* bf16, fp32 weights (autocast) */  \
+    X(DARN_BF16, DARN_F32, DARN_F32, DARN_F32, DARN_BF16)     /* both */
+#define DARN_N_STATIC_CONFIGS 7
+#define DARN_CFG_RUNTIME DARN_N_STATIC_CONFIGS /* the run-time-dtype policy */
+#define DARN_N_CONFIGS (DARN_N_STATIC_CONFIGS + 1)
+
+#define DARN_MAX_K 4                  /* groups per thread with the row in registers */
+#define DARN_VARIANT_REREAD DARN_MAX_K /* variants 0 … 3: K = v + 1 in registers; 4: re-read */
+#define DARN_N_VARIANTS (DARN_MAX_K + 1)
+#define DARN_MAX_P_REG 512            /* register kernels are built for blocks of up to 512 threads (so that a
+                                         thread may hold 128 registers on NVIDIA) */
+#define DARN_SMALL_BLOCK 256          /* rows of fewer threads share blocks of this many */
+#define DARN_REREAD_P 512             /* threads per re-read row (one row per block) */
+
+#define DARN_N_FWD_ENTRIES (DARN_N_CONFIGS * DARN_N_VARIANTS)
+#define DARN_N_BWD_ENTRIES (DARN_N_CONFIGS * DARN_N_VARIANTS * 2)
+
+/* Entry index of a forward (cfg, variant) and of a backward (cfg, variant, bias). */
+static inline int darn_fwd_entry(int cfg, int variant) { return cfg * DARN_N_VARIANTS + variant; }
+static inline int darn_bwd_entry(int cfg, int variant, int bias) { return (cfg * DARN_N_VARIANTS + variant) * 2 + bias; }
+
+/* What the launcher needs to know of a call, and what darn_debug_*_kernel reports. */
+typedef struct darn_choice {
+    int entry;          /* forward or backward table index */
+    int cfg, variant, bias;
+    int p;              /* threads per row (a power of two) */
+    int k;              /* groups of 8 per thread (for the re-read variant: per pass over the row) */
+    int rows_per_block; /* slots per block: P < DARN_SMALL_BLOCK share a block */
+    int block;          /* threads per block = p * rows_per_block */
+    int64_t units;      /* rows (forward) or chunk slots (backward) the grid walks */
+    int64_t blocks;     /* blocks the units need: ceil(units / rows_per_block) */
+} darn_choice;
+
+/* The choice for a validated call; `t` are the call's tensors (alignment decides the static path). */
+void darn_choose_fwd(const darn_plan *pl, const darn_fwd_tensors *t, darn_choice *c);
+void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice *c);
+
+/* Human-readable name of a table entry ("fwd bf16/f32/f32/bf16/bf16 K=2", "bwd runtime re-read bias"). */
+void darn_entry_name(int backward, int entry, char *buf, size_t bytes);
+/* The fields of an entry (cfg, variant, bias) without a call; p/k/blocks are 0. */
+void darn_entry_choice(int backward, int entry, darn_choice *c);
+/* dtypes of a static configuration (x, residual, residual-out, weight, out); 0 when cfg is not static. */
+int darn_static_config_dtypes(int cfg, darn_dtype out[5]);
+
+/* The row geometry of N for a direction: P, K and the variant. */
+void darn_row_geometry(int64_t n, int backward, int *p, int *k, int *variant);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* DARN_DISPATCH_H */
