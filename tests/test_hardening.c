@@ -698,3 +698,138 @@ Test(hardening, overlap_of_many_rows_matches_brute_force)
     sup_free(buf);
     fx_free(&F);
 }
+
+static uint32_t darn_f32_bits_of(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* ---- item 3: size helpers over the whole int64 domain ---------------------------------------------- */
+Test(hardening, size_helpers_never_overflow)
+{
+    cr_expect_eq(darn_mask_row_bytes(INT64_MAX), 4 * (INT64_MAX / 32 + 1));
+    cr_expect_eq(darn_mask_row_bytes(INT64_MAX - 31), 4 * (INT64_MAX / 32));
+    cr_expect_eq(darn_mask_row_bytes(0), 0);
+    cr_expect_eq(darn_mask_row_bytes(-1), 0);
+    cr_expect_eq(darn_row_groups(INT64_MAX), INT64_MAX / 8 + 1);
+    /* R = floor(M * N / 2^21) with M * N close to INT64_MAX, and G = ceil(M / R) */
+    cr_expect_eq(darn_wgrad_chunk_rows(INT64_MAX, 1), INT64_MAX >> 21);
+    cr_expect_eq(darn_wgrad_chunks(INT64_MAX, 1), INT64_MAX / (INT64_MAX >> 21) + 1);
+    const int64_t m = INT64_MAX - (INT64_C(1) << 50);
+    cr_expect_eq(darn_wgrad_chunk_rows(m, 1), m >> 21);
+    cr_expect_eq(darn_wgrad_chunks(m, 1), (m + (m >> 21) - 1) / (m >> 21));
+    cr_expect_eq(darn_wgrad_chunks(0, 5), 0);
+    cr_expect_eq(darn_wgrad_chunks(5, 0), 0);
+    cr_expect_eq(darn_wgrad_chunk_rows(-1, 5), 0);
+    /* a plan for M = INT64_MAX / 4, N = 4 sizes its workspace without overflow (or says DARN_ERR_OVERFLOW) */
+    darn_desc d;
+    darn_desc_init(&d, DARN_RMSNORM, INT64_MAX / 4, 4, DARN_F32);
+    size_t bytes = 0;
+    const darn_status s = darn_bwd_workspace_size(&d, DARN_BACKEND_CPU, &bytes);
+    cr_expect(s == DARN_OK || s == DARN_ERR_OVERFLOW, "%s", darn_last_error());
+    if (s == DARN_OK) cr_expect_gt(bytes, 0);
+}
+
+/* ---- item 8: inputs that contradict the settings --------------------------------------------------- */
+static float run_bwd_dx0(double p, uint8_t mask_byte, int give_mask)
+{
+    enum { n = 8 };
+    float dy[n], h[n], w[n], rstd = 1.0f, dx[n], dw[n];
+    for (int c = 0; c < n; c++) dy[c] = 1.0f + (float)c, h[c] = 0.5f * (float)(c + 1), w[c] = 1.0f;
+    uint8_t mask[4] = {mask_byte, 0, 0, 0};
+    darn_desc d;
+    darn_desc_init(&d, DARN_RMSNORM, 1, n, DARN_F32);
+    d.dropout_p = p;
+    darn_bwd_tensors b = {.dy = dy, .h = h, .weight = w, .rstd = &rstd, .mask = give_mask ? mask : NULL, .dx = dx, .dweight = dw};
+    size_t need = 0;
+    cr_assert_eq(darn_bwd_workspace_size(&d, DARN_BACKEND_CPU, &need), DARN_OK);
+    float ws[64];
+    cr_assert(need <= sizeof ws);
+    cr_assert_eq(darn_bwd(&d, &b, ws, sizeof ws, DARN_BACKEND_CPU, NULL), DARN_OK, "%s", darn_last_error());
+    return dx[0];
+}
+
+Test(hardening, mask_is_read_only_for_0_lt_p_lt_1)
+{
+    /* p = 0: every element kept, a given mask (even all zeros) is not read */
+    const float kept = run_bwd_dx0(0.0, 0x00, 1);
+    cr_expect_eq(memcmp(&kept, &(float){run_bwd_dx0(0.0, 0x00, 0)}, 4), 0, "p = 0 with an all-zero mask changed dx");
+    cr_expect_neq(kept, 0.0f);
+    /* p = 1: every element dropped: dx = +0 exactly, whatever the mask says */
+    const float dropped = run_bwd_dx0(1.0, 0xFF, 1);
+    cr_expect_eq(darn_f32_bits_of(dropped), 0u, "p = 1 with set mask bits: dx[0] = %a, want +0", (double)dropped);
+    /* 0 < p < 1: the mask decides */
+    cr_expect_eq(darn_f32_bits_of(run_bwd_dx0(0.5, 0x00, 1)), 0u);
+    cr_expect_neq(run_bwd_dx0(0.5, 0x01, 1), 0.0f);
+}
+
+Test(hardening, mean_with_rmsnorm_is_rejected_in_both_directions)
+{
+    fx F;
+    fx_init(&F, DARN_F32);
+    F.d.norm = DARN_RMSNORM;
+    size_t need = 0;
+    cr_assert_eq(darn_bwd_workspace_size(&F.d, DARN_BACKEND_CPU, &need), DARN_OK);
+    unsigned char *snap = sup_alloc(ARENA_BYTES, 64);
+    memcpy(snap, F.arena, ARENA_BYTES);
+    cr_expect_eq(darn_fwd(&F.d, &F.f, NULL, 0, DARN_BACKEND_CPU, NULL), DARN_ERR_UNSUPPORTED);
+    cr_expect_eq(darn_bwd(&F.d, &F.b, ws(&F), need, DARN_BACKEND_CPU, NULL), DARN_ERR_UNSUPPORTED);
+    cr_expect(strstr(darn_last_error(), "mean") != NULL, "%s", darn_last_error());
+    cr_expect_eq(memcmp(snap, F.arena, ARENA_BYTES), 0, "a rejected call wrote");
+    sup_free(snap);
+    fx_free(&F);
+}
+
+/* ---- item 9: the CPU backend runs on a small thread stack ------------------------------------------ */
+#include <pthread.h>
+
+typedef struct stack_job {
+    darn_status fwd, bwd;
+} stack_job;
+
+static void *small_stack_body(void *arg)
+{
+    stack_job *j = arg;
+    enum { m = 4, n = 4096 };
+    float *x = sup_alloc((size_t)m * n * 4, 64), *res = sup_alloc((size_t)m * n * 4, 64), *w = sup_alloc(n * 4, 64),
+          *b = sup_alloc(n * 4, 64), *out = sup_alloc((size_t)m * n * 4, 64), *h = sup_alloc((size_t)m * n * 4, 64),
+          *dy = sup_alloc((size_t)m * n * 4, 64), *dx = sup_alloc((size_t)m * n * 4, 64), *dres = sup_alloc((size_t)m * n * 4, 64),
+          *dw = sup_alloc(n * 4, 64), *db = sup_alloc(n * 4, 64), rstd[m], mean[m];
+    for (int i = 0; i < m * n; i++) x[i] = (float)(i % 13) - 6.0f, res[i] = 0.1f * (float)(i % 7), dy[i] = (float)(i % 5) - 2.0f;
+    for (int c = 0; c < n; c++) w[c] = 1.0f, b[c] = 0.0f;
+    uint8_t mask[m * 512];
+    darn_desc d;
+    darn_desc_init(&d, DARN_LAYERNORM, m, n, DARN_F32);
+    d.flags = DARN_FLAG_HAS_RESIDUAL | DARN_FLAG_HAS_BIAS;
+    d.dropout_p = 0.1;
+    darn_fwd_tensors f = {.x = x, .residual = res, .weight = w, .bias = b, .out = out, .residual_out = h, .mask = mask,
+                          .rstd = rstd, .mean = mean};
+    j->fwd = darn_fwd(&d, &f, NULL, 0, DARN_BACKEND_CPU, NULL);
+    size_t need = 0;
+    darn_bwd_workspace_size(&d, DARN_BACKEND_CPU, &need);
+    void *ws = sup_alloc(need, 64);
+    darn_bwd_tensors bt = {.dy = dy, .h = h, .weight = w, .rstd = rstd, .mean = mean, .mask = mask, .dx = dx,
+                           .dresidual = dres, .dweight = dw, .dbias = db};
+    j->bwd = darn_bwd(&d, &bt, ws, need, DARN_BACKEND_CPU, NULL);
+    void *ps[] = {x, res, w, b, out, h, dy, dx, dres, dw, db, ws};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) sup_free(ps[i]);
+    return NULL;
+}
+
+Test(hardening, cpu_backend_runs_on_a_32k_stack)
+{
+    /* darn.h promises about 12 KB of stack per call; a 32 KB thread (the issue's crash case at N = 4096,
+     * LayerNorm, forward and backward, serial: M * N below the OpenMP threshold) must be enough. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cr_assert_eq(pthread_attr_setstacksize(&attr, 32 * 1024), 0);
+    stack_job j = {DARN_ERR_DEVICE, DARN_ERR_DEVICE};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, &attr, small_stack_body, &j), 0);
+    pthread_join(th, NULL);
+    pthread_attr_destroy(&attr);
+    cr_expect_eq(j.fwd, DARN_OK);
+    cr_expect_eq(j.bwd, DARN_OK);
+}

@@ -18,7 +18,14 @@
  * - Each tensor's element type is chosen independently (darn_dtype); pointers must be aligned to their
  *   element size.
  * - Calls return a darn_status. On any status other than DARN_OK no output byte is written, and
- *   darn_last_error() returns a message naming the offending argument (thread-local).
+ *   darn_last_error() returns a message naming the offending argument (thread-local). Every check that
+ *   can fail runs before the first GPU launch; the one exception is DARN_ERR_DEVICE (the GPU runtime
+ *   refused a launch, e.g. a device in an error state), after which the outputs of an earlier launch of
+ *   the same call (the backward's dx / dresidual before its dweight pass) may be written.
+ * - The CPU backend keeps its working tiles on the calling thread's stack: about 12 KB per call (any N).
+ * - Inputs that contradict the options are rejected (DARN_ERR_UNSUPPORTED): a residual, bias or rowscale
+ *   pointer without its flag, a mean with RMSNorm. The dropout mask is the one input read only when it
+ *   can matter: at p = 0 every element is kept and at p = 1 none is, and darn_bwd does not read it.
  * - No call allocates memory, and GPU calls never synchronize: they are ordered on `stream`
  *   (a hipStream_t / cudaStream_t, NULL = the default stream). Workspace comes from the caller:
  *   ask darn_*_workspace_size() first; it must be 16-byte aligned, in the backend's memory, and
@@ -151,7 +158,8 @@ DARN_API darn_dtype darn_residual_out_dtype(const darn_desc *desc);
 /* ---- Dropout mask layout ---------------------------------------------------------------------------
  * 1 bit per element, 1 = kept. Row r starts at byte r * darn_mask_row_bytes(N); bit c of the row is bit
  * (c % 8) of byte c / 8 (LSB first, i.e. little-endian 32-bit words). Rows are padded to whole 32-bit
- * words, so no two rows share a word; padding bits are written as 0. */
+ * words, so no two rows share a word; padding bits are written as 0. darn_mask_row_bytes(N) =
+ * 4 * ceil(N / 32) for every N >= 1 (no overflow for any int64 N), 0 for N <= 0. */
 DARN_API int64_t darn_mask_row_bytes(int64_t cols);
 
 /* ---- Forward ---------------------------------------------------------------------------------------
