@@ -38,7 +38,11 @@ The mask is not stored for the backward: darn regenerates it from (seed, offset)
 return_dropout_mask=True it is stored (bit-packed, darn's layout) and handed to the backward.
 """
 
+from operator import index as _index
+from typing import Optional, Tuple, Union
+
 import torch
+from torch import Tensor
 
 from . import _lib as L
 
@@ -87,7 +91,7 @@ if _is_compiling is None:
         def _is_compiling():
             return False
 
-HAS_CUSTOM_OP = hasattr(torch, "library") and hasattr(torch.library, "custom_op") and hasattr(
+HAS_CUSTOM_OP: bool = hasattr(torch, "library") and hasattr(torch.library, "custom_op") and hasattr(
     torch.library, "register_fake")
 
 
@@ -252,6 +256,18 @@ def _philox_take(gen, increment):
 
 def _signed(v):
     return v - (1 << 64) if v >= (1 << 63) else v
+
+
+def _u64_arg(v, what):
+    """seed= / offset= as darn's uint64 (in int64 two's complement, as the custom op's schema carries it): an
+    integer in [0, 2**64), else TypeError / ValueError (no silent wrapping or truncation)."""
+    try:
+        i = _index(v)
+    except TypeError:
+        raise TypeError("darn: %s must be an integer, got %s" % (what, type(v).__name__)) from None
+    if not 0 <= i <= _U64:
+        raise ValueError("darn: %s = %d is outside [0, 2**64) (darn's seed and offset are uint64)" % (what, i))
+    return i - (1 << 64) if i >= (1 << 63) else i
 
 
 def _rng_tensor(rng):
@@ -603,10 +619,6 @@ def _op_backward_with(bwd):
 
 
 if HAS_CUSTOM_OP:
-    from typing import Optional, Tuple
-
-    from torch import Tensor
-
     @torch.library.custom_op("darn::fwd", mutates_args=())
     def _fwd_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: Optional[Tensor],
                 rowscale: Optional[Tensor], eps: float, dropout_p: float, is_rms_norm: bool,
@@ -645,10 +657,11 @@ def _unpack_mask(packed, m, n, shape):
     return bits.flatten(1)[:, :n].bool().reshape(shape)  # flatten, not reshape(m, -1): M may be 0
 
 
-def _type_error(x, weight, bias, residual):
-    """The TypeError for the first of x, weight (tensors) and bias, residual (tensors or None) that is neither."""
+def _type_error(x, weight, bias, residual, rowscale):
+    """The TypeError for the first of x, weight (tensors) and bias, residual, rowscale (tensors or None) that is
+    neither."""
     for t, what, optional in ((x, "x", False), (weight, "weight", False), (bias, "bias", True),
-                              (residual, "residual", True)):
+                              (residual, "residual", True), (rowscale, "rowscale", True)):
         if not (isinstance(t, _Tensor) or (optional and t is None)):
             return TypeError("darn: %s must be a torch.Tensor, got %s" % (what, type(t).__name__))
     return None
@@ -697,6 +710,9 @@ def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, res
             raise ValueError("darn: rowscale has %d elements, expected %d (one per row of x)" % (rowscale.numel(), m))
         if rowscale.device != dev:
             raise ValueError("darn: rowscale is on %s but x is on %s" % (rowscale.device, dev))
+        if not rowscale.is_floating_point():
+            raise TypeError("darn: rowscale has dtype %s; it must be a floating-point tensor (darn reads it as "
+                            "float32)" % rowscale.dtype)
     out_code = _CODE.get(xdt if out_dtype is None else out_dtype)
     if out_code is None:
         _code(out_dtype, "out_dtype")
@@ -725,11 +741,12 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
         raise NotImplementedError("darn: preallocated out= / residual_out= are not supported yet; darn "
                                   "allocates its outputs")
     if not (isinstance(x, _Tensor) and isinstance(weight, _Tensor) and (bias is None or isinstance(bias, _Tensor))
-            and (residual is None or isinstance(residual, _Tensor))):
-        raise _type_error(x, weight, bias, residual)
+            and (residual is None or isinstance(residual, _Tensor))
+            and (rowscale is None or isinstance(rowscale, _Tensor))):
+        raise _type_error(x, weight, bias, residual, rowscale)
     dropout_p, eps = float(dropout_p), float(eps)
     if seed is not None:
-        seed, offset = _signed(int(seed) & _U64), _signed(int(offset) & _U64)
+        seed, offset = _u64_arg(seed, "seed"), _u64_arg(offset, "offset")
     elif offset != 0:
         raise ValueError("darn: offset= needs seed=; without seed the (seed, offset) pair comes from the generator")
     else:
@@ -745,7 +762,7 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
         key = (x.shape, x.dtype, x.device, weight.shape, weight.dtype, weight.device,
                bias if bias is None else (bias.shape, bias.dtype, bias.device),
                residual if residual is None else (residual.shape, residual.dtype, residual.device),
-               rowscale if rowscale is None else (rowscale.shape, rowscale.device),
+               rowscale if rowscale is None else (rowscale.shape, rowscale.dtype, rowscale.device),
                eps, dropout_p, prenorm, residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask,
                out_dtype, needs_grad)
         plan = _plans.get(key)
@@ -794,10 +811,19 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
     return tuple(res)
 
 
-def layer_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=None, eps=1e-6, dropout_p=0.0,
-                  rowscale=None, prenorm=False, residual_in_fp32=False, zero_centered_weight=False,
-                  is_rms_norm=False, return_dropout_mask=False, out_dtype=None, out=None, residual_out=None, *,
-                  seed=None, offset=0):
+# What layer_norm_fn / rms_norm_fn return: y, (y, residual_out), (y, mask, None) or (y, residual_out, mask, None).
+NormResult = Union[Tensor, Tuple[Tensor, Tensor], Tuple[Tensor, Optional[Tensor], None],
+                   Tuple[Tensor, Tensor, Optional[Tensor], None]]
+
+
+def layer_norm_fn(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: Optional[Tensor] = None,
+                  x1: Optional[Tensor] = None, weight1: Optional[Tensor] = None, bias1: Optional[Tensor] = None,
+                  eps: float = 1e-6, dropout_p: float = 0.0, rowscale: Optional[Tensor] = None,
+                  prenorm: bool = False, residual_in_fp32: bool = False, zero_centered_weight: bool = False,
+                  is_rms_norm: bool = False, return_dropout_mask: bool = False,
+                  out_dtype: Optional[torch.dtype] = None, out: Optional[Tensor] = None,
+                  residual_out: Optional[Tensor] = None, *, seed: Optional[int] = None,
+                  offset: int = 0) -> NormResult:
     """flash_attn.ops.triton.layer_norm.layer_norm_fn on libdarn:
     h = dropout(x * rowscale) + residual; y = norm(h) * w' + b (LayerNorm, or RMSNorm with is_rms_norm).
 
@@ -805,8 +831,8 @@ def layer_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=N
     (y, residual_out, mask, None), mask a bool tensor of x's shape (None with dropout_p = 0).
     residual_out has residual's dtype, float32 with residual_in_fp32 and no residual, else x's dtype; it is
     x itself when there is no residual, dropout or rowscale and no dtype change (as in flash-attn).
-    darn extensions (keyword-only): seed / offset fix the dropout stream instead of drawing it from the
-    default generator (see darn.ops). Not supported (NotImplementedError): x1 / weight1 / bias1, out=,
+    darn extensions (keyword-only): seed / offset (integers in [0, 2**64)) fix the dropout stream instead of
+    drawing it from the default generator (see darn.ops). Not supported (NotImplementedError): x1 / weight1 / bias1, out=,
     residual_out=.
     """
     return _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
@@ -814,9 +840,13 @@ def layer_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=N
                     residual_out, seed, offset)
 
 
-def rms_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=None, eps=1e-6, dropout_p=0.0,
-                rowscale=None, prenorm=False, residual_in_fp32=False, zero_centered_weight=False,
-                return_dropout_mask=False, out_dtype=None, out=None, residual_out=None, *, seed=None, offset=0):
+def rms_norm_fn(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: Optional[Tensor] = None,
+                x1: Optional[Tensor] = None, weight1: Optional[Tensor] = None, bias1: Optional[Tensor] = None,
+                eps: float = 1e-6, dropout_p: float = 0.0, rowscale: Optional[Tensor] = None, prenorm: bool = False,
+                residual_in_fp32: bool = False, zero_centered_weight: bool = False,
+                return_dropout_mask: bool = False, out_dtype: Optional[torch.dtype] = None,
+                out: Optional[Tensor] = None, residual_out: Optional[Tensor] = None, *, seed: Optional[int] = None,
+                offset: int = 0) -> NormResult:
     """flash_attn.ops.triton.layer_norm.rms_norm_fn on libdarn: layer_norm_fn with is_rms_norm=True."""
     return _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
                     residual_in_fp32, zero_centered_weight, True, return_dropout_mask, out_dtype, out,
