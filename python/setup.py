@@ -1,4 +1,4 @@
-"""setuptools glue of the darn package (the metadata is in pyproject.toml; the build backend in build_backend/).
+"""setuptools glue of the darn package (the metadata is in pyproject.toml; the build backend in backend/).
 
 - version: the C library's (CMakeLists.txt / include/darn/darn.h of the source tree), one source for both;
 - build_py: builds libdarn with CMake (DARN_GPU = none | nvidia | amd, CMAKE_ARGS passed through) and puts it into
@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "build_backend"))
+sys.path.insert(0, os.path.join(HERE, "backend"))
 
 import darn_build as B  # noqa: E402
 from setuptools import Command, setup  # noqa: E402
@@ -91,7 +91,7 @@ else:
 
 
 class sdist(_sdist):
-    """The package plus the C sources of libdarn under csrc/ (build_backend.darn_build.source_dir finds them)."""
+    """The package plus the C sources of libdarn under csrc/ (backend/darn_build.py source_dir finds them)."""
 
     def make_release_tree(self, base_dir, files):
         super().make_release_tree(base_dir, files)
