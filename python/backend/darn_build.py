@@ -149,8 +149,12 @@ class _settings_in_env:
         self.saved = {k: os.environ.get(k) for k in self.ours}
         for k, v in self.ours.items():
             os.environ[k] = " ".join(v) if isinstance(v, list) else str(v)
-        gpu_choice()  # a bad value fails here, before any build work
-        cmake_args()
+        try:
+            gpu_choice()  # a bad value fails here, before any build work
+            cmake_args()
+        except BuildError:
+            self.__exit__()
+            raise
         return self.rest
 
     def __exit__(self, *exc):
