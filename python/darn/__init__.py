@@ -14,11 +14,10 @@ from .modules import DropoutAddLayerNorm, DropoutAddRMSNorm, LayerNorm, RMSNorm
 from .ops import HAS_CUSTOM_OP, layer_norm_fn, rms_norm_fn
 
 try:  # written by the package build: the C library's version at build time (CMakeLists.txt / darn.h)
-    from ._build_info import version as __version__
+    from ._build_info import version as _built
 except ImportError:  # not built (python/ of a checkout on sys.path): the version of the library in use
-    __version__ = _lib.VERSION
-
-__version__: str
+    _built = None
+__version__: str = _built or _lib.VERSION
 library_path: str = _lib.PATH
 """The libdarn file in use."""
 library_version: str = _lib.VERSION

@@ -57,31 +57,31 @@ def _inputs(case) -> Dict[str, Any]:
     return t
 
 
-def _package_run(case, t, device) -> Dict[str, Optional[torch.Tensor]]:
+def _package_run(case, t, device) -> Dict[str, Any]:
     """The package's layer_norm_fn forward + backward on `device`; every result back on the CPU."""
     _, is_rms, shape, xd, rd, wd, bd, od, has_rs, zc, rfp32, p, prenorm = case
     leaf = {k: (t[k].to(device).requires_grad_() if t[k] is not None else None) for k in ("x", "r", "w", "b")}
     rs = t["rs"].to(device) if t["rs"] is not None else None
-    y, h, mask, _ = ops.layer_norm_fn(leaf["x"], leaf["w"], leaf["b"], leaf["r"], eps=1e-5, dropout_p=p, rowscale=rs,
-                                      prenorm=True, residual_in_fp32=rfp32, zero_centered_weight=zc,
-                                      is_rms_norm=is_rms, return_dropout_mask=True, out_dtype=od, seed=SEED,
-                                      offset=OFFSET)
+    res: Any = ops.layer_norm_fn(leaf["x"], leaf["w"], leaf["b"], leaf["r"], eps=1e-5, dropout_p=p, rowscale=rs,
+                                 prenorm=True, residual_in_fp32=rfp32, zero_centered_weight=zc, is_rms_norm=is_rms,
+                                 return_dropout_mask=True, out_dtype=od, seed=SEED, offset=OFFSET)
+    y, h, mask, _ = res
     outs, grads = [y], [t["gy"].to(device)]
     if prenorm:
         outs.append(h)
         grads.append(t["gh"].to(h.dtype).to(device))
     torch.autograd.backward(outs, grads)
-    res = {"y": y, "h": h, "mask": mask, "dx": leaf["x"].grad, "dw": leaf["w"].grad,
+    got = {"y": y, "h": h, "mask": mask, "dx": leaf["x"].grad, "dw": leaf["w"].grad,
            "dr": leaf["r"].grad if leaf["r"] is not None else None,
            "db": leaf["b"].grad if leaf["b"] is not None else None}
-    return {k: (v.detach().cpu() if v is not None else None) for k, v in res.items()}
+    return {k: (v.detach().cpu() if v is not None else None) for k, v in got.items()}
 
 
 def _ptr(t: Optional[torch.Tensor]) -> Optional[int]:
     return t.data_ptr() if t is not None else None
 
 
-def _direct_run(case, t) -> Dict[str, Optional[torch.Tensor]]:
+def _direct_run(case, t) -> Dict[str, Any]:
     """The same forward + backward as _package_run on the CPU, through darn_fwd / darn_bwd on ctypes structs."""
     _, is_rms, shape, xd, rd, wd, bd, od, has_rs, zc, rfp32, p, prenorm = case
     m, n = shape
@@ -150,7 +150,7 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
     return t.view(torch.int32) if t.element_size() == 4 else t.view(torch.int16)
 
 
-def _diff(a: Dict[str, Optional[torch.Tensor]], b: Dict[str, Optional[torch.Tensor]]) -> List[str]:
+def _diff(a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
     """The names of the results where a and b differ in presence, dtype, shape or any bit."""
     bad = []
     for k in a:
@@ -250,7 +250,7 @@ def report(check: bool = True) -> Dict[str, Any]:
         "torch_cuda": torch.version.cuda,
         "torch_hip": getattr(torch.version, "hip", None),
         "custom_op": ops.HAS_CUSTOM_OP,
-        "platform": "%s, %s %s" % (platform.platform(), *platform.libc_ver()),
+        "platform": "%s, %s" % (platform.platform(), " ".join(platform.libc_ver())),
         "env": {k: os.environ[k] for k in ("DARN_LIBRARY", "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
                                            "OMP_NUM_THREADS") if k in os.environ},
         "backends": {"cpu": "available", "gpu": _gpu_backend_state()},
@@ -258,12 +258,13 @@ def report(check: bool = True) -> Dict[str, Any]:
         "checks": {},
     }
     if check:
-        for name, fn, arg in [("cpu", check_cpu, None)] + [
-                (d["device"], check_gpu, d["device"]) for d in r["torch_devices"]
-                if r["backends"]["gpu"] == "available"]:
+        checks: List[Tuple[str, Any, tuple]] = [("cpu", check_cpu, ())]
+        if r["backends"]["gpu"] == "available":
+            checks += [(d["device"], check_gpu, (d["device"],)) for d in r["torch_devices"]]
+        for name, fn, args in checks:
             t0 = time.perf_counter()
             try:
-                res = fn(arg) if arg else fn()
+                res = fn(*args)
             except Exception as e:  # a crash of a check is a failed check, reported like the others
                 res = {"ok": False, "failures": ["raised %s: %s" % (type(e).__name__, e)]}
             res["seconds"] = round(time.perf_counter() - t0, 2)
@@ -293,8 +294,9 @@ def format_report(r: Dict[str, Any]) -> str:
     if r["env"]:
         lines.append("environment: " + ", ".join("%s=%s" % kv for kv in r["env"].items()))
     lines.append("backends: cpu %s; gpu %s" % (r["backends"]["cpu"], r["backends"]["gpu"]))
-    lines.append("devices (torch): " + (", ".join("%s %s (%s, %.0f GiB)" % (
-        d["device"], d["name"], d["capability"], d["memory_gib"]) for d in r["torch_devices"]) or "no CUDA/ROCm device"))
+    devs = ", ".join("%s %s (%s, %.0f GiB)" % (d["device"], d["name"], d["capability"], d["memory_gib"])
+                     for d in r["torch_devices"])
+    lines.append("devices (torch): " + (devs or "no CUDA/ROCm device"))
     for name, c in r["checks"].items():
         state = {True: "ok", False: "FAILED", None: "skipped"}[c["ok"]]
         extra = " (%d cases, %.2f s)" % (c["cases"], c["seconds"]) if "cases" in c else ""

@@ -7,7 +7,9 @@ from torch import Tensor
 
 from .ops import layer_norm_fn, rms_norm_fn
 
-_Out = Union[Tensor, Tuple[Tensor, Tensor]]  # y, or (y, residual_out) with prenorm
+# y, or (y, residual_out) with prenorm (the functions return more variants: the mask ones, which the modules do not
+# ask for; hence the `type: ignore` below, which also covers torch's Module.__getattr__ typing of self.bias)
+_Out = Union[Tensor, Tuple[Tensor, Tensor]]
 
 
 class RMSNorm(torch.nn.Module):
@@ -29,7 +31,7 @@ class RMSNorm(torch.nn.Module):
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None, prenorm: bool = False,
                 residual_in_fp32: bool = False) -> _Out:
-        return rms_norm_fn(x, self.weight, self.bias, residual=residual, eps=self.eps,
+        return rms_norm_fn(x, self.weight, self.bias, residual=residual, eps=self.eps,  # type: ignore
                            dropout_p=self.dropout_p if self.training else 0.0, prenorm=prenorm,
                            residual_in_fp32=residual_in_fp32, zero_centered_weight=self.zero_centered_weight)
 
@@ -61,7 +63,7 @@ class LayerNorm(torch.nn.Module):
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None, prenorm: bool = False,
                 residual_in_fp32: bool = False) -> _Out:
-        return layer_norm_fn(x, self.weight, self.bias, residual=residual, eps=self.eps,
+        return layer_norm_fn(x, self.weight, self.bias, residual=residual, eps=self.eps,  # type: ignore
                              dropout_p=self.dropout_p if self.training else 0.0, prenorm=prenorm,
                              residual_in_fp32=residual_in_fp32, zero_centered_weight=self.zero_centered_weight)
 
@@ -90,7 +92,7 @@ class DropoutAddRMSNorm(torch.nn.Module):
         torch.nn.init.ones_(self.weight)
 
     def forward(self, x0: Tensor, residual: Optional[Tensor] = None) -> _Out:
-        return rms_norm_fn(x0, self.weight, None, residual=residual, eps=self.eps,
+        return rms_norm_fn(x0, self.weight, None, residual=residual, eps=self.eps,  # type: ignore
                            dropout_p=self.p if self.training else 0.0, prenorm=self.prenorm,
                            residual_in_fp32=self.residual_in_fp32)
 
@@ -116,6 +118,6 @@ class DropoutAddLayerNorm(torch.nn.Module):
         torch.nn.init.zeros_(self.bias)
 
     def forward(self, x0: Tensor, residual: Optional[Tensor] = None) -> _Out:
-        return layer_norm_fn(x0, self.weight, self.bias, residual=residual, eps=self.eps,
+        return layer_norm_fn(x0, self.weight, self.bias, residual=residual, eps=self.eps,  # type: ignore
                              dropout_p=self.p if self.training else 0.0, prenorm=self.prenorm,
                              residual_in_fp32=self.residual_in_fp32)

@@ -86,9 +86,9 @@ _is_capturing = getattr(torch._C, "_cuda_isCurrentStreamCapturing", None) or _is
 _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
 if _is_compiling is None:
     try:
-        from torch._dynamo import is_compiling as _is_compiling
+        from torch._dynamo import is_compiling as _is_compiling  # type: ignore[no-redef]
     except Exception:  # torch < 2.0: nothing compiles
-        def _is_compiling():
+        def _is_compiling():  # type: ignore[misc]
             return False
 
 HAS_CUSTOM_OP: bool = hasattr(torch, "library") and hasattr(torch.library, "custom_op") and hasattr(
@@ -158,7 +158,7 @@ def _backend(t):
     return _BACKEND_CPU, None, -1
 
 
-_ws_cache = {}
+_ws_cache: dict = {}
 _CPU = _BACKEND_CPU
 _CPU_WS_CACHED = 16 << 20  # larger CPU workspaces are allocated per call
 _ws_tls = L.threading.local()
@@ -619,7 +619,7 @@ def _op_backward_with(bwd):
 
 
 if HAS_CUSTOM_OP:
-    @torch.library.custom_op("darn::fwd", mutates_args=())
+    @torch.library.custom_op("darn::fwd", mutates_args=())  # type: ignore[attr-defined]
     def _fwd_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: Optional[Tensor],
                 rowscale: Optional[Tensor], eps: float, dropout_p: float, is_rms_norm: bool,
                 zero_centered_weight: bool, residual_in_fp32: bool, out_dtype: int, store_residual_out: bool,
@@ -630,7 +630,7 @@ if HAS_CUSTOM_OP:
 
     _fwd_op.register_fake(_fwd_fake)
 
-    @torch.library.custom_op("darn::bwd", mutates_args=())
+    @torch.library.custom_op("darn::bwd", mutates_args=())  # type: ignore[attr-defined]
     def _bwd_op(dy: Tensor, h: Tensor, weight: Tensor, rstd: Tensor, mean: Tensor, rowscale: Optional[Tensor],
                 dresidual_out: Optional[Tensor], mask: Optional[Tensor], rng: Tensor, eps: float, dropout_p: float,
                 is_rms_norm: bool, zero_centered_weight: bool, residual_in_fp32: bool, x_dtype: int,
@@ -641,8 +641,8 @@ if HAS_CUSTOM_OP:
                             want_dresidual)
 
     _bwd_op.register_fake(_bwd_fake)
-    torch.library.register_autograd("darn::fwd", _op_backward_with(lambda *a: torch.ops.darn.bwd(*a)),
-                                    setup_context=_op_setup_context)
+    torch.library.register_autograd(  # type: ignore[attr-defined]
+        "darn::fwd", _op_backward_with(lambda *a: torch.ops.darn.bwd(*a)), setup_context=_op_setup_context)
 
 
 # ---- flash-attn's functions ---------------------------------------------------------------------------------
@@ -727,7 +727,7 @@ def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, res
 # Eager calls: the argument metadata -> (_norm_plan's cfg, the call's _fwd_plan, with rstd / mean only for
 # gradients). A call whose metadata is known skips the checks and the darn_desc derivation: everything they read
 # is in the key.
-_plans = {}
+_plans: dict = {}
 _PLANS_MAX = 4096
 
 
@@ -832,8 +832,8 @@ def layer_norm_fn(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: O
     residual_out has residual's dtype, float32 with residual_in_fp32 and no residual, else x's dtype; it is
     x itself when there is no residual, dropout or rowscale and no dtype change (as in flash-attn).
     darn extensions (keyword-only): seed / offset (integers in [0, 2**64)) fix the dropout stream instead of
-    drawing it from the default generator (see darn.ops). Not supported (NotImplementedError): x1 / weight1 / bias1, out=,
-    residual_out=.
+    drawing it from the default generator (see darn.ops). Not supported (NotImplementedError): x1 / weight1 /
+    bias1, out=, residual_out=.
     """
     return _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
                     residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out,
