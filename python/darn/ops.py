@@ -262,10 +262,12 @@ def _signed(v):
 def _u64_arg(v, what):
     """seed= / offset= as darn's uint64 (in int64 two's complement, as the custom op's schema carries it): an
     integer in [0, 2**64), else TypeError / ValueError (no silent wrapping or truncation)."""
-    try:
-        i = _index(v)
-    except TypeError:
-        raise TypeError("darn: %s must be an integer, got %s" % (what, type(v).__name__)) from None
+    i = v
+    if type(i) is not int:  # a plain int (the common case) skips the try: dynamo traces this function
+        try:
+            i = _index(v)
+        except TypeError:
+            raise TypeError("darn: %s must be an integer, got %s" % (what, type(v).__name__)) from None
     if not 0 <= i <= _U64:
         raise ValueError("darn: %s = %d is outside [0, 2**64) (darn's seed and offset are uint64)" % (what, i))
     return i - (1 << 64) if i >= (1 << 63) else i
