@@ -774,9 +774,9 @@ def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, res
             bool(prenorm))
 
 
-# Eager calls: the argument metadata -> (_norm_plan's cfg, the call's _fwd_plan, with rstd / mean only for
-# gradients). A call whose metadata is known skips the checks and the darn_desc derivation: everything they read
-# is in the key.
+# Eager calls: the argument metadata -> (_norm_plan's cfg, the call's _fwd_plan without gradients, or _DarnFn's
+# _fn_plan with them: rstd / mean and the backward's settings). A call whose metadata is known skips the checks
+# and the darn_desc derivation: everything they read is in the key.
 _plans: dict = {}
 _PLANS_MAX = 4096
 
