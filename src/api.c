@@ -67,11 +67,12 @@ void darn_desc_init(darn_desc *desc, darn_norm norm, int64_t rows, int64_t cols,
 
 darn_dtype darn_residual_out_dtype(const darn_desc *d)
 {
+    if (!d) return (darn_dtype)-1;
     if (d->flags & DARN_FLAG_RESIDUAL_IN_FP32) return DARN_F32;
     return (d->flags & DARN_FLAG_HAS_RESIDUAL) ? d->residual_dtype : d->x_dtype;
 }
 
-int64_t darn_mask_row_bytes(int64_t cols) { return cols <= 0 ? 0 : 4 * ((cols + 31) / 32); }
+int64_t darn_mask_row_bytes(int64_t cols) { return cols <= 0 ? 0 : 4 * (cols / 32 + (cols % 32 != 0)); }
 int64_t darn_wgrad_chunks(int64_t rows, int64_t cols) { return cols <= 0 ? 0 : darn_wgrad_chunks_for(rows, cols); }
 int64_t darn_wgrad_chunk_rows(int64_t rows, int64_t cols) { return rows <= 0 || cols <= 0 ? 0 : darn_wgrad_chunk_rows_for(rows, cols); }
 int64_t darn_row_groups(int64_t cols) { return cols <= 0 ? 0 : darn_groups_for(cols); }

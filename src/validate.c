@@ -45,13 +45,20 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
         return darn_fail(DARN_ERR_OVERFLOW, "%s: desc->rows * desc->cols (%lld * %lld) overflows int64", fn,
                          (long long)d->rows, (long long)d->cols);
     if (!(d->eps > 0.0f) || !isfinite(d->eps))
-        return darn_fail(DARN_ERR_BAD_EPS, "%s: desc->eps = %g, must be finite and > 0", fn, (double)d->eps);
+        return darn_fail(DARN_ERR_BAD_EPS, "%s: desc->eps = %.9g, must be finite and > 0", fn, (double)d->eps);
     if (!(d->dropout_p >= 0.0 && d->dropout_p <= 1.0)) /* also catches NaN */
-        return darn_fail(DARN_ERR_BAD_DROPOUT, "%s: desc->dropout_p = %g, must be in [0, 1]", fn, d->dropout_p);
+        return darn_fail(DARN_ERR_BAD_DROPOUT, "%s: desc->dropout_p = %.17g, must be in [0, 1]", fn, d->dropout_p);
     if ((d->rng_seed_ptr == NULL) != (d->rng_offset_ptr == NULL))
         return darn_fail(DARN_ERR_NULL_POINTER, "%s: desc->%s is NULL but desc->%s is set (both or neither)", fn,
                          d->rng_seed_ptr ? "rng_offset_ptr" : "rng_seed_ptr",
                          d->rng_seed_ptr ? "rng_seed_ptr" : "rng_offset_ptr");
+    /* 8-byte loads on every backend (a GPU faults on a misaligned one), whatever M and p. */
+    if ((uintptr_t)d->rng_seed_ptr % 8)
+        return darn_fail(DARN_ERR_MISALIGNED, "%s: desc->rng_seed_ptr = %p is not 8-byte aligned", fn,
+                         (const void *)d->rng_seed_ptr);
+    if ((uintptr_t)d->rng_offset_ptr % 8)
+        return darn_fail(DARN_ERR_MISALIGNED, "%s: desc->rng_offset_ptr = %p is not 8-byte aligned", fn,
+                         (const void *)d->rng_offset_ptr);
 
     *plan = (darn_plan){0};
     plan->desc = *d;
@@ -85,6 +92,8 @@ typedef struct buf {
     int64_t stride; /* resolved, for [M, N] tensors; 0 for vectors */
     darn_dtype dtype;
     int pair;       /* index of the one input this output may equal exactly, or -1 */
+    /* the bytes touched: rows [p + k * step, p + k * step + width) for 0 <= k < rows (a vector is one row) */
+    int64_t rows, step, width;
 } buf;
 
 typedef struct bufs {
@@ -117,7 +126,9 @@ static darn_status add_matrix(bufs *L, const darn_plan *pl, const char *name, co
     const uint64_t bytes = m > 0 ? elems * es : 0;
     if ((uintptr_t)p + bytes < (uintptr_t)p)
         return darn_fail(DARN_ERR_OVERFLOW, "%s: %s: address range wraps around", L->fn, name);
-    L->b[L->n++] = (buf){name, p, bytes, output, stride, dt, -1};
+    /* one row: the stride is never used (and stride * es may not fit) */
+    const int64_t step = m > 1 ? stride * (int64_t)es : n * (int64_t)es;
+    L->b[L->n++] = (buf){name, p, bytes, output, stride, dt, -1, m, step, n * (int64_t)es};
     return DARN_OK;
 }
 
@@ -130,7 +141,10 @@ static darn_status add_vector(bufs *L, const char *name, const void *p, uint64_t
                          (unsigned)es);
     if (count > (uint64_t)INT64_MAX / es)
         return darn_fail(DARN_ERR_OVERFLOW, "%s: %s: byte size overflows", L->fn, name);
-    L->b[L->n++] = (buf){name, p, count * es, output, 0, DARN_F32, -1};
+    if ((uintptr_t)p + count * es < (uintptr_t)p)
+        return darn_fail(DARN_ERR_OVERFLOW, "%s: %s: address range wraps around", L->fn, name);
+    const int64_t bytes = (int64_t)(count * es);
+    L->b[L->n++] = (buf){name, p, (uint64_t)bytes, output, 0, DARN_F32, -1, 1, bytes, bytes};
     return DARN_OK;
 }
 
@@ -146,6 +160,76 @@ static void allow_in_place(bufs *L, const void *out, const void *in)
         L->b[o].pair = i;
 }
 
+/* ---- exact overlap of two row sets ----------------------------------------------------------------
+ * Row i of A meets row j of B iff their byte ranges intersect. Deciding "some i, some j" is a question
+ * about i*sa - j*sb in an interval; it is answered with O(log) arithmetic (no loop over rows) in a type
+ * wide enough that nothing overflows: every operand is below 2^63 (spans are checked to fit int64), so
+ * products stay below 2^126. Without a 128-bit type, views whose spans reach 2^31 are treated as
+ * overlapping (the old, conservative rule), and every product stays below 2^62. */
+#if defined(__SIZEOF_INT128__)
+__extension__ typedef __int128 ov_int;
+__extension__ typedef unsigned __int128 ov_uint;
+#define OV_EXACT_MAX INT64_MAX
+#else
+typedef int64_t ov_int;
+typedef uint64_t ov_uint;
+#define OV_EXACT_MAX INT32_MAX
+#endif /* __SIZEOF_INT128__ */
+
+/* a * b for results known to fit (done unsigned: no sanitizer runtime call for a 128-bit multiply). */
+static ov_int ov_mul(ov_int a, ov_int b) { return (ov_int)((ov_uint)a * (ov_uint)b); }
+static ov_int ov_floor_div(ov_int a, ov_int b) { return a / b - (a % b < 0); } /* b > 0 */
+static ov_int ov_ceil_div(ov_int a, ov_int b) { return a / b + (a % b > 0); }  /* b > 0 */
+static ov_int ov_mod(ov_int a, ov_int b) { return a % b + (a % b < 0 ? b : 0); } /* b > 0 */
+
+/* The least t >= 0 with (a * t) mod m in [lo, hi], or -1 when there is none (0 <= a < m, 0 <= lo <= hi < m).
+ * The answer, when there is one, is below m. Euclid's steps: the moduli go m, a, m mod a, ... */
+static ov_int first_hit(ov_int a, ov_int m, ov_int lo, ov_int hi)
+{
+    if (lo == 0) return 0;
+    if (a == 0) return -1;
+    const ov_int t = ov_ceil_div(lo, a);
+    if (ov_mul(a, t) <= hi) return t; /* reached before the first wrap */
+    /* No multiple of a lies in [lo, hi], so lo mod a <= hi mod a. A hit after q wraps needs a multiple of a in
+     * [lo + q m, hi + q m]: (q * (m mod a)) mod a in [a - hi mod a, a - lo mod a]. The least such q (< a)
+     * gives the least t. */
+    const ov_int q = first_hit(m % a, a, a - hi % a, a - lo % a);
+    return q < 0 ? -1 : ov_ceil_div(lo + ov_mul(q, m), a);
+}
+
+/* The rows i in [0, rows) with lo <= d + i * step <= hi, as [*i0, *i1]; false when there are none. */
+static bool rows_in(ov_int d, ov_int step, ov_int rows, ov_int lo, ov_int hi, ov_int *i0, ov_int *i1)
+{
+    *i0 = ov_ceil_div(lo - d, step);
+    *i1 = ov_floor_div(hi - d, step);
+    if (*i0 < 0) *i0 = 0;
+    if (*i1 > rows - 1) *i1 = rows - 1;
+    return *i0 <= *i1;
+}
+
+static bool rows_meet(const buf *A, const buf *B)
+{
+    const uintptr_t pa = (uintptr_t)A->p, pb = (uintptr_t)B->p;
+    if (!(pa < pb + B->bytes && pb < pa + A->bytes)) return false; /* the spans are apart */
+    if (A->bytes > OV_EXACT_MAX || B->bytes > OV_EXACT_MAX) return true;
+    /* In B's frame, row i of A starts at x_i = d + i * sa; |d| < the larger span. */
+    const ov_int d = pa >= pb ? (ov_int)(pa - pb) : -(ov_int)(pb - pa);
+    const ov_int sa = A->step, wa = A->width, ma = A->rows, sb = B->step, wb = B->width, mb = B->rows;
+    ov_int i0, i1;
+    /* x_i in [1 - wa, wb - 1]: row i meets B's row 0. */
+    if (rows_in(d, sa, ma, 1 - wa, wb - 1, &i0, &i1)) return true;
+    /* x_i in [wb, (mb - 1) * sb + wb - 1]: the first row of B that ends after x_i is j = floor((x_i - wb) / sb)
+     * + 1 <= mb - 1; row i meets it (and so B) iff it starts before x_i + wa, i.e. iff
+     * (x_i - wb) mod sb >= sb - wa - wb + 1. Beyond that range row i is past B's last row. */
+    if (mb < 2 || !rows_in(d, sa, ma, wb, ov_mul(mb - 1, sb) + wb - 1, &i0, &i1)) return false;
+    if (wa + wb > sb) return true; /* no gap of B holds a row of A */
+    const ov_int c = ov_mod(d + ov_mul(i0, sa) - wb, sb), lo = sb - wa - wb + 1;
+    if (c >= lo) return true;
+    /* some k in [0, i1 - i0] with (c + k * sa) mod sb in [lo, sb - 1] */
+    const ov_int k = first_hit(sa % sb, sb, lo - c, sb - 1 - c);
+    return k >= 0 && k <= i1 - i0;
+}
+
 static darn_status check_overlaps(const bufs *L)
 {
     for (int a = 0; a < L->n; a++) {
@@ -155,8 +239,8 @@ static darn_status check_overlaps(const bufs *L)
             const buf *B = &L->b[b];
             if (b == a || B->bytes == 0 || (B->output && b < a)) continue;
             const uintptr_t pa = (uintptr_t)A->p, pb = (uintptr_t)B->p;
-            if (!(pa < pb + B->bytes && pb < pa + A->bytes)) continue;
             if (A->pair == b) continue; /* allowed exact in-place pair */
+            if (!rows_meet(A, B)) continue;
             return darn_fail(DARN_ERR_ALIASING, "%s: output %s overlaps %s %s%s", L->fn, A->name,
                              B->output ? "output" : "input", B->name,
                              (pa == pb && !B->output) ? " (in place is allowed only for the documented pairs with "
@@ -216,6 +300,8 @@ darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_f
         if (m > (uint64_t)INT64_MAX / rb) return darn_fail(DARN_ERR_OVERFLOW, "%s: t->mask: byte size overflows", fn);
         TRY(add_vector(&L, "t->mask", t->mask, m * rb, 1, true));
     }
+    TRY(add_vector(&L, "desc->rng_seed_ptr", d->rng_seed_ptr, 1, 8, false));
+    TRY(add_vector(&L, "desc->rng_offset_ptr", d->rng_offset_ptr, 1, 8, false));
     allow_in_place(&L, t->out, t->x);
     allow_in_place(&L, t->residual_out, t->residual);
     return check_overlaps(&L);
@@ -267,6 +353,8 @@ darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_b
                 return darn_fail(DARN_ERR_OVERFLOW, "%s: t->mask: byte size overflows", fn);
             TRY(add_vector(&L, "t->mask", t->mask, m * rb, 1, false));
         }
+        TRY(add_vector(&L, "desc->rng_seed_ptr", d->rng_seed_ptr, 1, 8, false));
+        TRY(add_vector(&L, "desc->rng_offset_ptr", d->rng_offset_ptr, 1, 8, false));
     } else {
         L.n = 0; /* M = 0: only dweight / dbias are touched */
     }

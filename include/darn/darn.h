@@ -18,14 +18,24 @@
  * - Each tensor's element type is chosen independently (darn_dtype); pointers must be aligned to their
  *   element size.
  * - Calls return a darn_status. On any status other than DARN_OK no output byte is written, and
- *   darn_last_error() returns a message naming the offending argument (thread-local).
+ *   darn_last_error() returns a message naming the offending argument (thread-local). Every check that
+ *   can fail runs before the first GPU launch; the one exception is DARN_ERR_DEVICE (the GPU runtime
+ *   refused a launch, e.g. a device in an error state), after which the outputs of an earlier launch of
+ *   the same call (the backward's dx / dresidual before its dweight pass) may be written.
+ * - The CPU backend keeps its working tiles on the calling thread's stack: about 12 KB per call (any N).
+ * - Inputs that contradict the options are rejected (DARN_ERR_UNSUPPORTED): a residual, bias or rowscale
+ *   pointer without its flag, a mean with RMSNorm. The dropout mask is the one input read only when it
+ *   can matter: at p = 0 every element is kept and at p = 1 none is, and darn_bwd does not read it.
  * - No call allocates memory, and GPU calls never synchronize: they are ordered on `stream`
  *   (a hipStream_t / cudaStream_t, NULL = the default stream). Workspace comes from the caller:
  *   ask darn_*_workspace_size() first; it must be 16-byte aligned, in the backend's memory, and
  *   overlap no tensor. Pointers of the GPU backend are device pointers.
  * - With M = 0 nothing is read, so row tensors may be NULL; the backward still writes dweight/dbias.
  * - Outputs may not overlap inputs or each other, except the exact in-place pairs named per function
- *   (same pointer, same dtype, same stride).
+ *   (same pointer, same dtype, same stride). Overlap is decided on the bytes each tensor touches: the N
+ *   elements of each of its M rows (a vector is one row), not the span from first to last byte, so
+ *   element-disjoint interleaved views work (x = buf[:, :N], out = buf[:, N:], both with row stride 2N).
+ *   A call never writes the bytes between rows. The rng pointers count as 8-byte inputs.
  */
 #ifndef DARN_DARN_H
 #define DARN_DARN_H
@@ -83,7 +93,10 @@ typedef enum darn_status {
 
 /* Static text for a status ("unknown status" for values not in the list). */
 DARN_API const char *darn_status_string(darn_status status);
-/* The message of the last failing call on this thread, naming the bad argument; "" after success. */
+/* The message of the last failing call on this thread; "" after success. It names the function once, then
+ * the bad argument, the value as passed (dropout_p with %.17g, eps with %.9g: both read back exactly) and
+ * the rule it breaks, e.g. "darn_fwd: desc->dropout_p = 1.0000000000000002, must be in [0, 1]". It is
+ * complete without darn_status_string(). */
 DARN_API const char *darn_last_error(void);
 
 /* ---- Enums --------------------------------------------------------------------------------------- */
@@ -118,7 +131,9 @@ DARN_API int darn_backend_available(darn_backend backend);
  * Dropout: element (r, c) is kept iff philox_word(seed, offset, r*N + c) >= floor(p * 2^32);
  * kept values are scaled by (float)(1 / (1 - p)); p = 1 drops all. With rng_seed_ptr/rng_offset_ptr
  * non-NULL (both or neither; memory of the chosen backend, read when the work runs, as PyTorch's
- * graph-safe Philox state is), seed = *rng_seed_ptr and offset = *rng_offset_ptr + offset.
+ * graph-safe Philox state is), seed = *rng_seed_ptr and offset = *rng_offset_ptr + offset. Each must be
+ * 8-byte aligned (else DARN_ERR_MISALIGNED, whatever M and p) and may not overlap an output of the call
+ * (else DARN_ERR_ALIASING); they may point into an input.
  */
 typedef struct darn_desc {
     darn_norm norm;
@@ -133,14 +148,18 @@ typedef struct darn_desc {
     const uint64_t *rng_offset_ptr; /* optional, see above */
 } darn_desc;
 
-/* Defaults: all dtypes `dtype`, no flags, eps 1e-5 (LayerNorm) / 1e-6 (RMSNorm), p = 0, seed = offset = 0. */
+/* Defaults: all dtypes `dtype`, no flags, eps 1e-5 (LayerNorm) / 1e-6 (RMSNorm), p = 0, seed = offset = 0.
+ * The arguments are stored as given (darn_fwd/darn_bwd check them). desc == NULL: does nothing. */
 DARN_API void darn_desc_init(darn_desc *desc, darn_norm norm, int64_t rows, int64_t cols, darn_dtype dtype);
+/* The residual-out dtype of `desc` (see above), from its flags and dtypes alone. desc == NULL: returns
+ * (darn_dtype)-1, which is no darn_dtype (darn_dtype_size() of it is 0). */
 DARN_API darn_dtype darn_residual_out_dtype(const darn_desc *desc);
 
 /* ---- Dropout mask layout ---------------------------------------------------------------------------
  * 1 bit per element, 1 = kept. Row r starts at byte r * darn_mask_row_bytes(N); bit c of the row is bit
  * (c % 8) of byte c / 8 (LSB first, i.e. little-endian 32-bit words). Rows are padded to whole 32-bit
- * words, so no two rows share a word; padding bits are written as 0. */
+ * words, so no two rows share a word; padding bits are written as 0. darn_mask_row_bytes(N) =
+ * 4 * ceil(N / 32) for every N >= 1 (no overflow for any int64 N), 0 for N <= 0. */
 DARN_API int64_t darn_mask_row_bytes(int64_t cols);
 
 /* ---- Forward ---------------------------------------------------------------------------------------

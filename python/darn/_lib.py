@@ -46,10 +46,10 @@ class DarnError(RuntimeError):
     """A darn call failed. `status` is the darn_status value, `status_name` its name, and the message is
     darn_last_error() of the failing call (it names the bad argument)."""
 
-    def __init__(self, status, message, function=""):
-        self.status = status
-        self.status_name = STATUS_NAMES.get(status, "unknown status %d" % status)
-        self.darn_message = message
+    def __init__(self, status: int, message: str, function: str = "") -> None:
+        self.status: int = status
+        self.status_name: str = STATUS_NAMES.get(status, "unknown status %d" % status)
+        self.darn_message: str = message
         super().__init__("%s%s: %s" % (function + ": " if function else "", self.status_name, message))
 
 
@@ -243,28 +243,61 @@ def _dlopen(path):
             preloaded.append(dep)
 
 
+class _NotDarn(Exception):
+    """A library that loaded but is not a usable libdarn; the message says what was found."""
+
+
+def _what_is(path):
+    """Why `path` (given as a file path) cannot be a library, or None when it may be one."""
+    if os.sep not in path:
+        return None  # a bare name: the system loader searches for it
+    if os.path.isdir(path):
+        inside = sorted(f for f in os.listdir(path) if f.startswith("libdarn.so"))
+        return "found a directory, not a library file%s" % (
+            " (it holds %s: set DARN_LIBRARY to one of them)" % ", ".join(inside) if inside else
+            " (with no libdarn.so* in it)")
+    if not os.path.exists(path):
+        return "no such file"
+    return None
+
+
 def _open():
+    """(library, the path or name it was opened by, where that came from, bound functions)."""
     tried = []
     for path, where in _candidates():
-        try:
-            return _dlopen(path), path
-        except OSError as e:
-            tried.append("  %s (from %s): %s" % (path, where, e))
+        why = _what_is(path)
+        if why is None:
+            try:
+                lib = _dlopen(path)
+            except OSError as e:
+                why = "the loader refused it: %s" % e
+            else:
+                try:
+                    return lib, path, where, _bind(lib)
+                except _NotDarn as e:
+                    why = str(e)
+        tried.append("  %s (from %s): %s" % (path, where, why))
     raise ImportError(
-        "darn: cannot load libdarn. Build it (cmake -S . -B build/none -DDARN_GPU=none, or DARN_GPU=nvidia|amd "
-        "for GPU tensors) and set DARN_LIBRARY=/path/to/libdarn.so, or copy libdarn.so.0 into darn/lib/ before "
-        "`pip install`, or install it system-wide. Tried:\n" + "\n".join(tried))
+        "darn: cannot load libdarn. `pip install ./python` (in a darn checkout) builds it into the package; or build "
+        "it (cmake -S . -B build/none -DDARN_GPU=none, or DARN_GPU=nvidia|amd for GPU tensors) and set "
+        "DARN_LIBRARY=/path/to/libdarn.so, or install it system-wide. Tried:\n" + "\n".join(tried))
 
 
 def _bind(lib):
+    missing = []
+
     def fn(name, restype, *argtypes):
-        f = getattr(lib, name)
+        try:
+            f = getattr(lib, name)
+        except AttributeError:
+            missing.append(name)
+            return None
         f.restype = restype
         f.argtypes = list(argtypes)
         return f
 
     p = _vp
-    return {
+    f = {
         "version": fn("darn_version", _int),
         "version_string": fn("darn_version_string", ctypes.c_char_p),
         "contract_version": fn("darn_contract_version", _int),
@@ -279,6 +312,27 @@ def _bind(lib):
         "bwd_workspace_size": fn("darn_bwd_workspace_size", _int, p, _int, p),
         "bwd": fn("darn_bwd", _int, p, p, p, ctypes.c_size_t, _int, p),
     }
+    if missing:
+        if len(missing) == len(f):
+            raise _NotDarn("found a shared library that is not libdarn (none of darn's functions, e.g. no %s)"
+                           % missing[0])
+        raise _NotDarn("found a libdarn without %s (older than this package?)" % ", ".join(missing))
+    return f
+
+
+def _loaded_file(lib, fallback):
+    """The file the loader actually opened for lib (dladdr of one of its functions), else fallback."""
+    try:
+        class DlInfo(ctypes.Structure):
+            _fields_ = [("fname", ctypes.c_char_p), ("fbase", _vp), ("sname", ctypes.c_char_p), ("saddr", _vp)]
+        dladdr = ctypes.CDLL(None).dladdr
+        dladdr.argtypes = [_vp, ctypes.POINTER(DlInfo)]
+        info = DlInfo()
+        if dladdr(ctypes.cast(lib.darn_version, _vp), ctypes.byref(info)) and info.fname:
+            return os.path.abspath(info.fname.decode())
+    except (OSError, AttributeError, ValueError):
+        pass
+    return fallback
 
 
 def _check_layout(f):
@@ -300,15 +354,11 @@ def _check_layout(f):
                           "this package and the library come from different darn versions" % PATH)
 
 
-LIB, PATH = _open()
-F = _bind(LIB)
+LIB, _OPENED_AS, FOUND_IN, F = _open()
+PATH = _loaded_file(LIB, _OPENED_AS)  # the library file in use (darn.library_path)
 _check_layout(F)
 VERSION = F["version_string"]().decode()
-CONTRACT_VERSION = F["contract_version"]()
-EXPECTED_CONTRACT = 1
-if CONTRACT_VERSION != EXPECTED_CONTRACT:
-    raise ImportError("darn: %s implements numerics contract %d, this package expects %d"
-                      % (PATH, CONTRACT_VERSION, EXPECTED_CONTRACT))
+CONTRACT_VERSION = F["contract_version"]()  # whatever the library implements: nothing here depends on its bits
 
 _fwd, _bwd = F["fwd"], F["bwd"]
 _fwd_ws, _bwd_ws = F["fwd_workspace_size"], F["bwd_workspace_size"]
@@ -317,8 +367,8 @@ _gpu_available = None
 _gpu_lock = threading.Lock()
 
 
-def gpu_available():
-    """1 when libdarn has a GPU backend built in and sees a device (darn_backend_available(GPU)); cached."""
+def gpu_available() -> bool:
+    """True when libdarn has a GPU backend built in and sees a device (darn_backend_available(GPU)); cached."""
     global _gpu_available
     if _gpu_available is None:
         with _gpu_lock:

@@ -38,7 +38,11 @@ The mask is not stored for the backward: darn regenerates it from (seed, offset)
 return_dropout_mask=True it is stored (bit-packed, darn's layout) and handed to the backward.
 """
 
+from operator import index as _index
+from typing import Optional, Tuple, Union
+
 import torch
+from torch import Tensor
 
 from . import _lib as L
 
@@ -56,6 +60,7 @@ _INF = float("inf")
 # bound once: the per-call path looks nothing up in modules or dicts it does not need
 _empty_like = torch.empty_like
 _contiguous_format = torch.contiguous_format
+_preserve_format = torch.preserve_format
 _uint8 = torch.uint8
 _float32 = torch.float32
 _pack_fwd, _pack_bwd = L.pack_fwd, L.pack_bwd
@@ -82,12 +87,12 @@ _is_capturing = getattr(torch._C, "_cuda_isCurrentStreamCapturing", None) or _is
 _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
 if _is_compiling is None:
     try:
-        from torch._dynamo import is_compiling as _is_compiling
+        from torch._dynamo import is_compiling as _is_compiling  # type: ignore[no-redef]
     except Exception:  # torch < 2.0: nothing compiles
-        def _is_compiling():
+        def _is_compiling():  # type: ignore[misc]
             return False
 
-HAS_CUSTOM_OP = hasattr(torch, "library") and hasattr(torch.library, "custom_op") and hasattr(
+HAS_CUSTOM_OP: bool = hasattr(torch, "library") and hasattr(torch.library, "custom_op") and hasattr(
     torch.library, "register_fake")
 
 
@@ -154,7 +159,7 @@ def _backend(t):
     return _BACKEND_CPU, None, -1
 
 
-_ws_cache = {}
+_ws_cache: dict = {}
 _CPU = _BACKEND_CPU
 _CPU_WS_CACHED = 16 << 20  # larger CPU workspaces are allocated per call
 _ws_tls = L.threading.local()
@@ -254,6 +259,20 @@ def _signed(v):
     return v - (1 << 64) if v >= (1 << 63) else v
 
 
+def _u64_arg(v, what):
+    """seed= / offset= as darn's uint64 (in int64 two's complement, as the custom op's schema carries it): an
+    integer in [0, 2**64), else TypeError / ValueError (no silent wrapping or truncation)."""
+    i = v
+    if type(i) is not int:  # a plain int (the common case) skips the try: dynamo traces this function
+        try:
+            i = _index(v)
+        except TypeError:
+            raise TypeError("darn: %s must be an integer, got %s" % (what, type(v).__name__)) from None
+    if not 0 <= i <= _U64:
+        raise ValueError("darn: %s = %d is outside [0, 2**64) (darn's seed and offset are uint64)" % (what, i))
+    return i - (1 << 64) if i >= (1 << 63) else i
+
+
 def _rng_tensor(rng):
     """The rng of _fwd_impl as a tensor (the custom op's output): a host pair becomes a CPU int64 [2]."""
     if rng is None:
@@ -281,9 +300,11 @@ def _rng_of(rng):
 def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
               residual_in_fp32, out_dtype, store_residual_out, store_mask, stats):
     """What a darn_fwd call takes from its arguments' metadata (dtypes, shape, device, options), not their data:
-    (dv, workspace bytes, out dtype, residual_out dtype or None, mask row bytes or 0, rstd?, mean?), dv the
-    darn_desc fields up to dropout_p. The eager entry points cache it (see _norm_fn); _fwd_impl derives it per
-    call."""
+    (dv, workspace bytes, out dtype, residual_out dtype or None, mask row bytes or 0, rstd?, mean?, backend,
+    darn_bwd's workspace bytes or None), dv the darn_desc fields up to dropout_p, which are also the backward's
+    (darn_bwd takes the forward's desc; dy has out's dtype). With stats (rstd / mean: a call the backward will
+    follow) the plan has the backward's workspace size. The eager entry points cache it (see _norm_fn); _fwd_impl
+    derives it per call."""
     shape = x.shape
     n = shape[-1]
     m = shape[0] if len(shape) == 2 else (x.numel() // n if n else 0)
@@ -316,9 +337,10 @@ def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_no
     if eps > _FLT_MAX:  # as a C float: rounds like ctypes (inf beyond FLT_MAX, which darn rejects)
         eps = L._f32(eps).value
     dv = (_RMSNORM if is_rms_norm else _LAYERNORM, m, n, xc, rc, wc, bc, out_dtype, flags, eps, dropout_p)
-    return (dv, _workspace_bytes(True, _backend(x)[0], dv), _DTYPE[out_dtype],
+    backend = _backend(x)[0]
+    return (dv, _workspace_bytes(True, backend, dv), _DTYPE[out_dtype],
             _DTYPE[rd] if store_residual_out else None, L.mask_row_bytes(n) if store_mask else 0, bool(stats),
-            bool(stats) and not is_rms_norm)
+            bool(stats) and not is_rms_norm, backend, _workspace_bytes(False, backend, dv) if stats else None)
 
 
 def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe=False):
@@ -326,13 +348,18 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
     arguments. Returns (out, resout, mask, rstd, mean, rng): out / resout have x's shape; resout / mask / rstd /
     mean / rng are None when not produced; mask is darn's packed layout [M, mask_row_bytes(N)] uint8; rng what
     the backward needs for the (seed, offset) pair (see _draw_rng)."""
-    dv, ws_bytes, out_dt, resout_dt, mask_bytes, want_rstd, want_mean = plan
+    dv, ws_bytes, out_dt, resout_dt, mask_bytes, want_rstd, want_mean, backend, _ = plan
     m = dv[1]
-    backend, stream, switch = _backend(x)
+    if backend == _CPU:
+        stream, switch = None, -1
+    else:
+        _, stream, switch = _backend(x)
     if x.is_contiguous():  # the common case, without _rows' call
         sx = 0
+        fmt = _preserve_format  # = contiguous for a contiguous x, and cheaper to parse than memory_format=
     else:
         x, sx = _rows(x)
+        fmt = _contiguous_format
     if residual is None:
         rptr = sr = 0
     else:
@@ -342,9 +369,10 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
             residual, sr = _rows(residual)
         rptr = residual.data_ptr()
     # outputs: x's shape, contiguous (empty_like / new_empty: no shape or device parsing)
-    out = _empty_like(x, dtype=out_dt, memory_format=_contiguous_format)
+    out = _empty_like(x, dtype=out_dt) if fmt is _preserve_format else _empty_like(x, dtype=out_dt, memory_format=fmt)
     if resout_dt is not None:
-        resout = _empty_like(x, dtype=resout_dt, memory_format=_contiguous_format)
+        resout = (_empty_like(x, dtype=resout_dt) if fmt is _preserve_format else
+                  _empty_like(x, dtype=resout_dt, memory_format=fmt))
         roptr = resout.data_ptr()
     else:
         resout, roptr = None, 0
@@ -392,7 +420,7 @@ def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps
     shape = dy.shape
     n = shape[-1]
     m = shape[0] if len(shape) == 2 else (dy.numel() // n if n else 0)
-    backend, stream, switch = _backend(dy)
+    backend = _backend(dy)[0]
     wc = _CODE.get(weight.dtype)
     oc = _CODE.get(dy.dtype)
     if wc is None or oc is None:
@@ -412,37 +440,57 @@ def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps
         bc = wc
     if rowscale is not None:
         flags |= _FLAG_HAS_ROWSCALE
-        rsptr = rowscale.data_ptr()
+    if eps > _FLT_MAX:
+        eps = L._f32(eps).value
+    dv = (_RMSNORM if is_rms_norm else _LAYERNORM, m, n, x_dtype, rc, wc, bc, oc, flags, eps, dropout_p)
+    return _bwd_run(dv, _workspace_bytes(False, backend, dv), backend, dy, h, weight, rstd, mean, rowscale,
+                    dresidual_out, mask, rng, want_dresidual)
+
+
+def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, want_dresidual):
+    """darn_bwd with darn_desc fields dv (the forward's, out_dtype = dy's dtype) and its workspace size on backend:
+    the body of _bwd_impl, which the eager autograd.Function calls with its forward's cached plan."""
+    n = dv[2]
+    flags = dv[8]
+    if backend == _CPU:
+        stream, switch = None, -1
     else:
-        rsptr = 0
+        _, stream, switch = _backend(dy)
     s, o, dptr = _rng_of(rng)
-    dy, sdy = _rows(dy)
-    h, sh = _rows(h)
+    if dy.is_contiguous():
+        sdy = 0
+        fmt = _preserve_format  # see _fwd_run
+    else:
+        dy, sdy = _rows(dy)
+        fmt = _contiguous_format
+    if h.is_contiguous():
+        sh = 0
+    else:
+        h, sh = _rows(h)
     if dresidual_out is not None:
         dresidual_out, sdro = _rows(dresidual_out)
         droptr = dresidual_out.data_ptr()
     else:
         sdro = droptr = 0
-    dx = _empty_like(dy, dtype=_DTYPE[x_dtype], memory_format=_contiguous_format)
-    if want_dresidual and residual_dtype >= 0:
-        dres = _empty_like(dy, dtype=_DTYPE[residual_dtype], memory_format=_contiguous_format)
+    dx = _empty_like(dy, dtype=_DTYPE[dv[3]]) if fmt is _preserve_format else _empty_like(
+        dy, dtype=_DTYPE[dv[3]], memory_format=fmt)
+    if want_dresidual and flags & _FLAG_HAS_RESIDUAL:
+        dres = _empty_like(dy, dtype=_DTYPE[dv[4]]) if fmt is _preserve_format else _empty_like(
+            dy, dtype=_DTYPE[dv[4]], memory_format=fmt)
         dresptr = dres.data_ptr()
     else:
         dres, dresptr = None, 0
     dw = dy.new_empty((n,), dtype=weight.dtype)
-    if bias_dtype >= 0:
-        db = dy.new_empty((n,), dtype=_DTYPE[bias_dtype])
+    if flags & _FLAG_HAS_BIAS:
+        db = dy.new_empty((n,), dtype=_DTYPE[dv[6]])
         dbptr = db.data_ptr()
     else:
         db, dbptr = None, 0
-    if eps > _FLT_MAX:
-        eps = L._f32(eps).value
-    dv = (_RMSNORM if is_rms_norm else _LAYERNORM, m, n, x_dtype, rc, wc, bc, oc, flags, eps, dropout_p)
-    ws_bytes = _workspace_bytes(False, backend, dv)
     block = _call_buffer()
     _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0,
               dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
-              mean.data_ptr() if mean is not None and not is_rms_norm else 0, rsptr, droptr, sdro,
+              mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
+              rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
               mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
               dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr)
     _launch(False, block, ws_bytes, backend, stream, switch, dy)
@@ -478,9 +526,33 @@ def _grads(ctx, dout, dresout, bwd):
     return (dx, dw, db if bias_code >= 0 else None, dres if want_dres else None, None)
 
 
+def _fn_plan(cfg, fwd):
+    """_DarnFn's plan for its cfg (without seed, offset) and their _fwd_plan with stats: (fwd, the backward's
+    settings (eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32, x code, residual code or -1,
+    bias code or -1, dresidual_out used?))."""
+    dv = fwd[0]
+    flags = dv[8]
+    return fwd, (cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], dv[3], dv[4] if flags & _FLAG_HAS_RESIDUAL else -1,
+                 dv[6] if flags & _FLAG_HAS_BIAS else -1, bool(cfg[8] and cfg[6]))
+
+
 def _fn_backward(ctx, dout, dresout):
-    # none for cfg and plan (torch drops the trailing None when apply got no plan)
-    return _grads(ctx, dout, dresout, _bwd_impl) + (None, None)
+    h, weight, rstd, mean, rowscale, mask, rng = ctx.saved_tensors
+    fwd, bcfg = ctx.plan
+    if rng is None:
+        rng = ctx.rng_host
+    res_code, bias_code, use_dresout = bcfg[6], bcfg[7], bcfg[8]
+    want_dres = res_code >= 0 and ctx.needs_input_grad[3]
+    if dout is None:  # only the prenorm output was used
+        dout = torch.zeros(h.shape, dtype=fwd[2], device=h.device)
+    dresout = dresout if use_dresout else None
+    if dout.dtype is fwd[2]:  # always, from autograd (grads arrive in their output's dtype)
+        dx, dres, dw, db = _bwd_run(fwd[0], fwd[8], fwd[7], dout, h, weight, rstd, mean, rowscale, dresout, mask,
+                                    rng, want_dres)
+    else:
+        dx, dres, dw, db = _bwd_impl(dout, h, weight, rstd, mean, rowscale, dresout, mask, rng, *bcfg[:8], want_dres)
+    # None for cfg and plan (torch drops the trailing None when apply got no plan)
+    return dx, dw, (db if bias_code >= 0 else None), (dres if want_dres else None), None, None, None
 
 
 _fn_backward_once = torch.autograd.function.once_differentiable(_fn_backward)
@@ -488,35 +560,29 @@ _fn_backward_once = torch.autograd.function.once_differentiable(_fn_backward)
 
 class _DarnFn(torch.autograd.Function):
     """Eager autograd path: apply(x, weight, bias, residual, rowscale, cfg, plan=None), cfg the 11 other
-    arguments of _fwd_impl as one tuple (fewer apply arguments: less per-call work), plan their _fwd_plan with
-    stats (eager calls pass their cached one) or None (derived here). Returns (out, residual_out or None,
+    arguments of _fwd_impl as one tuple (fewer apply arguments: less per-call work), plan their _fn_plan
+    (eager calls pass their cached one) or None (derived here). Returns (out, residual_out or None,
     mask or None): residual_out only with prenorm (the backward keeps it as h either way), mask only with
     store_mask (non-differentiable); rstd / mean / the (seed, offset) pair are saved for the backward, not
     returned (fewer outputs: less autograd bookkeeping). saved_tensors: (h, weight, rstd, mean, rowscale, mask,
     rng), rng the device (seed, offset) tensor when darn read the pair from device memory (else None, and
-    ctx.rng_host holds it)."""
+    ctx.rng_host holds it). ctx.plan: the plan, which the backward reuses (darn_bwd's desc and workspace size)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, residual, rowscale, cfg, plan=None):
-        (eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32, out_dtype, store_residual_out,
-         store_mask, prenorm, seed, offset) = cfg
         if plan is None:
-            plan = _fwd_plan(x, weight, bias, residual, rowscale is not None, eps, dropout_p, is_rms_norm,
-                             zero_centered_weight, residual_in_fp32, out_dtype, store_residual_out, store_mask, True)
-        out, resout, mask, rstd, mean, rng = _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset)
+            plan = _fn_plan(cfg, _fwd_plan(x, weight, bias, residual, rowscale is not None, *cfg[:8], True))
+        out, resout, mask, rstd, mean, rng = _fwd_run(plan[0], x, weight, bias, residual, rowscale, cfg[9], cfg[10])
         ctx.set_materialize_grads(False)
         if rng.__class__ is tuple:
             ctx.rng_host, rng = rng, None
         else:
             ctx.rng_host = None
-        ctx.save_for_backward(resout if store_residual_out else x, weight, rstd, mean, rowscale, mask, rng)
-        ctx.out_code = out_dtype
-        ctx.cfg = (eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32, _CODE[x.dtype],
-                   -1 if residual is None else _CODE[residual.dtype], -1 if bias is None else _CODE[bias.dtype],
-                   bool(prenorm and store_residual_out))
+        ctx.save_for_backward(resout if cfg[6] else x, weight, rstd, mean, rowscale, mask, rng)
+        ctx.plan = plan
         if mask is not None:
             ctx.mark_non_differentiable(mask)
-        return out, (resout if prenorm else None), mask
+        return out, (resout if cfg[8] else None), mask
 
     @staticmethod
     def backward(ctx, dout, dresout, _dmask):
@@ -603,11 +669,7 @@ def _op_backward_with(bwd):
 
 
 if HAS_CUSTOM_OP:
-    from typing import Optional, Tuple
-
-    from torch import Tensor
-
-    @torch.library.custom_op("darn::fwd", mutates_args=())
+    @torch.library.custom_op("darn::fwd", mutates_args=())  # type: ignore[attr-defined]
     def _fwd_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: Optional[Tensor],
                 rowscale: Optional[Tensor], eps: float, dropout_p: float, is_rms_norm: bool,
                 zero_centered_weight: bool, residual_in_fp32: bool, out_dtype: int, store_residual_out: bool,
@@ -618,7 +680,7 @@ if HAS_CUSTOM_OP:
 
     _fwd_op.register_fake(_fwd_fake)
 
-    @torch.library.custom_op("darn::bwd", mutates_args=())
+    @torch.library.custom_op("darn::bwd", mutates_args=())  # type: ignore[attr-defined]
     def _bwd_op(dy: Tensor, h: Tensor, weight: Tensor, rstd: Tensor, mean: Tensor, rowscale: Optional[Tensor],
                 dresidual_out: Optional[Tensor], mask: Optional[Tensor], rng: Tensor, eps: float, dropout_p: float,
                 is_rms_norm: bool, zero_centered_weight: bool, residual_in_fp32: bool, x_dtype: int,
@@ -629,8 +691,8 @@ if HAS_CUSTOM_OP:
                             want_dresidual)
 
     _bwd_op.register_fake(_bwd_fake)
-    torch.library.register_autograd("darn::fwd", _op_backward_with(lambda *a: torch.ops.darn.bwd(*a)),
-                                    setup_context=_op_setup_context)
+    torch.library.register_autograd(  # type: ignore[attr-defined]
+        "darn::fwd", _op_backward_with(lambda *a: torch.ops.darn.bwd(*a)), setup_context=_op_setup_context)
 
 
 # ---- flash-attn's functions ---------------------------------------------------------------------------------
@@ -645,10 +707,11 @@ def _unpack_mask(packed, m, n, shape):
     return bits.flatten(1)[:, :n].bool().reshape(shape)  # flatten, not reshape(m, -1): M may be 0
 
 
-def _type_error(x, weight, bias, residual):
-    """The TypeError for the first of x, weight (tensors) and bias, residual (tensors or None) that is neither."""
+def _type_error(x, weight, bias, residual, rowscale):
+    """The TypeError for the first of x, weight (tensors) and bias, residual, rowscale (tensors or None) that is
+    neither."""
     for t, what, optional in ((x, "x", False), (weight, "weight", False), (bias, "bias", True),
-                              (residual, "residual", True)):
+                              (residual, "residual", True), (rowscale, "rowscale", True)):
         if not (isinstance(t, _Tensor) or (optional and t is None)):
             return TypeError("darn: %s must be a torch.Tensor, got %s" % (what, type(t).__name__))
     return None
@@ -697,6 +760,9 @@ def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, res
             raise ValueError("darn: rowscale has %d elements, expected %d (one per row of x)" % (rowscale.numel(), m))
         if rowscale.device != dev:
             raise ValueError("darn: rowscale is on %s but x is on %s" % (rowscale.device, dev))
+        if not rowscale.is_floating_point():
+            raise TypeError("darn: rowscale has dtype %s; it must be a floating-point tensor (darn reads it as "
+                            "float32)" % rowscale.dtype)
     out_code = _CODE.get(xdt if out_dtype is None else out_dtype)
     if out_code is None:
         _code(out_dtype, "out_dtype")
@@ -708,10 +774,10 @@ def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, res
             bool(prenorm))
 
 
-# Eager calls: the argument metadata -> (_norm_plan's cfg, the call's _fwd_plan, with rstd / mean only for
-# gradients). A call whose metadata is known skips the checks and the darn_desc derivation: everything they read
-# is in the key.
-_plans = {}
+# Eager calls: the argument metadata -> (_norm_plan's cfg, the call's _fwd_plan without gradients, or _DarnFn's
+# _fn_plan with them: rstd / mean and the backward's settings). A call whose metadata is known skips the checks
+# and the darn_desc derivation: everything they read is in the key.
+_plans: dict = {}
 _PLANS_MAX = 4096
 
 
@@ -725,11 +791,12 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
         raise NotImplementedError("darn: preallocated out= / residual_out= are not supported yet; darn "
                                   "allocates its outputs")
     if not (isinstance(x, _Tensor) and isinstance(weight, _Tensor) and (bias is None or isinstance(bias, _Tensor))
-            and (residual is None or isinstance(residual, _Tensor))):
-        raise _type_error(x, weight, bias, residual)
+            and (residual is None or isinstance(residual, _Tensor))
+            and (rowscale is None or isinstance(rowscale, _Tensor))):
+        raise _type_error(x, weight, bias, residual, rowscale)
     dropout_p, eps = float(dropout_p), float(eps)
     if seed is not None:
-        seed, offset = _signed(int(seed) & _U64), _signed(int(offset) & _U64)
+        seed, offset = _u64_arg(seed, "seed"), _u64_arg(offset, "offset")
     elif offset != 0:
         raise ValueError("darn: offset= needs seed=; without seed the (seed, offset) pair comes from the generator")
     else:
@@ -745,7 +812,7 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
         key = (x.shape, x.dtype, x.device, weight.shape, weight.dtype, weight.device,
                bias if bias is None else (bias.shape, bias.dtype, bias.device),
                residual if residual is None else (residual.shape, residual.dtype, residual.device),
-               rowscale if rowscale is None else (rowscale.shape, rowscale.device),
+               rowscale if rowscale is None else (rowscale.shape, rowscale.dtype, rowscale.device),
                eps, dropout_p, prenorm, residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask,
                out_dtype, needs_grad)
         plan = _plans.get(key)
@@ -753,6 +820,8 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
             cfg = _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, residual_in_fp32,
                              zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, needs_grad)
             fwd = _fwd_plan(x, weight, bias, residual, rowscale is not None, *cfg[:8], needs_grad)
+            if needs_grad:
+                fwd = _fn_plan(cfg, fwd)
             if len(_plans) >= _PLANS_MAX:
                 _plans.clear()
             _plans[key] = plan = (cfg, fwd)
@@ -794,10 +863,19 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
     return tuple(res)
 
 
-def layer_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=None, eps=1e-6, dropout_p=0.0,
-                  rowscale=None, prenorm=False, residual_in_fp32=False, zero_centered_weight=False,
-                  is_rms_norm=False, return_dropout_mask=False, out_dtype=None, out=None, residual_out=None, *,
-                  seed=None, offset=0):
+# What layer_norm_fn / rms_norm_fn return: y, (y, residual_out), (y, mask, None) or (y, residual_out, mask, None).
+NormResult = Union[Tensor, Tuple[Tensor, Tensor], Tuple[Tensor, Optional[Tensor], None],
+                   Tuple[Tensor, Tensor, Optional[Tensor], None]]
+
+
+def layer_norm_fn(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: Optional[Tensor] = None,
+                  x1: Optional[Tensor] = None, weight1: Optional[Tensor] = None, bias1: Optional[Tensor] = None,
+                  eps: float = 1e-6, dropout_p: float = 0.0, rowscale: Optional[Tensor] = None,
+                  prenorm: bool = False, residual_in_fp32: bool = False, zero_centered_weight: bool = False,
+                  is_rms_norm: bool = False, return_dropout_mask: bool = False,
+                  out_dtype: Optional[torch.dtype] = None, out: Optional[Tensor] = None,
+                  residual_out: Optional[Tensor] = None, *, seed: Optional[int] = None,
+                  offset: int = 0) -> NormResult:
     """flash_attn.ops.triton.layer_norm.layer_norm_fn on libdarn:
     h = dropout(x * rowscale) + residual; y = norm(h) * w' + b (LayerNorm, or RMSNorm with is_rms_norm).
 
@@ -805,18 +883,22 @@ def layer_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=N
     (y, residual_out, mask, None), mask a bool tensor of x's shape (None with dropout_p = 0).
     residual_out has residual's dtype, float32 with residual_in_fp32 and no residual, else x's dtype; it is
     x itself when there is no residual, dropout or rowscale and no dtype change (as in flash-attn).
-    darn extensions (keyword-only): seed / offset fix the dropout stream instead of drawing it from the
-    default generator (see darn.ops). Not supported (NotImplementedError): x1 / weight1 / bias1, out=,
-    residual_out=.
+    darn extensions (keyword-only): seed / offset (integers in [0, 2**64)) fix the dropout stream instead of
+    drawing it from the default generator (see darn.ops). Not supported (NotImplementedError): x1 / weight1 /
+    bias1, out=, residual_out=.
     """
     return _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
                     residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out,
                     residual_out, seed, offset)
 
 
-def rms_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=None, eps=1e-6, dropout_p=0.0,
-                rowscale=None, prenorm=False, residual_in_fp32=False, zero_centered_weight=False,
-                return_dropout_mask=False, out_dtype=None, out=None, residual_out=None, *, seed=None, offset=0):
+def rms_norm_fn(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: Optional[Tensor] = None,
+                x1: Optional[Tensor] = None, weight1: Optional[Tensor] = None, bias1: Optional[Tensor] = None,
+                eps: float = 1e-6, dropout_p: float = 0.0, rowscale: Optional[Tensor] = None, prenorm: bool = False,
+                residual_in_fp32: bool = False, zero_centered_weight: bool = False,
+                return_dropout_mask: bool = False, out_dtype: Optional[torch.dtype] = None,
+                out: Optional[Tensor] = None, residual_out: Optional[Tensor] = None, *, seed: Optional[int] = None,
+                offset: int = 0) -> NormResult:
     """flash_attn.ops.triton.layer_norm.rms_norm_fn on libdarn: layer_norm_fn with is_rms_norm=True."""
     return _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
                     residual_in_fp32, zero_centered_weight, True, return_dropout_mask, out_dtype, out,

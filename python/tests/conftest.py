@@ -1,6 +1,16 @@
-"""Shared helpers: import darn from this checkout, an fp64 reference, and an independent Philox."""
+"""Shared helpers: import darn (the checkout's, or with DARN_TEST_INSTALLED=1 the installed package's), an fp64
+reference, and an independent Philox.
+
+Two ways to run these tests:
+- on the checkout (default): python/ goes first on sys.path, and DARN_LIBRARY defaults to a build/*/libdarn.so of
+  the checkout when one exists;
+- on the installed package (DARN_TEST_INSTALLED=1, as tools/test-all's python stage does): nothing is added to the
+  path and DARN_LIBRARY is left as it is (unset: the library inside the package); a darn imported from this
+  checkout is an error, so run pytest from outside python/ (`python -m pytest` puts the current folder first).
+"""
 import os
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -8,15 +18,35 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYROOT = os.path.dirname(HERE)
 REPO = os.path.dirname(PYROOT)
-if PYROOT not in sys.path:
-    sys.path.insert(0, PYROOT)
-if "DARN_LIBRARY" not in os.environ:  # convenience for a checkout with build/none; tools/test-all sets it
-    for cand in ("build/none/libdarn.so", "build/nvidia/libdarn.so", "build/amd/libdarn.so"):
-        if os.path.exists(os.path.join(REPO, cand)):
-            os.environ["DARN_LIBRARY"] = os.path.join(REPO, cand)
-            break
+INSTALLED = os.environ.get("DARN_TEST_INSTALLED") == "1"
+if not INSTALLED:
+    if PYROOT not in sys.path:
+        sys.path.insert(0, PYROOT)
+    if "DARN_LIBRARY" not in os.environ:  # convenience for a checkout with build/none
+        for cand in ("build/none/libdarn.so", "build/nvidia/libdarn.so", "build/amd/libdarn.so"):
+            if os.path.exists(os.path.join(REPO, cand)):
+                os.environ["DARN_LIBRARY"] = os.path.join(REPO, cand)
+                break
 
 import darn  # noqa: E402  (after the path setup)
+
+if INSTALLED and os.path.realpath(darn.__file__).startswith(os.path.realpath(PYROOT) + os.sep):
+    raise ImportError("DARN_TEST_INSTALLED=1 but darn was imported from the checkout (%s), not the installed package: "
+                      "run pytest from outside %s" % (darn.__file__, PYROOT))
+
+
+def subprocess_env(**env):
+    """(env, cwd) for a Python subprocess (sys.executable) that imports the same darn as these tests, with the
+    environment variables env set (None: unset)."""
+    e = dict(os.environ)
+    if not INSTALLED:
+        e["PYTHONPATH"] = PYROOT + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    for k, v in env.items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = v
+    return e, (PYROOT if not INSTALLED else tempfile.gettempdir())
 
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 

@@ -1,6 +1,5 @@
 """darn's PyTorch package on CPU tensors (darn's CPU backend): values against fp64, gradients, dropout,
 flash-attn's return conventions, strides, shapes, modules, errors. Runs with Debian 12's torch 1.13."""
-import os
 import subprocess
 import sys
 
@@ -8,8 +7,8 @@ import pytest
 import torch
 
 import darn
-from conftest import (DTYPES, PYROOT, ULP, assert_bitwise, assert_close_to, keep_mask, reference,
-                      residual_out_dtype)
+from conftest import (DTYPES, ULP, assert_bitwise, assert_close_to, keep_mask, reference, residual_out_dtype,
+                      subprocess_env)
 
 needs_custom_op = pytest.mark.skipif(not darn.HAS_CUSTOM_OP,
                                      reason="torch.library.custom_op / register_fake need torch >= 2.4 (have %s)"
@@ -362,8 +361,8 @@ def test_gpu_tensor_without_gpu_library_is_a_clear_error():
 
 
 def test_missing_library_message():
-    env = dict(os.environ, DARN_LIBRARY="/nonexistent/libdarn.so")
-    r = subprocess.run([sys.executable, "-c", "import darn"], cwd=PYROOT, env=env, capture_output=True, text=True)
+    env, cwd = subprocess_env(DARN_LIBRARY="/nonexistent/libdarn.so")
+    r = subprocess.run([sys.executable, "-c", "import darn"], cwd=cwd, env=env, capture_output=True, text=True)
     assert r.returncode != 0
     assert "ImportError: darn: cannot load libdarn" in r.stderr and "/nonexistent/libdarn.so" in r.stderr
 

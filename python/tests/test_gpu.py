@@ -8,8 +8,8 @@
 - torch.compile(fullgraph=True) and torch.library.opcheck (torch >= 2.4)
 - flash-attn's Triton layer_norm_fn (file given by DARN_FLASH_ATTN_FILE): same outputs within rounding at p = 0,
   same return conventions
-- per-call overhead at M = 16, N = 4096 (printed; JSON to $DARN_PY_BENCH_OUT; asserted <= 15 us only with
-  DARN_PY_BENCH_STRICT=1)
+- per-call overhead at M = 16, N = 4096 (printed; JSON to $DARN_PY_BENCH_OUT; asserted <= 10 us without and <= 20 us with
+  autograd only with DARN_PY_BENCH_STRICT=1)
 """
 import json
 import os
@@ -321,8 +321,8 @@ def test_overhead_small_batch():
     if out:
         with open(out, "w") as f:
             json.dump(res, f, indent=1)
-    if os.environ.get("DARN_PY_BENCH_STRICT") == "1":
-        assert res["fwd_no_grad_us"] <= 15.0 and res["fwd_autograd_us"] <= 15.0, res
+    if os.environ.get("DARN_PY_BENCH_STRICT") == "1":  # issue 13's targets
+        assert res["fwd_no_grad_us"] <= 10.0 and res["fwd_autograd_us"] <= 20.0, res
 
 
 # ---- flash-attn's Triton layer_norm_fn ----------------------------------------------------------------------

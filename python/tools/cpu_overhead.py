@@ -1,17 +1,18 @@
 """Per-call wall time of darn's PyTorch functions on CPU tensors (darn's CPU backend), tiny shapes, one torch
 thread: the Python path's overhead plus darn's CPU call. Thread CPU time (robust on a busy machine), best of 7.
 
-    DARN_LIBRARY=build/py-none/libdarn.so python3 python/tools/cpu_overhead.py [M N]
+    DARN_LIBRARY=build/none/libdarn.so python3 python/tools/cpu_overhead.py [M N]
 
 Prints JSON (microseconds per call). Not GPU numbers: tests/test_gpu.py::test_overhead_small_batch times the
-CUDA path."""
+CUDA path, and tools/gpu_overhead.py takes it apart."""
 import ctypes
 import json
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if os.environ.get("DARN_TEST_INSTALLED") != "1":  # the checkout's darn, unless told to use the installed one
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 import darn  # noqa: E402
