@@ -16,6 +16,8 @@ struct darn_rng_args {
     uint64_t seed, offset;
     const uint64_t *seed_ptr, *offset_ptr; /* device pointers or NULL (graph-safe state) */
     uint64_t threshold;
+    uint32_t threshold32; /* threshold as 32 bits (p < 1) ... */
+    uint32_t keep_mask;   /* ... and 0xFF, or 0 for p = 1 (nothing kept: threshold = 2^32) */
     float scale;
 };
 

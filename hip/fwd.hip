@@ -14,7 +14,7 @@
 #include "kernels.h"
 
 #ifndef DARN_FWD_PREFETCH
-#define DARN_FWD_PREFETCH 0
+#define DARN_FWD_PREFETCH 1
 #endif /* DARN_FWD_PREFETCH */
 
 #define DARN_REREAD_BATCH 2 /* groups in flight per thread and step in the re-read rows */
@@ -58,7 +58,7 @@ __device__ __forceinline__ uint32_t fwd_group_bits(const darn_fwd_args &a, uint6
                                                    int64_t j)
 {
     if (!(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
-    return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng.threshold);
+    return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng);
 }
 
 /* Pass-one outputs of group j: residual_out and the mask byte (bits past N are 0). */

@@ -90,6 +90,8 @@ static darn_rng_args rng_of(const darn_plan *pl)
     g.seed_ptr = pl->desc.rng_seed_ptr;
     g.offset_ptr = pl->desc.rng_offset_ptr;
     g.threshold = pl->drop.threshold;
+    g.threshold32 = pl->drop.threshold < (UINT64_C(1) << 32) ? (uint32_t)pl->drop.threshold : 0u;
+    g.keep_mask = pl->drop.threshold < (UINT64_C(1) << 32) ? 0xFFu : 0u;
     g.scale = pl->drop.scale;
     return g;
 }

@@ -97,18 +97,20 @@ __device__ __forceinline__ uint32_t darn_keep8(uint64_t seed, uint64_t offset, u
     return bits;
 }
 
-/* The same when i0 % 8 == 0 (every group of a row with N % 8 == 0): blocks i0/4 and i0/4 + 1. */
-__device__ __forceinline__ uint32_t darn_keep8_aligned(uint64_t seed, uint64_t offset, uint64_t i0, uint64_t threshold)
+/* The same when i0 % 8 == 0 (every group of a row with N % 8 == 0): blocks i0/4 and i0/4 + 1, with the
+ * threshold as 32 bits and a mask for p = 1: word >= t as a 64-bit comparison is word >= (uint32)t for
+ * t < 2^32 and false for t = 2^32 (one comparison per word instead of two). */
+__device__ __forceinline__ uint32_t darn_keep8_aligned(uint64_t seed, uint64_t offset, uint64_t i0, const darn_rng_args &g)
 {
     const darn_philox_ctr b0 = darn_philox_block(seed, offset, i0 >> 2);
     const darn_philox_ctr b1 = darn_philox_block(seed, offset, (i0 >> 2) + 1);
     uint32_t bits = 0;
 #pragma unroll
     for (int e = 0; e < 4; e++) {
-        bits |= (uint32_t)darn_keep(b0.v[e], threshold) << e;
-        bits |= (uint32_t)darn_keep(b1.v[e], threshold) << (e + 4);
+        bits |= (uint32_t)(b0.v[e] >= g.threshold32) << e;
+        bits |= (uint32_t)(b1.v[e] >= g.threshold32) << (e + 4);
     }
-    return bits;
+    return bits & g.keep_mask;
 }
 
 /* ---- compile-time dtypes ------------------------------------------------------------------------- */
@@ -164,9 +166,9 @@ template <int X_, int R_, int RO_, int W_, int O_> struct darn_dt_static {
             darn_st16<STREAM>(p, make_uint4(u[0] | (u[1] << 16), u[2] | (u[3] << 16), u[4] | (u[5] << 16), u[6] | (u[7] << 16)));
         }
     }
-    static __device__ __forceinline__ uint32_t keep8(uint64_t seed, uint64_t offset, uint64_t i0, uint64_t threshold)
+    static __device__ __forceinline__ uint32_t keep8(uint64_t seed, uint64_t offset, uint64_t i0, const darn_rng_args &g)
     {
-        return darn_keep8_aligned(seed, offset, i0, threshold);
+        return darn_keep8_aligned(seed, offset, i0, g);
     }
     /* Elements of group j that exist: all 8 (N % 8 == 0). */
     static __device__ __forceinline__ int valid(int64_t, int64_t) { return 8; }
@@ -266,9 +268,9 @@ struct darn_dt_runtime {
                 if (c0 + e < n) p[e] = (uint16_t)u[e];
         }
     }
-    static __device__ __forceinline__ uint32_t keep8(uint64_t seed, uint64_t offset, uint64_t i0, uint64_t threshold)
+    static __device__ __forceinline__ uint32_t keep8(uint64_t seed, uint64_t offset, uint64_t i0, const darn_rng_args &g)
     {
-        return darn_keep8(seed, offset, i0, threshold);
+        return darn_keep8(seed, offset, i0, g.threshold);
     }
     static __device__ __forceinline__ int valid(int64_t j, int64_t n)
     {

@@ -13,9 +13,12 @@
  * thread of the block calls it with the same width. */
 template <int NV> __device__ __forceinline__ void darn_butterfly(float (&v)[NV], int width)
 {
-    for (int d = 1; d < width; d *= 2) {
 #pragma unroll
-        for (int i = 0; i < NV; i++) v[i] = v[i] + darn_shfl_xor(v[i], d);
+    for (int d = 1; d < DARN_WAVE; d *= 2) { /* unrolled; `d < width` is the same in every thread */
+        if (d < width) {
+#pragma unroll
+            for (int i = 0; i < NV; i++) v[i] = v[i] + darn_shfl_xor(v[i], d);
+        }
     }
 }
 

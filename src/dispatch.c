@@ -52,12 +52,14 @@ static int64_t next_pow2(int64_t v)
     return p;
 }
 
-/* P threads per row and K groups per thread: the K in 1 … 4 (with P = next_pow2(ceil(groups / K)) <= 512)
- * that leaves the fewest idle group slots, the smaller K on ties; rows of more than 4 · 512 groups are
- * re-read with P = 512. The same for both directions (`backward` is for a later split). */
-void darn_row_geometry(int64_t n, int backward, int *p, int *k, int *variant)
+/* P threads per row and K groups per thread, from N and the width of h: among K = 1 … 4 (P =
+ * next_pow2(ceil(groups / K)) <= 512) the ones that leave the fewest idle group slots; of those the
+ * largest K up to `cap`, else the smallest. A larger K spreads each row's fixed work (the sums, rstd, the
+ * loop) over more elements; `cap` keeps the registers of rows with fp32 h within one block's limit
+ * (H200, 2026-12-02: train and bwd best at K = 2, all-16-bit inference at K = 4). Rows of more than
+ * 4 · 512 groups are re-read with P = 512. */
+void darn_row_geometry(int64_t n, int cap, int *p, int *k, int *variant)
 {
-    (void)backward;
     const int64_t groups = darn_groups_for(n);
     int best_k = 0;
     int64_t best_p = 0;
@@ -70,7 +72,9 @@ void darn_row_geometry(int64_t n, int backward, int *p, int *k, int *variant)
             best_k = kk, best_p = pp;
             break;
         }
-        if (util > best_util + 1e-9) best_util = util, best_k = kk, best_p = pp;
+        const bool better = util > best_util + 1e-9;
+        const bool tie_up = util > best_util - 1e-9 && kk <= cap; /* equal, larger and within the cap */
+        if (better || tie_up) best_util = util > best_util ? util : best_util, best_k = kk, best_p = pp;
     }
     if (best_k) {
         *p = (int)best_p;
@@ -84,9 +88,9 @@ void darn_row_geometry(int64_t n, int backward, int *p, int *k, int *variant)
     *variant = DARN_VARIANT_REREAD;
 }
 
-static void shape(darn_choice *c, int64_t n, int backward, int64_t units)
+static void shape(darn_choice *c, int64_t n, darn_dtype h_dtype, int64_t units)
 {
-    darn_row_geometry(n, backward, &c->p, &c->k, &c->variant);
+    darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, &c->p, &c->k, &c->variant);
     c->rows_per_block = c->p < DARN_SMALL_BLOCK ? DARN_SMALL_BLOCK / c->p : 1;
     c->block = c->p * c->rows_per_block;
     c->units = units;
@@ -103,7 +107,7 @@ void darn_choose_fwd(const darn_plan *pl, const darn_fwd_tensors *t, darn_choice
                     vec_ok(t->out, pl->s_out, d->out_dtype) && vec_ok(t->residual_out, pl->s_resout, ro) &&
                     (!pl->has_bias || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = DARN_CFG_RUNTIME;
-    shape(c, pl->n, 0, pl->m);
+    shape(c, pl->n, ro, pl->m);
     c->cfg = cfg;
     c->bias = pl->has_bias;
     c->entry = darn_fwd_entry(cfg, c->variant);
@@ -119,7 +123,7 @@ void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice
                     vec_ok(t->dx, pl->s_dx, d->x_dtype) && vec_ok(t->dresidual, pl->s_dres, d->residual_dtype) &&
                     (!pl->has_bias || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = DARN_CFG_RUNTIME;
-    shape(c, pl->n, 1, pl->wgrad_chunks); /* a slot walks one chunk at a time */
+    shape(c, pl->n, ro, pl->wgrad_chunks); /* a slot walks one chunk at a time */
     c->cfg = cfg;
     c->bias = pl->has_bias;
     c->entry = darn_bwd_entry(cfg, c->variant, c->bias);

@@ -75,8 +75,8 @@ void darn_entry_choice(int backward, int entry, darn_choice *c);
 /* dtypes of a static configuration (x, residual, residual-out, weight, out); 0 when cfg is not static. */
 int darn_static_config_dtypes(int cfg, darn_dtype out[5]);
 
-/* The row geometry of N for a direction: P, K and the variant. */
-void darn_row_geometry(int64_t n, int backward, int *p, int *k, int *variant);
+/* The row geometry of N: P, K and the variant; `cap` is the largest K preferred on ties (dispatch.c). */
+void darn_row_geometry(int64_t n, int cap, int *p, int *k, int *variant);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -110,7 +110,7 @@ int gpu_case_entries(const gpu_case *c, int *fwd_entry, int *bwd_entry)
  * for the run-time policy), then the first row length and options whose call reaches the entry. */
 int gpu_case_for_entry(int backward, int entry, int64_t rows_hint, gpu_case *out)
 {
-    static const int64_t ns[] = {256, 768, 1024, 2048, 3072, 4096, 5120, 6144, 8192, 10240, 12288, 14336, 16384,
+    static const int64_t ns[] = {8, 16, 40, 256, 768, 1024, 2048, 3072, 4096, 5120, 6144, 8192, 10240, 12288, 14336, 16384,
                                  20480, 24576, 40000, 65536, 1000, 4104};
     darn_kernel_info want;
     if (darn_debug_kernel_entry(backward, entry, &want) != DARN_OK) return 1;
