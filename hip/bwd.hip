@@ -18,7 +18,7 @@
 #define DARN_BWD_PREFETCH 1
 #endif /* DARN_BWD_PREFETCH */
 
-#define DARN_BWD_REREAD_BATCH 1 /* groups per thread and step in the re-read rows */
+#define DARN_BWD_REREAD_BATCH 2 /* groups per thread and step in the re-read rows (compile-time dtypes; 1 otherwise) */
 
 template <bool REREAD> __host__ __device__ constexpr int darn_bwd_bound() { return 512; }
 
@@ -115,13 +115,44 @@ __device__ __forceinline__ void partial_store(float *row, int64_t j, int64_t n, 
         if (c0 + e < n) row[c0 + e] = v[e];
 }
 
+/* Row i of chunk g of the chunk walk, or row 0 (a shadow: loads only) past the chunk's or the call's end.
+ * (Functions, not lambdas: a lambda the AMD compiler does not inline keeps the arguments in scratch.) */
+__device__ __forceinline__ int64_t bwd_walk_row(const darn_bwd_args &a, int64_t g, int64_t i, bool &on)
+{
+    const int64_t r = g * a.chunk_rows + i;
+    on = g < a.chunks && i < a.chunk_rows && r < a.m;
+    return on ? r : (int64_t)0;
+}
+
+/* h, dy (and the mask byte, when it is read) of the thread's group k of row r. */
+template <class Dt, int K, int k>
+__device__ __forceinline__ void bwd_load_group(const darn_bwd_args &a, int t, int64_t r,
+                                               typename Dt::template raw<DARN_ROLE_RO> (&rh)[K],
+                                               typename Dt::template raw<DARN_ROLE_O> (&rdy)[K], uint32_t (&mbits)[K])
+{
+    const int64_t j = t + (int64_t)k * a.p;
+    mbits[k] = 0xFFu;
+    if (j < a.groups) {
+        Dt::template load<DARN_ROLE_RO>(rh[k], a.h, r, j, a.n);
+        Dt::template load<DARN_ROLE_O>(rdy[k], a.dy, r, j, a.n);
+        if (a.mask_read) mbits[k] = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
+    }
+}
+
+template <class Dt, int K, int k>
+__device__ __forceinline__ void bwd_load_w(const darn_bwd_args &a, int t, typename Dt::template raw<DARN_ROLE_W> (&rw)[K])
+{
+    const int64_t j = t + (int64_t)k * a.p;
+    if (j < a.groups) Dt::template load<DARN_ROLE_W>(rw[k], a.w, 0, j, a.n);
+}
+
 template <class Dt, int K, bool REREAD, bool BIAS>
 __global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const darn_bwd_args a)
 {
     using RH = typename Dt::template raw<DARN_ROLE_RO>;
     using RDY = typename Dt::template raw<DARN_ROLE_O>;
     using RW = typename Dt::template raw<DARN_ROLE_W>;
-    constexpr int B = REREAD ? DARN_BWD_REREAD_BATCH : K;
+    constexpr int B = REREAD ? (Dt::is_static ? DARN_BWD_REREAD_BATCH : 1) : K;
     __shared__ float smem[2 * B * 32];
     __shared__ float stack[REREAD ? 2 * DARN_STREAM_LEVELS + 2 : 1];
     const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p;
@@ -131,44 +162,23 @@ __global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const dar
     const bool layer = a.opt & DARN_OPT_LAYER;
     uint64_t seed = 0, offset = 0;
     if ((a.opt & DARN_OPT_DROPOUT) && !a.mask_read) darn_rng_state(a.rng, seed, offset);
-    /* Row i of the chunk walk, or row 0 (a shadow: loads only) past the chunk's or the call's end. */
-    auto row_of = [&](int64_t g, int64_t i, bool &on) {
-        const int64_t r = g * R + i;
-        on = g < a.chunks && i < R && r < a.m;
-        return on ? r : (int64_t)0;
-    };
 
     if constexpr (!REREAD) {
         /* What stays in registers across a row's sums decides the order of work: the next row's first
          * PFK groups are loaded before this row's sums (this row's are read again afterwards: cache hits);
          * the weight stays in registers across rows only for K = 1; dresidual_out is loaded after the
          * sums. */
-        constexpr int PFK = DARN_BWD_PREFETCH ? (K < 2 ? K : 2) : 0;
+        constexpr int PFK = DARN_BWD_PREFETCH && K <= 2 ? K : 0; /* K > 2: the registers are spent (AMD spills) */
         constexpr bool KEEP_W = K == 1;
         RW rw[K] = {};
-        auto load_w = [&](auto kk) {
-            constexpr int k = decltype(kk)::value;
-            const int64_t j = t + (int64_t)k * p;
-            if (j < groups) Dt::template load<DARN_ROLE_W>(rw[k], a.w, 0, j, a.n);
-        };
-        if (KEEP_W) darn_unroll<K>(load_w);
+        if (KEEP_W) darn_unroll<K>([&](auto kk) { bwd_load_w<Dt, K, decltype(kk)::value>(a, t, rw); });
         RH rh[K] = {};
         RDY rdy[K] = {};
         uint32_t mbits[K]; /* mask bytes, loaded with the row when the mask is read */
-        auto load_group = [&](auto kk, int64_t r) {
-            constexpr int k = decltype(kk)::value;
-            const int64_t j = t + (int64_t)k * p;
-            mbits[k] = 0xFFu;
-            if (j < groups) {
-                Dt::template load<DARN_ROLE_RO>(rh[k], a.h, r, j, a.n);
-                Dt::template load<DARN_ROLE_O>(rdy[k], a.dy, r, j, a.n);
-                if (a.mask_read) mbits[k] = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
-            }
-        };
         bool first_on;
         if (PFK > 0) {
-            const int64_t r1 = row_of((int64_t)blockIdx.x * a.rows_per_block + slot, 0, first_on);
-            darn_unroll<PFK>([&](auto kk) { load_group(kk, r1); });
+            const int64_t r1 = bwd_walk_row(a, (int64_t)blockIdx.x * a.rows_per_block + slot, 0, first_on);
+            darn_unroll<PFK>([&](auto kk) { bwd_load_group<Dt, K, decltype(kk)::value>(a, t, r1, rh, rdy, mbits); });
         }
         for (int64_t gb = (int64_t)blockIdx.x * a.rows_per_block; gb < a.chunks; gb += slot_stride) { /* uniform */
             const int64_t g = gb + slot;
@@ -183,11 +193,11 @@ __global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const dar
             });
             for (int64_t i = 0; i < R; i++) {
                 bool on;
-                const int64_t r = row_of(g, i, on);
+                const int64_t r = bwd_walk_row(a, g, i, on);
                 darn_unroll<K>([&](auto kk) { /* the groups not prefetched */
-                    if constexpr (decltype(kk)::value >= PFK) load_group(kk, r);
+                    if constexpr (decltype(kk)::value >= PFK) bwd_load_group<Dt, K, decltype(kk)::value>(a, t, r, rh, rdy, mbits);
                 });
-                if (!KEEP_W) darn_unroll<K>(load_w);
+                if (!KEEP_W) darn_unroll<K>([&](auto kk) { bwd_load_w<Dt, K, decltype(kk)::value>(a, t, rw); });
                 const float rstd = a.rstd[r];
                 const float mean = layer ? a.mean[r] : 0.0f;
                 const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
@@ -214,8 +224,8 @@ __global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const dar
                 if (PFK > 0 && (i + 1 < R || gb + slot_stride < a.chunks)) {
                     /* the next row of this slot: in this chunk, else the slot's next chunk */
                     bool on_next;
-                    const int64_t rn = i + 1 < R ? row_of(g, i + 1, on_next) : row_of(g + slot_stride, 0, on_next);
-                    darn_unroll<PFK>([&](auto kk) { load_group(kk, rn); });
+                    const int64_t rn = i + 1 < R ? bwd_walk_row(a, g, i + 1, on_next) : bwd_walk_row(a, g + slot_stride, 0, on_next);
+                    darn_unroll<PFK>([&](auto kk) { bwd_load_group<Dt, K, decltype(kk)::value>(a, t, rn, rh, rdy, mbits); });
                 }
                 float c1, c2 = 0.0f;
                 if (layer) {
@@ -272,7 +282,7 @@ __global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const dar
         for (int64_t g = blockIdx.x; g < a.chunks; g += gridDim.x) {
             for (int64_t i = 0; i < R; i++) {
                 bool on;
-                const int64_t r = row_of(g, i, on);
+                const int64_t r = bwd_walk_row(a, g, i, on);
                 if (!on) break; /* uniform: one slot per block */
                 const float rstd = a.rstd[r];
                 const float mean = layer ? a.mean[r] : 0.0f;
