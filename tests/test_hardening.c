@@ -858,3 +858,22 @@ Test(hardening, cpu_backend_runs_on_a_32k_stack)
     cr_expect_eq(j.fwd, DARN_OK);
     cr_expect_eq(j.bwd, DARN_OK);
 }
+
+/* ---- item 10: fp32 range of the sums (documented in docs/numerics.md §8) ------------------------- */
+Test(hardening, sum_of_squares_overflow_is_as_documented)
+{
+    enum { n = 16 };
+    float x[n], w[n], y[n], rstd, mean;
+    for (int c = 0; c < n; c++) x[c] = 1e20f, w[c] = 1.0f;
+    darn_desc d;
+    darn_desc_init(&d, DARN_RMSNORM, 1, n, DARN_F32);
+    darn_fwd_tensors f = {.x = x, .weight = w, .out = y, .rstd = &rstd};
+    cr_assert_eq(darn_fwd(&d, &f, NULL, 0, DARN_BACKEND_CPU, NULL), DARN_OK);
+    cr_expect_eq(darn_f32_bits_of(rstd), 0u, "RMSNorm of 1e20: rstd = %a, §8 says 0 (the sum of squares is inf)", (double)rstd);
+    cr_expect_eq(darn_f32_bits_of(y[0]), 0u, "RMSNorm of 1e20: y = %a, §8 says 0", (double)y[0]);
+    for (int c = 0; c < n; c++) x[c] = 3e38f;
+    darn_desc_init(&d, DARN_LAYERNORM, 1, n, DARN_F32);
+    f.mean = &mean;
+    cr_assert_eq(darn_fwd(&d, &f, NULL, 0, DARN_BACKEND_CPU, NULL), DARN_OK);
+    cr_expect_eq(darn_f32_bits_of(y[0]), 0x7FC00000u, "LayerNorm of a constant 3e38 row: y = %a, §8 says NaN", (double)y[0]);
+}
