@@ -147,8 +147,9 @@ __device__ __forceinline__ void bwd_load_w(const darn_bwd_args &a, int t, typena
 }
 
 template <class Dt, int K, bool REREAD, bool BIAS>
-__global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const darn_bwd_args a)
+__global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD ? 2 : 8)) darn_bwd(const darn_bwd_args a)
 {
+    const darn_bwd_args &a0 = a;
     using RH = typename Dt::template raw<DARN_ROLE_RO>;
     using RDY = typename Dt::template raw<DARN_ROLE_O>;
     using RW = typename Dt::template raw<DARN_ROLE_W>;
@@ -250,7 +251,8 @@ __global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const dar
                         float xhat[8], gy[8], gg[8];
                         RH rdr = {};
                         if (a.dresout.p) Dt::template load<DARN_ROLE_RO>(rdr, a.dresout, r, j, a.n);
-                        if constexpr (k < PFK) { /* this row again: its first loads made it a cache hit */
+                        if constexpr (k < PFK || K > 2) { /* this row again: its first loads made it a cache hit
+                                                           * (K > 2: h and dy are not held across the sums) */
                             RH h2;
                             RDY dy2;
                             Dt::template load<DARN_ROLE_RO>(h2, a.h, r, j, a.n);
@@ -282,13 +284,14 @@ __global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const dar
         for (int64_t g = blockIdx.x; g < a.chunks; g += gridDim.x) {
             for (int64_t i = 0; i < R; i++) {
                 bool on;
-                const int64_t r = bwd_walk_row(a, g, i, on);
+                const int64_t r = darn_in_vgpr(bwd_walk_row(a, g, i, on)); /* (compat.h: AMD SGPR spills) */
                 if (!on) break; /* uniform: one slot per block */
-                const float rstd = a.rstd[r];
-                const float mean = layer ? a.mean[r] : 0.0f;
-                const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
+                const float rstd = darn_in_vgpr(a.rstd[r]);
+                const float mean = darn_in_vgpr(layer ? a.mean[r] : 0.0f);
+                const float rs = darn_in_vgpr((a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f);
                 /* Pass one: the row's sums, B columns at a time, into the trees over columns. */
                 for (int64_t kb = 0; kb < kr; kb += B) {
+                    const darn_bwd_args &a = darn_args_again(a0); /* (compat.h: AMD SGPR spills) */
                     RH rh[B] = {};
                     RDY rdy[B] = {};
                     RW rw[B] = {};
@@ -328,11 +331,12 @@ __global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const dar
                     stack[2 * DARN_STREAM_LEVELS + 1] = darn_stream_total(st2, kr);
                 }
                 __syncthreads();
-                const float c1 = darn_row_mean(stack[2 * DARN_STREAM_LEVELS], nf);
-                const float c2 = layer ? darn_row_mean(stack[2 * DARN_STREAM_LEVELS + 1], nf) : 0.0f;
+                const float c1 = darn_in_vgpr(darn_row_mean(stack[2 * DARN_STREAM_LEVELS], nf));
+                const float c2 = darn_in_vgpr(layer ? darn_row_mean(stack[2 * DARN_STREAM_LEVELS + 1], nf) : 0.0f);
                 __syncthreads(); /* the stacks are rewritten by the next row */
                 /* Pass two: outputs; the chunk partials of the thread's columns, read and written per row. */
                 for (int64_t kb = 0; kb < kr; kb += B) {
+                    const darn_bwd_args &a = darn_args_again(a0); /* (compat.h: AMD SGPR spills) */
                     RH rh[B] = {}, rdr[B] = {};
                     RDY rdy[B] = {};
                     RW rw[B] = {};
@@ -346,7 +350,9 @@ __global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const dar
                             Dt::template load<DARN_ROLE_O>(rdy[b], a.dy, r, j, a.n);
                             Dt::template load<DARN_ROLE_W>(rw[b], a.w, 0, j, a.n);
                             if (a.dresout.p) Dt::template load<DARN_ROLE_RO>(rdr[b], a.dresout, r, j, a.n);
-                            bits[b] = bwd_group_bits<Dt>(a, seed, offset, r, j);
+                            /* the seed in vector registers: the Philox round keys are then computed where
+                             * they are used, not held in scalar registers across the loops (compat.h) */
+                            bits[b] = bwd_group_bits<Dt>(a, (uint64_t)darn_in_vgpr((int64_t)seed), offset, r, j);
                         }
                     });
                     darn_unroll<B>([&](auto bb) {
@@ -354,15 +360,29 @@ __global__ void __launch_bounds__((darn_bwd_bound<REREAD>())) darn_bwd(const dar
                         const int64_t j = t + (kb + b) * p;
                         if (j < groups) {
                             float pw[8], pb[8], xhat[8], gy[8], gg[8];
-                            if (i == 0) {
+                            /* Compile-time dtypes: the partials' loads fly with the row's. Run-time dtypes: the
+                             * row's terms first (added to -0.0, which gives the term itself), the partials after
+                             * (p + t, the same addition): fewer values live at once (AMD spilled). */
+                            constexpr bool EARLY = Dt::is_static;
 #pragma unroll
-                                for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
-                            } else {
+                            for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
+                            if (EARLY && i > 0) {
                                 partial_load(a.partial_w + g * a.n, j, a.n, pw);
                                 if constexpr (BIAS) partial_load(a.partial_b + g * a.n, j, a.n, pb);
                             }
                             bwd_group_terms<Dt>(a, rh[b], rdy[b], rw[b], mean, rstd, xhat, gy, gg);
                             bwd_group_out<Dt, BIAS>(a, r, j, xhat, gy, gg, c1, c2, rstd, rs, bits[b], rdr[b], pw, pb);
+                            if (!EARLY && i > 0) {
+                                float q[8];
+                                partial_load(a.partial_w + g * a.n, j, a.n, q);
+#pragma unroll
+                                for (int e = 0; e < 8; e++) pw[e] = q[e] + pw[e];
+                                if constexpr (BIAS) {
+                                    partial_load(a.partial_b + g * a.n, j, a.n, q);
+#pragma unroll
+                                    for (int e = 0; e < 8; e++) pb[e] = q[e] + pb[e];
+                                }
+                            }
                             partial_store(a.partial_w + g * a.n, j, a.n, pw);
                             if constexpr (BIAS) partial_store(a.partial_b + g * a.n, j, a.n, pb);
                         }
@@ -413,6 +433,9 @@ const void *const darn_wgrad_pass_kernel = (const void *)darn_wgrad_pass;
                           DARN_BWD_VARIANT(3, false, __VA_ARGS__) DARN_BWD_VARIANT(4, false, __VA_ARGS__) \
                           DARN_BWD_VARIANT(1, true, __VA_ARGS__)
 #define DARN_BWD_STATIC_ROW(X, R, RO, W, O) DARN_BWD_ROW(darn_dt_static<X, R, RO, W, O>)
-const void *const darn_bwd_table[DARN_N_BWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_BWD_STATIC_ROW) DARN_BWD_ROW(darn_dt_runtime)};
+#define DARN_BWD_RUNTIME_ROW DARN_BWD_VARIANT(1, false, darn_dt_runtime) DARN_BWD_VARIANT(2, false, darn_dt_runtime) \
+                             DARN_BWD_VARIANT(1, true, darn_dt_runtime)
+const void *const darn_bwd_table[DARN_N_BWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_BWD_STATIC_ROW) DARN_BWD_RUNTIME_ROW};
+static_assert(DARN_RUNTIME_MAX_K == 2, "the run-time row lists K = 1, 2 and the re-read variant");
 static_assert(DARN_N_VARIANTS == 5, "darn_bwd_table rows list 4 register variants and the re-read one");
 #endif /* DARN_NO_TABLE */

@@ -104,7 +104,7 @@ __device__ __forceinline__ void fwd_group_y(const darn_fwd_args &a, int64_t r, i
 }
 
 template <class Dt, int K, bool REREAD>
-__global__ void __launch_bounds__((darn_fwd_bound<K, REREAD>())) darn_fwd(const darn_fwd_args a)
+__global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(const darn_fwd_args a)
 {
     using RX = typename Dt::template raw<DARN_ROLE_X>;
     using RR = typename Dt::template raw<DARN_ROLE_R>;
@@ -329,6 +329,9 @@ __global__ void __launch_bounds__((darn_fwd_bound<K, REREAD>())) darn_fwd(const 
                           (const void *)darn_fwd<__VA_ARGS__, 3, false>, (const void *)darn_fwd<__VA_ARGS__, 4, false>, \
                           (const void *)darn_fwd<__VA_ARGS__, 1, true>,
 #define DARN_FWD_STATIC_ROW(X, R, RO, W, O) DARN_FWD_ROW(darn_dt_static<X, R, RO, W, O>)
-const void *const darn_fwd_table[DARN_N_FWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_FWD_STATIC_ROW) DARN_FWD_ROW(darn_dt_runtime)};
+#define DARN_FWD_RUNTIME_ROW (const void *)darn_fwd<darn_dt_runtime, 1, false>, (const void *)darn_fwd<darn_dt_runtime, 2, false>, \
+                             (const void *)darn_fwd<darn_dt_runtime, 1, true>,
+const void *const darn_fwd_table[DARN_N_FWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_FWD_STATIC_ROW) DARN_FWD_RUNTIME_ROW};
+static_assert(DARN_RUNTIME_MAX_K == 2, "the run-time row lists K = 1, 2 and the re-read variant");
 static_assert(DARN_N_VARIANTS == 5, "darn_fwd_table rows list 4 register variants and the re-read one");
 #endif /* DARN_NO_TABLE */

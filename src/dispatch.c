@@ -58,13 +58,13 @@ static int64_t next_pow2(int64_t v)
  * loop) over more elements; `cap` keeps the registers of rows with fp32 h within one block's limit
  * (H200, 2026-12-02: train and bwd best at K = 2, all-16-bit inference at K = 4). Rows of more than
  * 4 · 512 groups are re-read with P = 512. */
-void darn_row_geometry(int64_t n, int cap, int *p, int *k, int *variant)
+void darn_row_geometry(int64_t n, int cap, int kmax, int *p, int *k, int *variant)
 {
     const int64_t groups = darn_groups_for(n);
     int best_k = 0;
     int64_t best_p = 0;
     double best_util = -1.0;
-    for (int kk = 1; kk <= DARN_MAX_K; kk++) {
+    for (int kk = 1; kk <= kmax; kk++) {
         const int64_t pp = next_pow2((groups + kk - 1) / kk);
         if (pp > DARN_MAX_P_REG) continue;
         const double util = (double)groups / (double)(pp * kk);
@@ -88,9 +88,10 @@ void darn_row_geometry(int64_t n, int cap, int *p, int *k, int *variant)
     *variant = DARN_VARIANT_REREAD;
 }
 
-static void shape(darn_choice *c, int64_t n, darn_dtype h_dtype, int64_t units)
+static void shape(darn_choice *c, int64_t n, darn_dtype h_dtype, int cfg, int64_t units)
 {
-    darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, &c->p, &c->k, &c->variant);
+    darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, cfg == DARN_CFG_RUNTIME ? DARN_RUNTIME_MAX_K : DARN_MAX_K,
+                      &c->p, &c->k, &c->variant);
     c->rows_per_block = c->p < DARN_SMALL_BLOCK ? DARN_SMALL_BLOCK / c->p : 1;
     c->block = c->p * c->rows_per_block;
     c->units = units;
@@ -107,7 +108,7 @@ void darn_choose_fwd(const darn_plan *pl, const darn_fwd_tensors *t, darn_choice
                     vec_ok(t->out, pl->s_out, d->out_dtype) && vec_ok(t->residual_out, pl->s_resout, ro) &&
                     (!pl->has_bias || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = DARN_CFG_RUNTIME;
-    shape(c, pl->n, ro, pl->m);
+    shape(c, pl->n, ro, cfg, pl->m);
     c->cfg = cfg;
     c->bias = pl->has_bias;
     c->entry = darn_fwd_entry(cfg, c->variant);
@@ -123,7 +124,7 @@ void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice
                     vec_ok(t->dx, pl->s_dx, d->x_dtype) && vec_ok(t->dresidual, pl->s_dres, d->residual_dtype) &&
                     (!pl->has_bias || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = DARN_CFG_RUNTIME;
-    shape(c, pl->n, ro, pl->wgrad_chunks); /* a slot walks one chunk at a time */
+    shape(c, pl->n, ro, cfg, pl->wgrad_chunks); /* a slot walks one chunk at a time */
     c->cfg = cfg;
     c->bias = pl->has_bias;
     c->entry = darn_bwd_entry(cfg, c->variant, c->bias);
@@ -137,8 +138,14 @@ void darn_entry_choice(int backward, int entry, darn_choice *c)
         c->bias = entry % 2;
         entry /= 2;
     }
-    c->cfg = entry / DARN_N_VARIANTS;
-    c->variant = entry % DARN_N_VARIANTS;
+    if (entry < DARN_N_STATIC_CONFIGS * DARN_N_VARIANTS) {
+        c->cfg = entry / DARN_N_VARIANTS;
+        c->variant = entry % DARN_N_VARIANTS;
+    } else {
+        const int v = entry - DARN_N_STATIC_CONFIGS * DARN_N_VARIANTS;
+        c->cfg = DARN_CFG_RUNTIME;
+        c->variant = v == DARN_RUNTIME_MAX_K ? DARN_VARIANT_REREAD : v;
+    }
 }
 
 static const char *dt_name(darn_dtype d) { return d == DARN_F32 ? "f32" : d == DARN_F16 ? "f16" : "bf16"; }

@@ -45,12 +45,22 @@ extern "C" {
 #define DARN_SMALL_BLOCK 256          /* rows of fewer threads share blocks of this many */
 #define DARN_REREAD_P 512             /* threads per re-read row (one row per block) */
 
-#define DARN_N_FWD_ENTRIES (DARN_N_CONFIGS * DARN_N_VARIANTS)
-#define DARN_N_BWD_ENTRIES (DARN_N_CONFIGS * DARN_N_VARIANTS * 2)
+/* The run-time-dtype policy has K = 1, 2 and the re-read variant only (its K = 3 / 4 bodies did not fit AMD's
+ * registers: scratch on gfx90a, tools/amd-resource-check 2026-12-02); rows it cannot hold with K <= 2 are
+ * re-read. */
+#define DARN_RUNTIME_MAX_K 2
+#define DARN_N_RUNTIME_VARIANTS (DARN_RUNTIME_MAX_K + 1)
+#define DARN_N_ROWS_ENTRIES (DARN_N_STATIC_CONFIGS * DARN_N_VARIANTS + DARN_N_RUNTIME_VARIANTS)
+#define DARN_N_FWD_ENTRIES DARN_N_ROWS_ENTRIES
+#define DARN_N_BWD_ENTRIES (DARN_N_ROWS_ENTRIES * 2)
 
 /* Entry index of a forward (cfg, variant) and of a backward (cfg, variant, bias). */
-static inline int darn_fwd_entry(int cfg, int variant) { return cfg * DARN_N_VARIANTS + variant; }
-static inline int darn_bwd_entry(int cfg, int variant, int bias) { return (cfg * DARN_N_VARIANTS + variant) * 2 + bias; }
+static inline int darn_fwd_entry(int cfg, int variant)
+{
+    if (cfg < DARN_N_STATIC_CONFIGS) return cfg * DARN_N_VARIANTS + variant;
+    return DARN_N_STATIC_CONFIGS * DARN_N_VARIANTS + (variant == DARN_VARIANT_REREAD ? DARN_RUNTIME_MAX_K : variant);
+}
+static inline int darn_bwd_entry(int cfg, int variant, int bias) { return darn_fwd_entry(cfg, variant) * 2 + bias; }
 
 /* What the launcher needs to know of a call, and what darn_debug_*_kernel reports. */
 typedef struct darn_choice {
@@ -75,8 +85,9 @@ void darn_entry_choice(int backward, int entry, darn_choice *c);
 /* dtypes of a static configuration (x, residual, residual-out, weight, out); 0 when cfg is not static. */
 int darn_static_config_dtypes(int cfg, darn_dtype out[5]);
 
-/* The row geometry of N: P, K and the variant; `cap` is the largest K preferred on ties (dispatch.c). */
-void darn_row_geometry(int64_t n, int cap, int *p, int *k, int *variant);
+/* The row geometry of N: P, K and the variant; `cap` is the largest K preferred on ties, `kmax` the largest
+ * K at all (dispatch.c). */
+void darn_row_geometry(int64_t n, int cap, int kmax, int *p, int *k, int *variant);
 
 #ifdef __cplusplus
 } /* extern "C" */
