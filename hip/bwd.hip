@@ -147,9 +147,8 @@ __device__ __forceinline__ void bwd_load_w(const darn_bwd_args &a, int t, typena
 }
 
 template <class Dt, int K, bool REREAD, bool BIAS>
-__global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD ? 2 : 8)) darn_bwd(const darn_bwd_args a)
+__global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD || K > 2 ? 2 : 8)) darn_bwd(const darn_bwd_args a)
 {
-    const darn_bwd_args &a0 = a;
     using RH = typename Dt::template raw<DARN_ROLE_RO>;
     using RDY = typename Dt::template raw<DARN_ROLE_O>;
     using RW = typename Dt::template raw<DARN_ROLE_W>;
@@ -284,14 +283,13 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD ? 2 : 8))
         for (int64_t g = blockIdx.x; g < a.chunks; g += gridDim.x) {
             for (int64_t i = 0; i < R; i++) {
                 bool on;
-                const int64_t r = darn_in_vgpr(bwd_walk_row(a, g, i, on)); /* (compat.h: AMD SGPR spills) */
+                const int64_t r = bwd_walk_row(a, g, i, on);
                 if (!on) break; /* uniform: one slot per block */
-                const float rstd = darn_in_vgpr(a.rstd[r]);
-                const float mean = darn_in_vgpr(layer ? a.mean[r] : 0.0f);
-                const float rs = darn_in_vgpr((a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f);
+                const float rstd = a.rstd[r];
+                const float mean = layer ? a.mean[r] : 0.0f;
+                const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
                 /* Pass one: the row's sums, B columns at a time, into the trees over columns. */
                 for (int64_t kb = 0; kb < kr; kb += B) {
-                    const darn_bwd_args &a = darn_args_again(a0); /* (compat.h: AMD SGPR spills) */
                     RH rh[B] = {};
                     RDY rdy[B] = {};
                     RW rw[B] = {};
@@ -331,12 +329,11 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD ? 2 : 8))
                     stack[2 * DARN_STREAM_LEVELS + 1] = darn_stream_total(st2, kr);
                 }
                 __syncthreads();
-                const float c1 = darn_in_vgpr(darn_row_mean(stack[2 * DARN_STREAM_LEVELS], nf));
-                const float c2 = darn_in_vgpr(layer ? darn_row_mean(stack[2 * DARN_STREAM_LEVELS + 1], nf) : 0.0f);
+                const float c1 = darn_row_mean(stack[2 * DARN_STREAM_LEVELS], nf);
+                const float c2 = layer ? darn_row_mean(stack[2 * DARN_STREAM_LEVELS + 1], nf) : 0.0f;
                 __syncthreads(); /* the stacks are rewritten by the next row */
                 /* Pass two: outputs; the chunk partials of the thread's columns, read and written per row. */
                 for (int64_t kb = 0; kb < kr; kb += B) {
-                    const darn_bwd_args &a = darn_args_again(a0); /* (compat.h: AMD SGPR spills) */
                     RH rh[B] = {}, rdr[B] = {};
                     RDY rdy[B] = {};
                     RW rw[B] = {};
@@ -430,12 +427,8 @@ const void *const darn_wgrad_pass_kernel = (const void *)darn_wgrad_pass;
 /* The backward rows of the dispatch table for each dtype configuration, in dispatch.h's order. */
 #define DARN_BWD_VARIANT(K, RR, ...) (const void *)darn_bwd<__VA_ARGS__, K, RR, false>, (const void *)darn_bwd<__VA_ARGS__, K, RR, true>,
 #define DARN_BWD_ROW(...) DARN_BWD_VARIANT(1, false, __VA_ARGS__) DARN_BWD_VARIANT(2, false, __VA_ARGS__) \
-                          DARN_BWD_VARIANT(3, false, __VA_ARGS__) DARN_BWD_VARIANT(4, false, __VA_ARGS__) \
                           DARN_BWD_VARIANT(1, true, __VA_ARGS__)
 #define DARN_BWD_STATIC_ROW(X, R, RO, W, O) DARN_BWD_ROW(darn_dt_static<X, R, RO, W, O>)
-#define DARN_BWD_RUNTIME_ROW DARN_BWD_VARIANT(1, false, darn_dt_runtime) DARN_BWD_VARIANT(2, false, darn_dt_runtime) \
-                             DARN_BWD_VARIANT(1, true, darn_dt_runtime)
-const void *const darn_bwd_table[DARN_N_BWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_BWD_STATIC_ROW) DARN_BWD_RUNTIME_ROW};
-static_assert(DARN_RUNTIME_MAX_K == 2, "the run-time row lists K = 1, 2 and the re-read variant");
-static_assert(DARN_N_VARIANTS == 5, "darn_bwd_table rows list 4 register variants and the re-read one");
+const void *const darn_bwd_table[DARN_N_BWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_BWD_STATIC_ROW) DARN_BWD_ROW(darn_dt_runtime)};
+static_assert(DARN_BWD_MAX_K == 2, "darn_bwd_table rows list K = 1, 2 and the re-read variant");
 #endif /* DARN_NO_TABLE */

@@ -45,7 +45,8 @@ __device__ __forceinline__ float darn_shfl_xor(float v, int d)
 
 /* Launch bound: threads per block, and for AMD the most waves per SIMD the compiler should aim at (it then
  * may use every VGPR that occupancy leaves; by default clang aimed at 4 waves and spilled: the re-read
- * backward had 10-12 VGPR spills on gfx90a, tools/amd-resource-check, 2026-12-02). NVIDIA: the bound only. */
+ * backward had 10-12 VGPR spills on gfx90a, the K = 3 / 4 backward up to 98 on gfx942 with scratch,
+ * tools/amd-resource-check, 2026-12-02). NVIDIA: the bound only. */
 #if defined(__HIP_PLATFORM_NVIDIA__)
 #define DARN_LAUNCH_BOUNDS(threads, amd_max_waves) __launch_bounds__(threads)
 #else
@@ -54,7 +55,7 @@ __device__ __forceinline__ float darn_shfl_xor(float v, int d)
 
 /* A wave-uniform value moved to a vector register (AMD), so that the compiler does not hold it, or what it
  * derives from it, in the scarce scalar registers across a loop. Only where the resource report asked for it:
- * the re-read backward had 298 SGPR spills and, from them, 12 VGPR spills on gfx90a (tools/amd-resource-check,
+ * the re-read backward had 298 SGPR spills on gfx90a, with VGPR spills among them (tools/amd-resource-check,
  * 2026-12-02). NVIDIA has no such split: the value itself. */
 #if defined(__HIP_PLATFORM_NVIDIA__)
 template <class T> __device__ __forceinline__ T darn_in_vgpr(T v) { return v; }
@@ -72,24 +73,6 @@ __device__ __forceinline__ int64_t darn_in_vgpr(int64_t v)
     return (int64_t)((uint64_t)hi << 32 | lo);
 }
 #endif /* __HIP_PLATFORM_NVIDIA__ */
-
-/* The kernel's argument struct read again from the kernel-argument segment where this reference is used
- * (AMD), so that a loop does not hold the ~40 wave-uniform argument values, and what it derives from them,
- * in scalar registers across iterations: it reloads them (scalar-cache hits). Valid only for a kernel whose
- * one and only parameter is `a` (offset 0 of the segment): darn's kernels take one struct by value. Used only
- * where the resource report asked (same report as darn_in_vgpr). NVIDIA: `a` itself. */
-template <class T> __device__ __forceinline__ const T &darn_args_again(const T &a)
-{
-#if defined(__HIP_PLATFORM_NVIDIA__)
-    return a;
-#else
-    (void)a;
-    typedef const __attribute__((address_space(4))) T *kernarg_ptr;
-    kernarg_ptr p = (kernarg_ptr)__builtin_amdgcn_kernarg_segment_ptr();
-    asm volatile("" : "+s"(p));
-    return *(const T *)p;
-#endif /* __HIP_PLATFORM_NVIDIA__ */
-}
 
 /* Read-only loads through the non-coherent path where the vendor has one: only for data no thread of
  * the call writes before reading it (in-place outputs are written after their own last read). */

@@ -88,10 +88,9 @@ void darn_row_geometry(int64_t n, int cap, int kmax, int *p, int *k, int *varian
     *variant = DARN_VARIANT_REREAD;
 }
 
-static void shape(darn_choice *c, int64_t n, darn_dtype h_dtype, int cfg, int64_t units)
+static void shape(darn_choice *c, int64_t n, darn_dtype h_dtype, int kmax, int64_t units)
 {
-    darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, cfg == DARN_CFG_RUNTIME ? DARN_RUNTIME_MAX_K : DARN_MAX_K,
-                      &c->p, &c->k, &c->variant);
+    darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, kmax, &c->p, &c->k, &c->variant);
     c->rows_per_block = c->p < DARN_SMALL_BLOCK ? DARN_SMALL_BLOCK / c->p : 1;
     c->block = c->p * c->rows_per_block;
     c->units = units;
@@ -108,7 +107,7 @@ void darn_choose_fwd(const darn_plan *pl, const darn_fwd_tensors *t, darn_choice
                     vec_ok(t->out, pl->s_out, d->out_dtype) && vec_ok(t->residual_out, pl->s_resout, ro) &&
                     (!pl->has_bias || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = DARN_CFG_RUNTIME;
-    shape(c, pl->n, ro, cfg, pl->m);
+    shape(c, pl->n, ro, cfg == DARN_CFG_RUNTIME ? DARN_RUNTIME_MAX_K : DARN_MAX_K, pl->m);
     c->cfg = cfg;
     c->bias = pl->has_bias;
     c->entry = darn_fwd_entry(cfg, c->variant);
@@ -124,7 +123,7 @@ void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice
                     vec_ok(t->dx, pl->s_dx, d->x_dtype) && vec_ok(t->dresidual, pl->s_dres, d->residual_dtype) &&
                     (!pl->has_bias || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = DARN_CFG_RUNTIME;
-    shape(c, pl->n, ro, cfg, pl->wgrad_chunks); /* a slot walks one chunk at a time */
+    shape(c, pl->n, ro, DARN_BWD_MAX_K, pl->wgrad_chunks); /* a slot walks one chunk at a time */
     c->cfg = cfg;
     c->bias = pl->has_bias;
     c->entry = darn_bwd_entry(cfg, c->variant, c->bias);
@@ -137,6 +136,10 @@ void darn_entry_choice(int backward, int entry, darn_choice *c)
     if (backward) {
         c->bias = entry % 2;
         entry /= 2;
+        c->cfg = entry / DARN_N_BWD_VARIANTS;
+        const int v = entry % DARN_N_BWD_VARIANTS;
+        c->variant = v == DARN_BWD_MAX_K ? DARN_VARIANT_REREAD : v;
+        return;
     }
     if (entry < DARN_N_STATIC_CONFIGS * DARN_N_VARIANTS) {
         c->cfg = entry / DARN_N_VARIANTS;

@@ -52,7 +52,12 @@ extern "C" {
 #define DARN_N_RUNTIME_VARIANTS (DARN_RUNTIME_MAX_K + 1)
 #define DARN_N_ROWS_ENTRIES (DARN_N_STATIC_CONFIGS * DARN_N_VARIANTS + DARN_N_RUNTIME_VARIANTS)
 #define DARN_N_FWD_ENTRIES DARN_N_ROWS_ENTRIES
-#define DARN_N_BWD_ENTRIES (DARN_N_ROWS_ENTRIES * 2)
+/* The backward holds at most K = 2 groups per thread (its dweight/dbias partials take 8 K registers each;
+ * K = 3 / 4 needed all 256 VGPRs and spilled to scratch on gfx942 and gfx90a, tools/amd-resource-check
+ * 2026-12-02): K = 1, 2 and the re-read variant for every configuration. */
+#define DARN_BWD_MAX_K 2
+#define DARN_N_BWD_VARIANTS (DARN_BWD_MAX_K + 1)
+#define DARN_N_BWD_ENTRIES (DARN_N_CONFIGS * DARN_N_BWD_VARIANTS * 2)
 
 /* Entry index of a forward (cfg, variant) and of a backward (cfg, variant, bias). */
 static inline int darn_fwd_entry(int cfg, int variant)
@@ -60,7 +65,10 @@ static inline int darn_fwd_entry(int cfg, int variant)
     if (cfg < DARN_N_STATIC_CONFIGS) return cfg * DARN_N_VARIANTS + variant;
     return DARN_N_STATIC_CONFIGS * DARN_N_VARIANTS + (variant == DARN_VARIANT_REREAD ? DARN_RUNTIME_MAX_K : variant);
 }
-static inline int darn_bwd_entry(int cfg, int variant, int bias) { return darn_fwd_entry(cfg, variant) * 2 + bias; }
+static inline int darn_bwd_entry(int cfg, int variant, int bias)
+{
+    return (cfg * DARN_N_BWD_VARIANTS + (variant == DARN_VARIANT_REREAD ? DARN_BWD_MAX_K : variant)) * 2 + bias;
+}
 
 /* What the launcher needs to know of a call, and what darn_debug_*_kernel reports. */
 typedef struct darn_choice {
