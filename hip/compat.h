@@ -60,11 +60,6 @@ __device__ __forceinline__ float darn_shfl_xor(float v, int d)
 #if defined(__HIP_PLATFORM_NVIDIA__)
 template <class T> __device__ __forceinline__ T darn_in_vgpr(T v) { return v; }
 #else
-__device__ __forceinline__ float darn_in_vgpr(float v)
-{
-    asm volatile("" : "+v"(v));
-    return v;
-}
 __device__ __forceinline__ int64_t darn_in_vgpr(int64_t v)
 {
     uint32_t lo = (uint32_t)v, hi = (uint32_t)((uint64_t)v >> 32);

@@ -186,16 +186,6 @@ DARN_HOST_DEVICE float darn_wgrad_term(float gy, float xhat) { return gy * xhat;
 /* ceil(N / 8), for N >= 1 (no overflow for any int64 N). */
 DARN_HOST_DEVICE int64_t darn_groups_for(int64_t n) { return n / DARN_GROUP + (n % DARN_GROUP != 0); }
 
-/* The pairwise tree of §5 over v[0 .. count): level d = 1, 2, 4, ...: v[i] = v[i] + v[i + d] for i a
- * multiple of 2d with i + d < count (a missing right partner passes the value through). Destroys v.
- * The same tree over any power-of-two padding with -0.0 gives the same bits (-0.0 + x = x). */
-DARN_HOST_DEVICE float darn_tree(float *v, int64_t count)
-{
-    for (int64_t d = 1; d < count; d *= 2)
-        for (int64_t i = 0; i + d < count; i += 2 * d) v[i] = v[i] + v[i + d];
-    return count > 0 ? v[0] : -0.0f;
-}
-
 /* ---- dweight/dbias row chunks (docs/numerics.md §6) ----------------------------------------------- */
 #define DARN_WGRAD_BUDGET (INT64_C(1) << 21) /* about this many chunk partials (G * N) per call */
 

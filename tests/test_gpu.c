@@ -107,19 +107,16 @@ Test(gpu, sweep_every_n_every_config, .timeout = 1800)
     }
 }
 
-/* Every entry of both dispatch tables (docs/numerics.md §7), bit for bit against the CPU, with the
- * kernel the GPU runs checked against the entry. About 5 Mi elements per case: dweight chunks of 2 rows
- * and a last chunk of one. */
-Test(gpu, every_dispatch_entry, .timeout = 1800)
+/* Every entry of both dispatch tables (docs/numerics.md §7), bit for bit against the CPU, with the kernel
+ * the GPU runs checked against the entry. rows(N) picks the call's M for the entry's row length. */
+static void walk_dispatch_table(int64_t (*rows)(int64_t n))
 {
-    need_gpu();
     for (int bwd = 0; bwd < 2; bwd++) {
         for (int e = 0; e < darn_debug_kernel_count(bwd); e++) {
             gpu_case probe;
             cr_assert_eq(gpu_case_for_entry(bwd, e, 1, &probe), 0, "no case for %s entry %d", bwd ? "bwd" : "fwd", e);
-            const int64_t m = ((INT64_C(5) << 20) / probe.desc.cols) | 1;
             gpu_case c;
-            cr_assert_eq(gpu_case_for_entry(bwd, e, m, &c), 0);
+            cr_assert_eq(gpu_case_for_entry(bwd, e, rows(probe.desc.cols), &c), 0);
             if (bwd) c.want_bwd_entry = e;
             else c.want_fwd_entry = e;
             darn_kernel_info info;
@@ -129,23 +126,23 @@ Test(gpu, every_dispatch_entry, .timeout = 1800)
     }
 }
 
+/* About 5 Mi elements per case: dweight chunks of 2 rows and a last chunk of one. */
+static int64_t rows_chunked(int64_t n) { return ((INT64_C(5) << 20) / n) | 1; }
+static int64_t rows_three(int64_t n) { (void)n; return 3; }
+
+Test(gpu, every_dispatch_entry, .timeout = 1800)
+{
+    need_gpu();
+    walk_dispatch_table(rows_chunked);
+}
+
 /* The same walk with small calls: the set tests/device/run-on-gpu runs under compute-sanitizer's memcheck,
  * racecheck and initcheck (every kernel family: static and run-time dtypes, rows in registers and
  * re-read, forward and backward, mask read and regenerated, with and without bias, the dweight pass). */
 Test(gpu, every_dispatch_entry_small, .timeout = 1800)
 {
     need_gpu();
-    for (int bwd = 0; bwd < 2; bwd++) {
-        for (int e = 0; e < darn_debug_kernel_count(bwd); e++) {
-            gpu_case c;
-            cr_assert_eq(gpu_case_for_entry(bwd, e, 3, &c), 0, "no case for %s entry %d", bwd ? "bwd" : "fwd", e);
-            if (bwd) c.want_bwd_entry = e;
-            else c.want_fwd_entry = e;
-            darn_kernel_info info;
-            darn_debug_kernel_entry(bwd, e, &info);
-            run_or_fail(&c, info.name);
-        }
-    }
+    walk_dispatch_table(rows_three);
 }
 
 Test(gpu, strides_and_misaligned_bases, .timeout = 900)
