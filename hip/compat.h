@@ -7,6 +7,8 @@
 
 #include <hip/hip_runtime.h>
 
+#include "contract.h"
+
 /* Physical wave size as a compile-time constant of the device pass: 64 on gfx9 (MI-series, wave64),
  * 32 on gfx10+ (wave32) and NVIDIA. ROCm 7 made `warpSize` non-constexpr, so it is never used here.
  * The host pass sees 32; host code never sizes anything from it (reductions do not depend on it).
@@ -101,5 +103,70 @@ __device__ __forceinline__ void darn_st_stream(uint4 *p, uint4 v)
 #define DARN_LD_STREAM(p) darn_ld_stream(p)
 #define DARN_ST_STREAM(p, v) darn_st_stream((p), (v))
 #endif /* DARN_NO_STREAM_HINTS, __HIP_PLATFORM_NVIDIA__ */
+
+/* fp32 -> 16-bit float conversions of the kernels, two at a time, packed (element 0 in the low half), and
+ * the 16-bit -> fp32 widening of f16. The contract's conversions (src/contract.h: round to nearest even,
+ * overflow to inf, subnormals kept, NaN -> the canonical NaN) are IEEE's, which NVIDIA's cvt.rn.bf16x2.f32 /
+ * cvt.rn.f16x2.f32 / cvt.f32.f16 (sm_80+) compute in one instruction for every non-NaN input; NaN inputs
+ * are set to the canonical NaN after it. Checked on the device against contract.h for all 2^32 / 2^16
+ * inputs (darn_device_check_conversions, test gpu/conversions_exhaustive). The `_raw` forms leave a NaN's
+ * bits to the hardware: for values that are widened again and never stored (§4's hn). AMD: contract.h's
+ * integer code (no AMD GPU here to check the hardware's conversions against). */
+#if defined(__HIP_PLATFORM_NVIDIA__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define DARN_HW_CVT 1
+#else
+#define DARN_HW_CVT 0
+#endif /* sm_80+ */
+
+__device__ __forceinline__ uint32_t darn_pack_bf16x2_raw(float lo, float hi)
+{
+#if DARN_HW_CVT
+    uint32_t r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); /* the first source goes high */
+    return r;
+#else
+    return (uint32_t)darn_f32_to_bf16(lo) | (uint32_t)darn_f32_to_bf16(hi) << 16;
+#endif /* DARN_HW_CVT */
+}
+__device__ __forceinline__ uint32_t darn_pack_f16x2_raw(float lo, float hi)
+{
+#if DARN_HW_CVT
+    uint32_t r;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+#else
+    return (uint32_t)darn_f32_to_f16(lo) | (uint32_t)darn_f32_to_f16(hi) << 16;
+#endif /* DARN_HW_CVT */
+}
+/* The halves of NaN inputs set to `nan` (the canonical 16-bit NaN). */
+__device__ __forceinline__ uint32_t darn_fix_nan16x2(uint32_t r, float lo, float hi, uint32_t nan)
+{
+#if DARN_HW_CVT
+    r = lo != lo ? (r & 0xFFFF0000u) | nan : r;
+    r = hi != hi ? (r & 0x0000FFFFu) | nan << 16 : r;
+#else
+    (void)lo, (void)hi, (void)nan; /* contract.h's code stores canonical NaNs itself */
+#endif /* DARN_HW_CVT */
+    return r;
+}
+__device__ __forceinline__ uint32_t darn_pack_bf16x2(float lo, float hi)
+{
+    return darn_fix_nan16x2(darn_pack_bf16x2_raw(lo, hi), lo, hi, DARN_BF16_CANONICAL_NAN);
+}
+__device__ __forceinline__ uint32_t darn_pack_f16x2(float lo, float hi)
+{
+    return darn_fix_nan16x2(darn_pack_f16x2_raw(lo, hi), lo, hi, DARN_F16_CANONICAL_NAN);
+}
+/* f16 -> fp32 (exact; a NaN stays a NaN of another payload on NVIDIA, which no stored bit can see). */
+__device__ __forceinline__ float darn_widen_f16(uint16_t h)
+{
+#if DARN_HW_CVT
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+#else
+    return darn_f16_to_f32(h);
+#endif /* DARN_HW_CVT */
+}
 
 #endif /* DARN_HIP_COMPAT_H */

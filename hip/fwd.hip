@@ -30,12 +30,17 @@ __device__ __forceinline__ void fwd_group_h(const darn_fwd_args &a, const typena
     float x[8], res[8];
     Dt::template cvt<DARN_ROLE_X>(x, rx, a.x);
     Dt::template cvt<DARN_ROLE_R>(res, rr, a.res);
-    /* The options as compile-time constants where the call's are the common ones (a warp-uniform branch;
-     * the compiler drops the dead steps instead of issuing them predicated off). */
-    constexpr uint32_t common = DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL;
-    if ((a.opt & (DARN_OPT_ROWSCALE | DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL)) == common) {
+    /* The options as compile-time constants where the call's are the common ones, training (dropout and a
+     * residual) and inference (a residual): a warp-uniform branch; the compiler drops the dead steps
+     * instead of issuing them predicated off. */
+    constexpr uint32_t opts = DARN_OPT_ROWSCALE | DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL;
+    constexpr uint32_t train = DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL, infer = DARN_OPT_RESIDUAL;
+    if ((a.opt & opts) == train) {
 #pragma unroll
-        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, (bits >> e) & 1u, a.rng.scale, common);
+        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, (bits >> e) & 1u, a.rng.scale, train);
+    } else if ((a.opt & opts) == infer) {
+#pragma unroll
+        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, 1u, a.rng.scale, infer);
     } else {
 #pragma unroll
         for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, (bits >> e) & 1u, a.rng.scale, a.opt);

@@ -61,19 +61,30 @@ __device__ __forceinline__ uint16_t darn_half_of(const uint4 &q, int e)
     return (uint16_t)(darn_word_of(q, e / 2) >> (16 * (e % 2)));
 }
 
-/* f rounded as a store to dt and widened back (§4's hn = load(store(h))). For f32 that is f itself but for a
- * NaN's payload, which no stored bit can see (every store canonicalizes NaNs, and nothing branches on a
- * float): the kernels skip the canonicalization there. */
-template <int DT> __device__ __forceinline__ float darn_round_to(float f)
+/* f[e], f[e + 1] rounded as a store to dt and widened back (§4's hn = load(store(h))). For f32 that is f
+ * itself but for a NaN's payload, which no stored bit can see (every store canonicalizes NaNs, and nothing
+ * branches on a float): the kernels skip the canonicalization there, and the 16-bit round trips leave a
+ * NaN's bits to the hardware (compat.h's _raw conversions). */
+__device__ __forceinline__ void darn_round_pair(float &lo, float &hi, int dt)
 {
-    if constexpr (DT == DARN_F32) return f;
-    else if constexpr (DT == DARN_F16) return darn_f16_to_f32(darn_f32_to_f16(f));
-    else return darn_bf16_to_f32(darn_f32_to_bf16(f));
+    if (dt == DARN_F32) return;
+    if (dt == DARN_F16) {
+        const uint32_t u = darn_pack_f16x2_raw(lo, hi);
+        lo = darn_widen_f16((uint16_t)u), hi = darn_widen_f16((uint16_t)(u >> 16));
+    } else {
+        const uint32_t u = darn_pack_bf16x2_raw(lo, hi);
+        lo = darn_bits_f32(u << 16), hi = darn_bits_f32(u & 0xFFFF0000u);
+    }
 }
-__device__ __forceinline__ float darn_round_rt(float f, int dt)
+/* A 16-bit float of dt widened (exact). */
+__device__ __forceinline__ float darn_widen16(uint16_t u, int dt)
 {
-    return dt == DARN_F32 ? f : dt == DARN_F16 ? darn_f16_to_f32(darn_f32_to_f16(f))
-                                                                    : darn_bf16_to_f32(darn_f32_to_bf16(f));
+    return dt == DARN_F16 ? darn_widen_f16(u) : darn_bf16_to_f32(u);
+}
+/* f[2i], f[2i + 1] stored as 16-bit floats of dt, packed (canonical NaNs). */
+__device__ __forceinline__ uint32_t darn_pack16x2(float lo, float hi, int dt)
+{
+    return dt == DARN_F16 ? darn_pack_f16x2(lo, hi) : darn_pack_bf16x2(lo, hi);
 }
 
 /* Keep bits (bit e) of elements i0 … i0 + 7 (§3). The 8 words are words s … s + 7 of Philox blocks i0/4,
@@ -141,14 +152,13 @@ template <int X_, int R_, int RO_, int W_, int O_> struct darn_dt_static {
 #pragma unroll
         for (int e = 0; e < 8; e++) {
             if constexpr (dt<ROLE>() == DARN_F32) f[e] = darn_bits_f32(darn_word_of(w.q[e / 4], e % 4));
-            else if constexpr (dt<ROLE>() == DARN_F16) f[e] = darn_f16_to_f32(darn_half_of(w.q[0], e));
-            else f[e] = darn_bf16_to_f32(darn_half_of(w.q[0], e));
+            else f[e] = darn_widen16(darn_half_of(w.q[0], e), dt<ROLE>());
         }
     }
     template <int ROLE> static __device__ __forceinline__ void round(float (&f)[8], const darn_view &)
     {
 #pragma unroll
-        for (int e = 0; e < 8; e++) f[e] = darn_round_to<dt<ROLE>()>(f[e]);
+        for (int e = 0; e < 8; e += 2) darn_round_pair(f[e], f[e + 1], dt<ROLE>());
     }
     template <int ROLE, bool STREAM = false>
     static __device__ __forceinline__ void store(const darn_view &v, int64_t r, int64_t j, int64_t, const float (&f)[8])
@@ -162,8 +172,8 @@ template <int X_, int R_, int RO_, int W_, int O_> struct darn_dt_static {
             darn_st16<STREAM>(p + 1, make_uint4(u[4], u[5], u[6], u[7]));
         } else {
 #pragma unroll
-            for (int e = 0; e < 8; e++) u[e] = dt<ROLE>() == DARN_F16 ? darn_f32_to_f16(f[e]) : darn_f32_to_bf16(f[e]);
-            darn_st16<STREAM>(p, make_uint4(u[0] | (u[1] << 16), u[2] | (u[3] << 16), u[4] | (u[5] << 16), u[6] | (u[7] << 16)));
+            for (int i = 0; i < 4; i++) u[i] = darn_pack16x2(f[2 * i], f[2 * i + 1], dt<ROLE>());
+            darn_st16<STREAM>(p, make_uint4(u[0], u[1], u[2], u[3]));
         }
     }
     static __device__ __forceinline__ uint32_t keep8(uint64_t seed, uint64_t offset, uint64_t i0, const darn_rng_args &g)
@@ -196,7 +206,7 @@ struct darn_dt_runtime {
         uint16_t u;
         if constexpr (MODE == DARN_LD_RO) u = DARN_LDG(p);
         else u = *p;
-        return v.dt == DARN_F16 ? darn_f16_to_f32(u) : darn_bf16_to_f32(u);
+        return darn_widen16(u, v.dt);
     }
     /* Group j of row r, 0 past N. */
     template <int ROLE, int MODE = DARN_LD_RO>
@@ -217,7 +227,7 @@ struct darn_dt_runtime {
                 const uint4 q = darn_ld16<MODE>((const uint4 *)((const uint16_t *)row + c0));
 #pragma unroll
                 for (int e = 0; e < 8; e++)
-                    w.f[e] = v.dt == DARN_F16 ? darn_f16_to_f32(darn_half_of(q, e)) : darn_bf16_to_f32(darn_half_of(q, e));
+                    w.f[e] = darn_widen16(darn_half_of(q, e), v.dt);
             }
             return;
         }
@@ -232,7 +242,7 @@ struct darn_dt_runtime {
     template <int ROLE> static __device__ __forceinline__ void round(float (&f)[8], const darn_view &v)
     {
 #pragma unroll
-        for (int e = 0; e < 8; e++) f[e] = darn_round_rt(f[e], v.dt);
+        for (int e = 0; e < 8; e += 2) darn_round_pair(f[e], f[e + 1], v.dt);
     }
     /* Elements 8j + e < N of group j of row r, rounded per §2. */
     template <int ROLE, bool STREAM = false>
@@ -256,16 +266,16 @@ struct darn_dt_runtime {
             }
             return;
         }
-        uint32_t u[8];
+        uint32_t u[4];
 #pragma unroll
-        for (int e = 0; e < 8; e++) u[e] = v.dt == DARN_F16 ? darn_f32_to_f16(f[e]) : darn_f32_to_bf16(f[e]);
+        for (int i = 0; i < 4; i++) u[i] = darn_pack16x2(f[2 * i], f[2 * i + 1], v.dt);
         uint16_t *p = (uint16_t *)row + c0;
         if (full) {
-            *(uint4 *)p = make_uint4(u[0] | (u[1] << 16), u[2] | (u[3] << 16), u[4] | (u[5] << 16), u[6] | (u[7] << 16));
+            *(uint4 *)p = make_uint4(u[0], u[1], u[2], u[3]);
         } else {
 #pragma unroll
             for (int e = 0; e < 8; e++)
-                if (c0 + e < n) p[e] = (uint16_t)u[e];
+                if (c0 + e < n) p[e] = (uint16_t)(u[e / 2] >> (16 * (e % 2)));
         }
     }
     static __device__ __forceinline__ uint32_t keep8(uint64_t seed, uint64_t offset, uint64_t i0, const darn_rng_args &g)

@@ -34,6 +34,11 @@ darn_status darn_event_elapsed_ms(float *ms, darn_event *start, darn_event *stop
     (void)ms; (void)start; (void)stop;
     return none("darn_event_elapsed_ms");
 }
+darn_status darn_device_check_conversions(darn_conversion_report *r)
+{
+    (void)r;
+    return none("darn_device_check_conversions");
+}
 #else
 typedef int darn_device_none_unused; /* ISO C forbids an empty translation unit */
 #endif /* !DARN_HAVE_GPU */

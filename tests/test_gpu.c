@@ -241,3 +241,17 @@ Test(gpu, bad_arguments_leave_device_outputs_untouched, .timeout = 120)
     free(host);
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) darn_device_free(*bufs[i]);
 }
+
+/* The kernels' fp32 <-> 16-bit conversions (vendor instructions on NVIDIA, hip/compat.h) against the
+ * contract's for every input (darn/device.h). */
+Test(gpu, conversions_exhaustive, .timeout = 300)
+{
+    need_gpu();
+    static const char *const what[DARN_CVT_CHECKS] = {"fp32 -> bf16 store", "fp32 -> f16 store", "bf16 round trip",
+                                                      "f16 round trip", "16-bit -> fp32"};
+    darn_conversion_report r;
+    cr_assert_eq(darn_device_check_conversions(&r), DARN_OK, "%s", darn_last_error());
+    for (int k = 0; k < DARN_CVT_CHECKS; k++)
+        cr_expect_eq(r.mismatches[k], 0, "%s: %llu inputs differ from the contract, the first 0x%08x", what[k],
+                     (unsigned long long)r.mismatches[k], r.first[k]);
+}

@@ -37,6 +37,18 @@ DARN_API darn_status darn_event_record(darn_event *ev, void *stream);
 /* Waits for `stop`, then the milliseconds between the two recorded events. */
 DARN_API darn_status darn_event_elapsed_ms(float *ms, darn_event *start, darn_event *stop);
 
+/* The GPU kernels' conversions between fp32 and the 16-bit floats (vendor instructions where a vendor has
+ * them, hip/compat.h) checked on device 0 against the contract's (docs/numerics.md §2) for every input:
+ * checks 0, 1: fp32 -> bf16 / f16 stores (all 2^32 inputs, bits equal, canonical NaNs); 2, 3: the bf16 / f16
+ * round trips of §4's hn (bits equal but for NaNs, which must stay NaN); 4: bf16 and f16 -> fp32 (all 2^16).
+ * Takes about a second. mismatches[k] counts failing inputs, first[k] is the smallest (UINT32_MAX: none). */
+#define DARN_CVT_CHECKS 5
+typedef struct darn_conversion_report {
+    uint64_t mismatches[DARN_CVT_CHECKS];
+    uint32_t first[DARN_CVT_CHECKS];
+} darn_conversion_report;
+DARN_API darn_status darn_device_check_conversions(darn_conversion_report *r);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
