@@ -153,7 +153,8 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD || K > 2 
     using RDY = typename Dt::template raw<DARN_ROLE_O>;
     using RW = typename Dt::template raw<DARN_ROLE_W>;
     constexpr int B = REREAD ? (Dt::is_static ? DARN_BWD_REREAD_BATCH : 1) : K;
-    __shared__ float smem[2 * B * 32];
+    __shared__ float smem[2 * 2 * B * 32]; /* darn_row_allreduce's two halves of 2 * B values */
+    int phase = 0;
     __shared__ float stack[REREAD ? 2 * DARN_STREAM_LEVELS + 2 : 1];
     const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p;
     const int64_t groups = a.groups, R = a.chunk_rows;
@@ -229,7 +230,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD || K > 2 
                 }
                 float c1, c2 = 0.0f;
                 if (layer) {
-                    darn_row_allreduce<2 * K>(acc, p, smem);
+                    darn_row_allreduce<2 * K>(acc, p, smem, phase);
                     float s1[K], s2[K];
 #pragma unroll
                     for (int k = 0; k < K; k++) s1[k] = acc[k], s2[k] = acc[K + k];
@@ -239,7 +240,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD || K > 2 
                     float s1[K];
 #pragma unroll
                     for (int k = 0; k < K; k++) s1[k] = acc[k];
-                    c1 = darn_row_mean(darn_row_sum<K>(s1, p, smem), nf);
+                    c1 = darn_row_mean(darn_row_sum<K>(s1, p, smem, phase), nf);
                 }
                 if (!on) continue;
                 /* dh -> dresidual, dx; dweight (dbias) terms. */
@@ -313,7 +314,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD || K > 2 
                             bwd_group_sums<Dt>(a, j, xhat, gg, acc[b], acc[B + b]);
                         }
                     });
-                    darn_row_allreduce<2 * B>(acc, p, smem);
+                    darn_row_allreduce<2 * B>(acc, p, smem, phase);
                     if (t == 0) {
 #pragma unroll
                         for (int b = 0; b < B; b++)

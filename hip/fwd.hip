@@ -21,6 +21,15 @@
 
 template <int K, bool REREAD> __host__ __device__ constexpr int darn_fwd_bound() { return 512; }
 
+/* Whether h of inference calls (a residual, no dropout, no rowscale) is its own compile-time case: for
+ * rows of 16-bit h only (H200, 2026-12-02: +22 points of copy for bf16 inference; with fp32 h the extra
+ * case made the compiler schedule the training rows worse, f32 fwd 89 -> 73 %). */
+template <class Dt> __device__ constexpr bool darn_fwd_infer_case()
+{
+    if constexpr (Dt::is_static) return Dt::template dt<DARN_ROLE_RO>() != DARN_F32;
+    else return false;
+}
+
 /* h (§4) of a group from its raw x and residual and its keep bits, rounded to the residual-out dtype. */
 template <class Dt>
 __device__ __forceinline__ void fwd_group_h(const darn_fwd_args &a, const typename Dt::template raw<DARN_ROLE_X> &rx,
@@ -38,7 +47,7 @@ __device__ __forceinline__ void fwd_group_h(const darn_fwd_args &a, const typena
     if ((a.opt & opts) == train) {
 #pragma unroll
         for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, (bits >> e) & 1u, a.rng.scale, train);
-    } else if ((a.opt & opts) == infer) {
+    } else if (darn_fwd_infer_case<Dt>() && (a.opt & opts) == infer) {
 #pragma unroll
         for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, 1u, a.rng.scale, infer);
     } else {
@@ -116,7 +125,8 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
     using RW = typename Dt::template raw<DARN_ROLE_W>;
     using RH = typename Dt::template raw<DARN_ROLE_RO>;
     constexpr int B = REREAD ? (Dt::is_static ? DARN_REREAD_BATCH : 1) : K;
-    __shared__ float smem[B * 32];
+    __shared__ float smem[2 * B * 32]; /* darn_row_allreduce's two halves */
+    int phase = 0;
     __shared__ float stack[REREAD ? DARN_STREAM_LEVELS + 1 : 1];
     const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p;
     const int64_t groups = a.groups, stride_rows = (int64_t)gridDim.x * a.rows_per_block;
@@ -179,7 +189,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                 }
             });
             if (PF && r0 + stride_rows < a.m) load_row(r_next); /* in flight during this row's sums */
-            float sum = darn_row_sum<K>(acc, p, smem);
+            float sum = darn_row_sum<K>(acc, p, smem, phase);
             float mean = 0.0f;
             if (layer) {
                 mean = darn_row_mean(sum, nf);
@@ -188,7 +198,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                     const int64_t j = t + (int64_t)k * p;
                     acc[k] = j < groups ? fwd_group_term_sum<Dt>(a, j, h[k], mean, 1) : -0.0f;
                 });
-                sum = darn_row_sum<K>(acc, p, smem);
+                sum = darn_row_sum<K>(acc, p, smem, phase);
             }
             const float rstd = darn_row_rstd(sum, nf, a.eps);
             if (active) {
@@ -242,7 +252,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
         };
         /* The column sums of one pass, B at a time, into the tree over columns. */
         auto finish_columns = [&](int64_t kb, float (&acc)[B]) {
-            darn_row_allreduce<B>(acc, p, smem);
+            darn_row_allreduce<B>(acc, p, smem, phase);
             if (t == 0) {
 #pragma unroll
                 for (int b = 0; b < B; b++)

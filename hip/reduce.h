@@ -26,21 +26,26 @@ template <int NV> __device__ __forceinline__ void darn_butterfly(float (&v)[NV],
  * the butterfly inside the wave, then, for rows wider than a wave, the same butterfly over the row's
  * nw = P / DARN_WAVE wave totals read from shared memory (lane l of each of the row's waves reads total
  * l % nw, so each aligned run of nw lanes holds all of them). Every thread ends with the tree of its row.
- * Every thread of the block calls it. smem holds NV * 32 floats (a block has at most 32 waves). */
-template <int NV> __device__ __forceinline__ void darn_row_allreduce(float (&v)[NV], int p, float *smem)
+ * Every thread of the block calls it, equally often. smem holds 2 * NV * 32 floats (a block has at most 32
+ * waves): calls alternate between its two halves (`phase`, the same in every thread), so one barrier per
+ * call suffices — a thread that writes a half again has passed the barrier of the call in between, which
+ * every thread reaches only after its reads of that half. */
+template <int NV> __device__ __forceinline__ void darn_row_allreduce(float (&v)[NV], int p, float *smem, int &phase)
 {
     darn_butterfly<NV>(v, p < DARN_WAVE ? p : DARN_WAVE);
     if (p > DARN_WAVE) {
-        const int nw = p / DARN_WAVE, wave = threadIdx.x / DARN_WAVE, lane = threadIdx.x % DARN_WAVE;
-        const int first = wave - wave % nw; /* the row's first wave in the block */
-        __syncthreads(); /* smem may still be read by an earlier call */
+        /* p is a power of two (src/dispatch.c), so is nw: masks, not a division, per row */
+        const int nw = p / DARN_WAVE, wave = (int)threadIdx.x / DARN_WAVE, lane = (int)threadIdx.x % DARN_WAVE;
+        const int first = wave & ~(nw - 1); /* the row's first wave in the block */
+        float *const half = smem + phase * (NV * 32);
+        phase ^= 1;
         if (lane == 0) {
 #pragma unroll
-            for (int i = 0; i < NV; i++) smem[i * 32 + wave] = v[i];
+            for (int i = 0; i < NV; i++) half[i * 32 + wave] = v[i];
         }
         __syncthreads();
 #pragma unroll
-        for (int i = 0; i < NV; i++) v[i] = smem[i * 32 + first + lane % nw];
+        for (int i = 0; i < NV; i++) v[i] = half[i * 32 + first + (lane & (nw - 1))];
         darn_butterfly<NV>(v, nw);
     }
 }
@@ -59,9 +64,9 @@ template <int K> __device__ __forceinline__ float darn_tree_k(float (&v)[K])
 
 /* The row sum of a thread's K column sums: butterfly, then the tree over the columns. acc holds the
  * thread's K group sums (−0.0 for groups past the row). */
-template <int K> __device__ __forceinline__ float darn_row_sum(float (&acc)[K], int p, float *smem)
+template <int K> __device__ __forceinline__ float darn_row_sum(float (&acc)[K], int p, float *smem, int &phase)
 {
-    darn_row_allreduce<K>(acc, p, smem);
+    darn_row_allreduce<K>(acc, p, smem, phase);
     return darn_tree_k<K>(acc);
 }
 
