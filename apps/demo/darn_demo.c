@@ -284,13 +284,19 @@ static double load(const void *buf, darn_dtype dt, size_t i)
     case DARN_F32: return (double)((const float *)buf)[i];
     case DARN_F16: return (double)darn_f16_to_f32(((const uint16_t *)buf)[i]);
     case DARN_BF16: return (double)darn_bf16_to_f32(((const uint16_t *)buf)[i]);
+    case DARN_FP8_E4M3FN: return (double)darn_e4m3fn_to_f32(((const uint8_t *)buf)[i]);
+    case DARN_FP8_E5M2: return (double)darn_e5m2_to_f32(((const uint8_t *)buf)[i]);
+    case DARN_FP8_E4M3FNUZ: return (double)darn_e4m3fnuz_to_f32(((const uint8_t *)buf)[i]);
+    case DARN_FP8_E5M2FNUZ: return (double)darn_e5m2fnuz_to_f32(((const uint8_t *)buf)[i]);
+    case DARN_DTYPE_SAME_AS_OUT: break;
     }
     return NAN;
 }
 
 static double tol_for(darn_dtype dt)
 {
-    const double u = dt == DARN_BF16 ? 0x1p-8 : dt == DARN_F16 ? 0x1p-11 : 0x1p-24; /* unit roundoff */
+    const double u = dt == DARN_BF16 ? 0x1p-8 : dt == DARN_F16 ? 0x1p-11 : dt == DARN_F32 ? 0x1p-24
+                     : (dt == DARN_FP8_E4M3FN || dt == DARN_FP8_E4M3FNUZ) ? 0x1p-4 : 0x1p-3; /* unit roundoff */
     return 2.0 * u + 1e-5;
 }
 
@@ -376,14 +382,16 @@ static int oracle_check(const darn_job *job, const darn_job_inputs *in, const da
         for (size_t c = 0; c < n; ++c) {
             xhat[c] = (hl[c] - mu) * rstd;
             want[c] = xhat[c] * wp[c] + (in->bias ? load(in->bias, job->bias_dtype, c) : 0.0);
-            got[c] = load(res->out[DARN_JOB_Y].host, job->out_dtype, r * n + c);
+            got[c] = load(res->out[DARN_JOB_Y].host, job->out_dtype, r * n + c); /* fp8: y * scale */
+            if (job->out_dtype != DARN_F32 && job->out_dtype != DARN_F16 && job->out_dtype != DARN_BF16)
+                got[c] /= (double)job->scale;
         }
         e = row_err(got, want, n);
         if (e > rep->y) rep->y = e;
 
         double c1 = 0.0, c2 = 0.0;
         for (size_t c = 0; c < n; ++c) {
-            g[c] = load(in->dy, job->out_dtype, r * n + c) * wp[c];
+            g[c] = load(in->dy, job->dy_dtype == DARN_DTYPE_SAME_AS_OUT ? job->out_dtype : job->dy_dtype, r * n + c) * wp[c];
             c1 += xhat[c] * g[c];
             c2 += g[c];
         }

@@ -64,6 +64,7 @@ _preserve_format = torch.preserve_format
 _uint8 = torch.uint8
 _float32 = torch.float32
 _pack_fwd, _pack_bwd = L.pack_fwd, L.pack_bwd
+_DESC_TAIL = L.DESC_TAIL
 _call_buffer, _release_buffer = L.call_buffer, L.release_buffer
 _fwd_c, _bwd_c = L._fwd, L._bwd
 _Tensor = torch.Tensor
@@ -395,9 +396,9 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
         rng, s, o, dptr = _draw_rng(x, seed, offset, graph_safe)
     block = _call_buffer()
     # darn reads seed = *dptr and offset = *(dptr + 1) + desc.offset (here 0) when the kernel runs
-    _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0,
+    _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
               x.data_ptr(), sx, rptr, sr, rowscale.data_ptr() if rowscale is not None else 0, weight.data_ptr(),
-              bias.data_ptr() if bias is not None else 0, out.data_ptr(), 0, roptr, 0, mptr, rstdptr, meanptr)
+              bias.data_ptr() if bias is not None else 0, out.data_ptr(), 0, roptr, 0, mptr, rstdptr, meanptr, 0)
     _launch(True, block, ws_bytes, backend, stream, switch, x)
     return out, resout, mask, rstd, mean, rng
 
@@ -487,7 +488,7 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
     else:
         db, dbptr = None, 0
     block = _call_buffer()
-    _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0,
+    _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
               dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
               mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
               rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
