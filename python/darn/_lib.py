@@ -13,6 +13,7 @@ import threading
 
 # ---- enums and flags (darn.h; values are stable) ----------------------------------------------------------
 F32, F16, BF16 = 0, 1, 2
+FP8_E4M3FN, FP8_E5M2, FP8_E4M3FNUZ, FP8_E5M2FNUZ = 3, 4, 5, 6  # out_dtype only
 RMSNORM, LAYERNORM = 0, 1
 BACKEND_CPU, BACKEND_GPU = 0, 1
 

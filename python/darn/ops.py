@@ -48,6 +48,14 @@ from . import _lib as L
 
 _CODE = {torch.float32: L.F32, torch.float16: L.F16, torch.bfloat16: L.BF16}
 _DTYPE = {v: k for k, v in _CODE.items()}
+# fp8 outputs (out_dtype only; docs/numerics.md §9), where this torch has the dtypes (torch >= 2.1; the FNUZ
+# ones later). Forward only: darn_fwd stores fp8(y * 1) (the default scale); no autograd through them yet.
+_FP8_CODE = {getattr(torch, name): code for name, code in (
+    ("float8_e4m3fn", L.FP8_E4M3FN), ("float8_e5m2", L.FP8_E5M2), ("float8_e4m3fnuz", L.FP8_E4M3FNUZ),
+    ("float8_e5m2fnuz", L.FP8_E5M2FNUZ)) if hasattr(torch, name)}
+_OUT_CODE = dict(_CODE)
+_OUT_CODE.update(_FP8_CODE)
+_DTYPE.update({v: k for k, v in _FP8_CODE.items()})
 _U64 = (1 << 64) - 1
 _I64_HIGH = (1 << 63) - 1
 _FLT_MAX = L.FLT_MAX
@@ -764,9 +772,13 @@ def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, res
         if not rowscale.is_floating_point():
             raise TypeError("darn: rowscale has dtype %s; it must be a floating-point tensor (darn reads it as "
                             "float32)" % rowscale.dtype)
-    out_code = _CODE.get(xdt if out_dtype is None else out_dtype)
+    out_code = _OUT_CODE.get(xdt if out_dtype is None else out_dtype)
     if out_code is None:
         _code(out_dtype, "out_dtype")
+    if out_code not in _CODE.values() and needs_grad:
+        raise NotImplementedError("darn: out_dtype=%s (fp8) is forward-only for now: no autograd through an fp8 "
+                                  "output; call it under torch.no_grad() or on tensors that do not require grad"
+                                  % out_dtype)
     rfp32 = residual is None and bool(residual_in_fp32)  # flash-attn: with a residual, h has its dtype
     h_is_x = (residual is None and rowscale is None and dropout_p == 0.0 and not (rfp32 and xdt != torch.float32))
     store_resout = not h_is_x and bool(prenorm or needs_grad)
