@@ -381,6 +381,39 @@ Test(fp8, forward_layer_dropout_bias_rowscale)
 }
 Test(fp8, forward_nan_row_gives_nan_amax) { check_fp8_forward(DARN_RMSNORM, DARN_FLAG_HAS_RESIDUAL, 0.0, 3.0f, 1); }
 
+/* Enough work for the OpenMP rows loop (M·N >= 2^18): amax is reduced over threads, and stays exact. */
+Test(fp8, forward_amax_over_threads)
+{
+    enum { BM = 1024, BN = 512 };
+    darn_desc d;
+    darn_desc_init(&d, DARN_RMSNORM, BM, BN, DARN_F32);
+    float *x = sup_alloc(4u * BM * BN, 16), *w = sup_alloc(4u * BN, 16), *y = sup_alloc(4u * BM * BN, 16);
+    uint8_t *y8 = sup_alloc((size_t)BM * BN, 16);
+    sup_rng g = sup_rng_make(11);
+    sup_fill_uniform(x, DARN_F32, BM, BN, 0, &g, -2.0f, 2.0f);
+    sup_fill_uniform(w, DARN_F32, 1, BN, 0, &g, -3.0f, 3.0f);
+    x[777 * BN + 5] = 1e4f; /* one row with a large |y| */
+    darn_fwd_tensors t = {0};
+    t.x = x;
+    t.weight = w;
+    t.out = y;
+    cr_assert_eq(darn_fwd(&d, &t, NULL, 0, DARN_BACKEND_CPU, NULL), DARN_OK, "%s", darn_last_error());
+    uint32_t want = 0;
+    for (int64_t i = 0; i < (int64_t)BM * BN; i++) want = darn_amax_combine(want, darn_amax_term(y[i]));
+    float amax;
+    d.out_dtype = DARN_FP8_E5M2;
+    d.out_scale = 0.5f;
+    t.out = y8;
+    t.amax = &amax;
+    for (int rep = 0; rep < 3; rep++) {
+        memset(&amax, 0xA5, 4);
+        cr_assert_eq(darn_fwd(&d, &t, NULL, 0, DARN_BACKEND_CPU, NULL), DARN_OK, "%s", darn_last_error());
+        cr_expect_eq(bits(amax), want, "amax 0x%08x, want 0x%08x", bits(amax), want);
+    }
+    for (int64_t i = 0; i < (int64_t)BM * BN; i += 997) cr_expect_eq(y8[i], darn_f32_to_e5m2(y[i] * 0.5f), "elem %lld", (long long)i);
+    sup_free(x); sup_free(w); sup_free(y); sup_free(y8);
+}
+
 Test(fp8, forward_m0_writes_amax_zero)
 {
     darn_desc d;
