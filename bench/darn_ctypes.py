@@ -12,6 +12,7 @@ import os
 import re
 
 F32, F16, BF16 = 0, 1, 2
+DTYPE_SAME_AS_OUT = 255  # darn_desc.dy_dtype's default
 DTYPES = {"f32": F32, "f16": F16, "bf16": BF16}
 DTYPE_SIZE = {"f32": 4, "f16": 2, "bf16": 2}
 RMSNORM, LAYERNORM = 0, 1
@@ -29,7 +30,8 @@ class Desc(ctypes.Structure):
     _fields_ = [("norm", _int), ("rows", _i64), ("cols", _i64),
                 ("x_dtype", _int), ("residual_dtype", _int), ("weight_dtype", _int), ("bias_dtype", _int),
                 ("out_dtype", _int), ("flags", _u32), ("eps", _f32), ("dropout_p", _f64),
-                ("seed", _u64), ("offset", _u64), ("rng_seed_ptr", _vp), ("rng_offset_ptr", _vp)]
+                ("seed", _u64), ("offset", _u64), ("rng_seed_ptr", _vp), ("rng_offset_ptr", _vp),
+                ("dy_dtype", _int), ("out_scale", _f32), ("out_scale_ptr", _vp)]
 
 
 class FwdTensors(ctypes.Structure):
@@ -37,7 +39,7 @@ class FwdTensors(ctypes.Structure):
     _fields_ = [("x", _vp), ("x_stride", _i64), ("residual", _vp), ("residual_stride", _i64),
                 ("rowscale", _vp), ("weight", _vp), ("bias", _vp), ("out", _vp), ("out_stride", _i64),
                 ("residual_out", _vp), ("residual_out_stride", _i64), ("mask", _vp), ("rstd", _vp),
-                ("mean", _vp)]
+                ("mean", _vp), ("amax", _vp)]
 
 
 class BwdTensors(ctypes.Structure):
@@ -48,9 +50,9 @@ class BwdTensors(ctypes.Structure):
                 ("dresidual", _vp), ("dresidual_stride", _i64), ("dweight", _vp), ("dbias", _vp)]
 
 
-# sizeof on LP64 (x86-64, aarch64): desc 4+4(pad)+8+8+5*4+4+4+4(pad)+8+8+8+8+8; the tensor structs are
+# sizeof on LP64 (x86-64, aarch64): desc 4+4(pad)+8+8+5*4+4+4+4(pad)+8+8+8+8+8+4+4+8; the tensor structs are
 # all 8-byte fields.
-EXPECTED_SIZES = {Desc: 96, FwdTensors: 14 * 8, BwdTensors: 17 * 8}
+EXPECTED_SIZES = {Desc: 112, FwdTensors: 15 * 8, BwdTensors: 17 * 8}
 
 
 class DarnError(RuntimeError):
@@ -136,7 +138,8 @@ class Darn:
         self.desc_init(ctypes.byref(d), LAYERNORM, 3, 5, BF16)
         ok = (d.norm == LAYERNORM and d.rows == 3 and d.cols == 5 and d.x_dtype == BF16 and d.out_dtype == BF16
               and d.flags == 0 and abs(d.eps - 1e-5) < 1e-9 and d.dropout_p == 0.0 and d.seed == 0
-              and d.offset == 0 and not d.rng_seed_ptr and not d.rng_offset_ptr)
+              and d.offset == 0 and not d.rng_seed_ptr and not d.rng_offset_ptr
+              and d.dy_dtype == DTYPE_SAME_AS_OUT and d.out_scale == 1.0 and not d.out_scale_ptr)
         if not ok:
             raise DarnError("darn_desc_init does not fill the ctypes Desc as expected: darn.h changed?")
 

@@ -156,7 +156,7 @@ extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors 
     darn_choice c;
     darn_choose_bwd(pl, t, &c);
     darn_bwd_args a;
-    a.dy = view(t->dy, pl->s_dy, d.out_dtype);
+    a.dy = view(t->dy, pl->s_dy, pl->dy_dtype);
     a.h = view(t->h, pl->s_h, pl->resout_dtype);
     a.w = view(t->weight, 0, d.weight_dtype);
     a.dresout = view(t->dresidual_out, pl->s_dresout, pl->resout_dtype);

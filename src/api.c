@@ -36,6 +36,11 @@ size_t darn_dtype_size(darn_dtype dtype)
     case DARN_F32: return 4;
     case DARN_F16:
     case DARN_BF16: return 2;
+    case DARN_FP8_E4M3FN:
+    case DARN_FP8_E5M2:
+    case DARN_FP8_E4M3FNUZ:
+    case DARN_FP8_E5M2FNUZ: return 1;
+    case DARN_DTYPE_SAME_AS_OUT: return 0;
     }
     return 0;
 }
@@ -63,6 +68,8 @@ void darn_desc_init(darn_desc *desc, darn_norm norm, int64_t rows, int64_t cols,
     desc->cols = cols;
     desc->x_dtype = desc->residual_dtype = desc->weight_dtype = desc->bias_dtype = desc->out_dtype = dtype;
     desc->eps = norm == DARN_LAYERNORM ? 1e-5f : 1e-6f;
+    desc->dy_dtype = DARN_DTYPE_SAME_AS_OUT;
+    desc->out_scale = 1.0f;
 }
 
 darn_dtype darn_residual_out_dtype(const darn_desc *d)
@@ -90,6 +97,17 @@ static darn_status check_backend(darn_backend backend, const char *fn)
                          "not built into this library (configure with -DDARN_GPU=amd or nvidia)"
 #endif /* DARN_HAVE_GPU */
         );
+    return DARN_OK;
+}
+
+/* The GPU kernels have no fp8 store yet (docs/numerics.md §9): an fp8 forward on the GPU is refused here, on the
+ * host, before any launch. The backward of an fp8 layer reads dy in 16/32 bits and runs everywhere. */
+static darn_status check_gpu_fwd(const darn_plan *pl, darn_backend backend, const char *fn)
+{
+    if (backend == DARN_BACKEND_GPU && pl->fp8_out)
+        return darn_fail(DARN_ERR_UNSUPPORTED_ON_GPU,
+                         "%s: desc->out_dtype = %s: fp8 outputs are not supported by the GPU backend yet (CPU backend "
+                         "only)", fn, darn_dtype_name(pl->desc.out_dtype));
     return DARN_OK;
 }
 
@@ -131,7 +149,7 @@ darn_status darn_fwd_workspace_size(const darn_desc *desc, darn_backend backend,
     darn_status s;
     if (!bytes) return darn_fail(DARN_ERR_NULL_POINTER, "%s: bytes is NULL", fn);
     if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_plan_init(&pl, desc, fn)) != DARN_OK ||
-        (s = fwd_workspace(&pl, backend, bytes)) != DARN_OK)
+        (s = check_gpu_fwd(&pl, backend, fn)) != DARN_OK || (s = fwd_workspace(&pl, backend, bytes)) != DARN_OK)
         return s;
     darn_clear_error();
     return DARN_OK;
@@ -158,11 +176,11 @@ darn_status darn_fwd(const darn_desc *desc, const darn_fwd_tensors *t, void *wor
     size_t need = 0;
     darn_status s;
     if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_validate_fwd(&pl, desc, t)) != DARN_OK ||
-        (s = fwd_workspace(&pl, backend, &need)) != DARN_OK ||
+        (s = check_gpu_fwd(&pl, backend, fn)) != DARN_OK || (s = fwd_workspace(&pl, backend, &need)) != DARN_OK ||
         (s = check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
         return s;
     darn_clear_error();
-    if (pl.m == 0) return DARN_OK;
+    if (pl.m == 0 && !t->amax) return DARN_OK; /* (amax, fp8 only, hence CPU only: +0 for M = 0) */
 #ifdef DARN_HAVE_GPU
     if (backend == DARN_BACKEND_GPU) return darn_gpu_fwd(&pl, t, workspace, stream);
 #endif /* DARN_HAVE_GPU */
@@ -211,7 +229,8 @@ darn_status darn_debug_fwd_kernel(const darn_desc *desc, const darn_fwd_tensors 
     darn_plan pl;
     darn_status s;
     if (!info) return darn_fail(DARN_ERR_NULL_POINTER, "%s: info is NULL", fn);
-    if ((s = darn_validate_fwd(&pl, desc, t)) != DARN_OK) return s;
+    if ((s = darn_validate_fwd(&pl, desc, t)) != DARN_OK || (s = check_gpu_fwd(&pl, DARN_BACKEND_GPU, fn)) != DARN_OK)
+        return s;
     darn_clear_error();
     darn_choice c;
     darn_choose_fwd(&pl, t, &c);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "darn/philox.h" /* DARN_HOST_DEVICE, Philox */
+#include "fp8.h"         /* fp8 conversions, scale and amax (docs/numerics.md §9) */
 
 #if !defined(__CUDACC__) && !defined(__HIPCC__) && !defined(__HIP__)
 #include <float.h>

@@ -17,7 +17,7 @@ static void bwd_terms(const bwd_row *b, int64_t c0, int64_t cnt, float *xhat, fl
     const darn_bwd_tensors *t = b->t;
     cpu_load_tile(xhat, cpu_at(t->h, pl->resout_dtype, b->r, pl->s_h, c0), pl->resout_dtype, cnt);
     for (int64_t k = 0; k < cnt; k++) xhat[k] = darn_xhat(xhat[k], b->mean, b->rstd, pl->opt);
-    cpu_load_tile(gy, cpu_at(t->dy, pl->desc.out_dtype, b->r, pl->s_dy, c0), pl->desc.out_dtype, cnt);
+    cpu_load_tile(gy, cpu_at(t->dy, pl->dy_dtype, b->r, pl->s_dy, c0), pl->dy_dtype, cnt);
     cpu_load_weight_tile(g, pl, t->weight, c0, cnt);
     for (int64_t k = 0; k < cnt; k++) g[k] = darn_bwd_g(gy[k], g[k]);
 }

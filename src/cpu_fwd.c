@@ -10,6 +10,13 @@ typedef struct fwd_row {
     float rs; /* rowscale[r] */
 } fwd_row;
 
+/* An OpenMP loop over rows that also reduces the rows' amax bits (a uint32 max: exact in any order, §9). */
+#if defined(_OPENMP)
+#define DARN_OMP_FOR_AMAX _Pragma("omp parallel for schedule(dynamic, 1) if(parallel) reduction(max: amax)")
+#else
+#define DARN_OMP_FOR_AMAX
+#endif /* _OPENMP */
+
 /* hn for columns [c0, c0 + cnt) of row f->r (§4, per element). On the first pass (`first`) it also
  * writes residual_out and the mask bytes; later passes read hn back from residual_out when it exists
  * (it may alias the residual), else recompute it, with identical bits either way. */
@@ -60,7 +67,9 @@ static float fwd_row_sum(const fwd_row *f, int pass, float mean)
     return cpu_rowsum_total(&sum);
 }
 
-static void fwd_one_row(const darn_plan *pl, const darn_fwd_tensors *t, uint64_t seed, uint64_t offset, int64_t r)
+/* One row; returns the row's amax bits (§9: the uint32 max of darn_amax_term(y)), 0 without an fp8 out. */
+static uint32_t fwd_one_row(const darn_plan *pl, const darn_fwd_tensors *t, uint64_t seed, uint64_t offset, int64_t r,
+                            float out_scale)
 {
     const darn_desc *d = &pl->desc;
     const int64_t n = pl->n;
@@ -80,7 +89,8 @@ static void fwd_one_row(const darn_plan *pl, const darn_fwd_tensors *t, uint64_t
     }
     const float rstd = darn_row_rstd(sum, nf, d->eps);
 
-    /* last pass: y */
+    /* last pass: y (fp8 out: its amax term, then y * scale, which the store rounds to fp8; §9) */
+    uint32_t amax = 0;
     for (int64_t c0 = 0; c0 < n; c0 += DARN_CPU_TILE) {
         const int64_t cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
         float hn[DARN_CPU_TILE], w[DARN_CPU_TILE], b[DARN_CPU_TILE], y[DARN_CPU_TILE];
@@ -88,20 +98,35 @@ static void fwd_one_row(const darn_plan *pl, const darn_fwd_tensors *t, uint64_t
         cpu_load_weight_tile(w, pl, t->weight, c0, cnt);
         if (pl->has_bias) cpu_load_tile(b, cpu_at(t->bias, d->bias_dtype, 0, 0, c0), d->bias_dtype, cnt);
         for (int64_t k = 0; k < cnt; k++) y[k] = darn_fwd_y(hn[k], mean, rstd, w[k], pl->has_bias ? b[k] : 0.0f, pl->opt);
+        if (pl->fp8_out)
+            for (int64_t k = 0; k < cnt; k++) {
+                amax = darn_amax_combine(amax, darn_amax_term(y[k]));
+                y[k] = darn_fp8_scaled(y[k], out_scale);
+            }
         cpu_store_tile(cpu_at_mut(t->out, d->out_dtype, r, pl->s_out, c0), y, d->out_dtype, cnt);
     }
     if (t->rstd) t->rstd[r] = darn_canonical_f32(rstd);
     if (t->mean) t->mean[r] = darn_canonical_f32(mean);
+    return amax;
 }
 
 darn_status darn_cpu_fwd(const darn_plan *pl, const darn_fwd_tensors *t)
 {
-    uint64_t seed, offset;
-    cpu_rng(pl, &seed, &offset);
     const int64_t m = pl->m;
-    const int parallel = m * pl->n >= DARN_OMP_MIN_WORK;
-    (void)parallel;
-    DARN_OMP_FOR_IF_PARALLEL
-    for (int64_t r = 0; r < m; r++) fwd_one_row(pl, t, seed, offset, r);
+    uint32_t amax = 0; /* +0: the amax of no elements (M = 0) */
+    if (m > 0) {
+        uint64_t seed, offset;
+        cpu_rng(pl, &seed, &offset);
+        /* the scale is read once, when the work runs (§9) */
+        const float out_scale = !pl->fp8_out ? 1.0f : pl->desc.out_scale_ptr ? *pl->desc.out_scale_ptr : pl->desc.out_scale;
+        const int parallel = m * pl->n >= DARN_OMP_MIN_WORK;
+        (void)parallel;
+        DARN_OMP_FOR_AMAX
+        for (int64_t r = 0; r < m; r++) {
+            const uint32_t a = fwd_one_row(pl, t, seed, offset, r, out_scale);
+            amax = darn_amax_combine(amax, a);
+        }
+    }
+    if (t->amax) *t->amax = darn_bits_f32(amax);
     return DARN_OK;
 }

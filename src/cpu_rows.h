@@ -25,6 +25,23 @@
 #define DARN_OMP_FOR_IF_PARALLEL
 #endif /* _OPENMP */
 
+/* fp8 codes <-> fp32 (docs/numerics.md §9): out_dtype only, so only stores happen in a call; the loads serve
+ * round trips and the tests. */
+static inline float cpu_fp8_load(uint8_t c, darn_dtype dt)
+{
+    return dt == DARN_FP8_E4M3FN  ? darn_e4m3fn_to_f32(c)
+           : dt == DARN_FP8_E5M2  ? darn_e5m2_to_f32(c)
+           : dt == DARN_FP8_E4M3FNUZ ? darn_e4m3fnuz_to_f32(c)
+                                     : darn_e5m2fnuz_to_f32(c);
+}
+static inline uint8_t cpu_fp8_store(float v, darn_dtype dt)
+{
+    return dt == DARN_FP8_E4M3FN  ? darn_f32_to_e4m3fn(v)
+           : dt == DARN_FP8_E5M2  ? darn_f32_to_e5m2(v)
+           : dt == DARN_FP8_E4M3FNUZ ? darn_f32_to_e4m3fnuz(v)
+                                     : darn_f32_to_e5m2fnuz(v);
+}
+
 /* dst[k] = load(src[k]) for k < cnt; src points at the tile's first element. */
 static inline void cpu_load_tile(float *dst, const void *src, darn_dtype dt, int64_t cnt)
 {
@@ -40,6 +57,15 @@ static inline void cpu_load_tile(float *dst, const void *src, darn_dtype dt, int
         for (int64_t k = 0; k < cnt; k++) dst[k] = darn_bf16_to_f32(s[k]);
         break;
     }
+    case DARN_FP8_E4M3FN:
+    case DARN_FP8_E5M2:
+    case DARN_FP8_E4M3FNUZ:
+    case DARN_FP8_E5M2FNUZ: {
+        const uint8_t *s = (const uint8_t *)src;
+        for (int64_t k = 0; k < cnt; k++) dst[k] = cpu_fp8_load(s[k], dt);
+        break;
+    }
+    case DARN_DTYPE_SAME_AS_OUT: break; /* resolved by the plan, never a tensor's dtype */
     }
 }
 
@@ -62,6 +88,15 @@ static inline void cpu_store_tile(void *dst, const float *src, darn_dtype dt, in
         for (int64_t k = 0; k < cnt; k++) d[k] = darn_f32_to_bf16(src[k]);
         break;
     }
+    case DARN_FP8_E4M3FN:
+    case DARN_FP8_E5M2:
+    case DARN_FP8_E4M3FNUZ:
+    case DARN_FP8_E5M2FNUZ: { /* src holds y * scale (§9) */
+        uint8_t *d = (uint8_t *)dst;
+        for (int64_t k = 0; k < cnt; k++) d[k] = cpu_fp8_store(src[k], dt);
+        break;
+    }
+    case DARN_DTYPE_SAME_AS_OUT: break;
     }
 }
 
@@ -78,6 +113,13 @@ static inline void cpu_round_tile(float *v, darn_dtype dt, int64_t cnt)
     case DARN_BF16:
         for (int64_t k = 0; k < cnt; k++) v[k] = darn_bf16_to_f32(darn_f32_to_bf16(v[k]));
         break;
+    case DARN_FP8_E4M3FN:
+    case DARN_FP8_E5M2:
+    case DARN_FP8_E4M3FNUZ:
+    case DARN_FP8_E5M2FNUZ:
+        for (int64_t k = 0; k < cnt; k++) v[k] = cpu_fp8_load(cpu_fp8_store(v[k], dt), dt);
+        break;
+    case DARN_DTYPE_SAME_AS_OUT: break;
     }
 }
 

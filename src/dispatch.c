@@ -117,8 +117,8 @@ void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice
 {
     const darn_desc *d = &pl->desc;
     const darn_dtype ro = pl->resout_dtype;
-    int cfg = config_of(d->x_dtype, t->dresidual ? d->residual_dtype : ro, ro, d->weight_dtype, d->out_dtype);
-    const int vec = pl->n % 8 == 0 && vec_ok(t->dy, pl->s_dy, d->out_dtype) && vec_ok(t->h, pl->s_h, ro) &&
+    int cfg = config_of(d->x_dtype, t->dresidual ? d->residual_dtype : ro, ro, d->weight_dtype, pl->dy_dtype);
+    const int vec = pl->n % 8 == 0 && vec_ok(t->dy, pl->s_dy, pl->dy_dtype) && vec_ok(t->h, pl->s_h, ro) &&
                     vec_ok(t->weight, 0, d->weight_dtype) && vec_ok(t->dresidual_out, pl->s_dresout, ro) &&
                     vec_ok(t->dx, pl->s_dx, d->x_dtype) && vec_ok(t->dresidual, pl->s_dres, d->residual_dtype) &&
                     (!pl->has_bias || d->bias_dtype == d->weight_dtype);

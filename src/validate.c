@@ -23,6 +23,25 @@ const char *darn_last_error(void) { return last_error; }
 
 /* ---- descriptor ---------------------------------------------------------------------------------- */
 static bool dtype_ok(darn_dtype d) { return d == DARN_F32 || d == DARN_F16 || d == DARN_BF16; }
+bool darn_dtype_is_fp8(darn_dtype d)
+{
+    return d == DARN_FP8_E4M3FN || d == DARN_FP8_E5M2 || d == DARN_FP8_E4M3FNUZ || d == DARN_FP8_E5M2FNUZ;
+}
+
+const char *darn_dtype_name(darn_dtype d)
+{
+    switch (d) {
+    case DARN_F32: return "f32";
+    case DARN_F16: return "f16";
+    case DARN_BF16: return "bf16";
+    case DARN_FP8_E4M3FN: return "fp8_e4m3fn";
+    case DARN_FP8_E5M2: return "fp8_e5m2";
+    case DARN_FP8_E4M3FNUZ: return "fp8_e4m3fnuz";
+    case DARN_FP8_E5M2FNUZ: return "fp8_e5m2fnuz";
+    case DARN_DTYPE_SAME_AS_OUT: return "DARN_DTYPE_SAME_AS_OUT";
+    }
+    return "?";
+}
 
 darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
 {
@@ -32,9 +51,21 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
     const struct { const char *name; darn_dtype v; } dts[] = {
         {"x_dtype", d->x_dtype}, {"residual_dtype", d->residual_dtype}, {"weight_dtype", d->weight_dtype},
         {"bias_dtype", d->bias_dtype}, {"out_dtype", d->out_dtype}};
-    for (size_t i = 0; i < sizeof dts / sizeof dts[0]; i++)
-        if (!dtype_ok(dts[i].v))
-            return darn_fail(DARN_ERR_BAD_ENUM, "%s: desc->%s = %d is not a darn_dtype", fn, dts[i].name, (int)dts[i].v);
+    for (size_t i = 0; i < sizeof dts / sizeof dts[0]; i++) {
+        const bool out = i == sizeof dts / sizeof dts[0] - 1;
+        if (dtype_ok(dts[i].v) || (out && darn_dtype_is_fp8(dts[i].v))) continue;
+        if (darn_dtype_is_fp8(dts[i].v))
+            return darn_fail(DARN_ERR_UNSUPPORTED, "%s: desc->%s = %s: fp8 dtypes are for out_dtype only", fn,
+                             dts[i].name, darn_dtype_name(dts[i].v));
+        return darn_fail(DARN_ERR_BAD_ENUM, "%s: desc->%s = %d is not a darn_dtype", fn, dts[i].name, (int)dts[i].v);
+    }
+    if (d->dy_dtype != DARN_DTYPE_SAME_AS_OUT && !dtype_ok(d->dy_dtype)) {
+        if (darn_dtype_is_fp8(d->dy_dtype))
+            return darn_fail(DARN_ERR_UNSUPPORTED, "%s: desc->dy_dtype = %s: dy must be f32, f16 or bf16 (fp8 dtypes are "
+                             "for out_dtype only)", fn, darn_dtype_name(d->dy_dtype));
+        return darn_fail(DARN_ERR_BAD_ENUM, "%s: desc->dy_dtype = %d is neither a darn_dtype nor DARN_DTYPE_SAME_AS_OUT",
+                         fn, (int)d->dy_dtype);
+    }
     if (d->flags & ~DARN_FLAGS_ALL)
         return darn_fail(DARN_ERR_BAD_ENUM, "%s: desc->flags has unknown bits 0x%x", fn, d->flags & ~DARN_FLAGS_ALL);
     if (d->cols < 1)
@@ -60,8 +91,23 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
         return darn_fail(DARN_ERR_MISALIGNED, "%s: desc->rng_offset_ptr = %p is not 8-byte aligned", fn,
                          (const void *)d->rng_offset_ptr);
 
+    /* fp8 output scale (§9): the pointer is checked like the rng pointers (whatever M); the value only when it
+     * is used (fp8 out, no pointer). */
+    const bool fp8_out = darn_dtype_is_fp8(d->out_dtype);
+    if (d->out_scale_ptr && !fp8_out)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: desc->out_scale_ptr is set but desc->out_dtype = %s is not an fp8 dtype",
+                         fn, darn_dtype_name(d->out_dtype));
+    if ((uintptr_t)d->out_scale_ptr % 4)
+        return darn_fail(DARN_ERR_MISALIGNED, "%s: desc->out_scale_ptr = %p is not 4-byte aligned", fn,
+                         (const void *)d->out_scale_ptr);
+    if (fp8_out && !d->out_scale_ptr && !(d->out_scale > 0.0f && isfinite(d->out_scale)))
+        return darn_fail(DARN_ERR_BAD_SCALE, "%s: desc->out_scale = %.9g, must be finite and > 0 (out_dtype = %s)", fn,
+                         (double)d->out_scale, darn_dtype_name(d->out_dtype));
+
     *plan = (darn_plan){0};
     plan->desc = *d;
+    plan->fp8_out = fp8_out;
+    plan->dy_dtype = d->dy_dtype == DARN_DTYPE_SAME_AS_OUT ? d->out_dtype : d->dy_dtype;
     plan->m = d->rows;
     plan->n = d->cols;
     plan->layer = d->norm == DARN_LAYERNORM;
@@ -274,6 +320,9 @@ darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_f
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->bias is set but desc->flags lacks DARN_FLAG_HAS_BIAS", fn);
     if (t->rowscale && !pl->has_rowscale)
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->rowscale is set but desc->flags lacks DARN_FLAG_HAS_ROWSCALE", fn);
+    if (t->amax && !pl->fp8_out)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->amax is set but desc->out_dtype = %s is not an fp8 dtype (amax is an "
+                         "output of fp8 forwards only)", fn, darn_dtype_name(desc->out_dtype));
     const darn_desc *d = desc;
     bufs L = {.n = 0, .fn = fn};
     /* Strides are checked even for M = 0; data pointers are required only when rows exist. */
@@ -282,7 +331,13 @@ darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_f
     TRY(add_matrix(&L, pl, "t->out", t->out, t->out_stride, d->out_dtype, true, &pl->s_out));
     TRY(add_matrix(&L, pl, "t->residual_out", t->residual_out, t->residual_out_stride, pl->resout_dtype, true,
                    &pl->s_resout));
-    if (pl->m == 0) return DARN_OK; /* nothing is read or written */
+    if (pl->m == 0) { /* nothing is read; only amax is written (+0) */
+        if (!t->amax) return DARN_OK;
+        L.n = 0;
+        TRY(add_vector(&L, "t->amax", t->amax, 1, 4, true));
+        TRY(add_vector(&L, "desc->out_scale_ptr", d->out_scale_ptr, 1, 4, false));
+        return check_overlaps(&L);
+    }
     REQUIRE(t->x, "");
     REQUIRE(t->weight, "");
     REQUIRE(t->out, "");
@@ -302,6 +357,8 @@ darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_f
     }
     TRY(add_vector(&L, "desc->rng_seed_ptr", d->rng_seed_ptr, 1, 8, false));
     TRY(add_vector(&L, "desc->rng_offset_ptr", d->rng_offset_ptr, 1, 8, false));
+    TRY(add_vector(&L, "t->amax", t->amax, 1, 4, true));
+    TRY(add_vector(&L, "desc->out_scale_ptr", d->out_scale_ptr, 1, 4, false));
     allow_in_place(&L, t->out, t->x);
     allow_in_place(&L, t->residual_out, t->residual);
     return check_overlaps(&L);
@@ -321,11 +378,15 @@ darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_b
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->rowscale is set but desc->flags lacks DARN_FLAG_HAS_ROWSCALE", fn);
     if (t->mean && !pl->layer)
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->mean is set but RMSNorm has no mean", fn);
+    if (pl->fp8_out && desc->dy_dtype == DARN_DTYPE_SAME_AS_OUT)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: desc->out_dtype = %s and desc->dy_dtype = DARN_DTYPE_SAME_AS_OUT: dy "
+                         "cannot be fp8; set desc->dy_dtype to DARN_F32, DARN_F16 or DARN_BF16", fn,
+                         darn_dtype_name(desc->out_dtype));
     /* The mask is read only where it can say something: at p = 0 every element is kept, at p = 1 none. */
     pl->mask_read = t->mask != NULL && pl->dropout && pl->drop.threshold < (UINT64_C(1) << 32);
     const darn_desc *d = desc;
     bufs L = {.n = 0, .fn = fn};
-    TRY(add_matrix(&L, pl, "t->dy", t->dy, t->dy_stride, d->out_dtype, false, &pl->s_dy));
+    TRY(add_matrix(&L, pl, "t->dy", t->dy, t->dy_stride, pl->dy_dtype, false, &pl->s_dy));
     TRY(add_matrix(&L, pl, "t->h", t->h, t->h_stride, pl->resout_dtype, false, &pl->s_h));
     TRY(add_matrix(&L, pl, "t->dresidual_out", t->dresidual_out, t->dresidual_out_stride, pl->resout_dtype, false,
                    &pl->s_dresout));

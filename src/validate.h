@@ -21,6 +21,8 @@ typedef struct darn_plan {
     darn_desc desc;
     int64_t m, n;
     darn_dtype resout_dtype; /* dtype of h (residual-out) */
+    darn_dtype dy_dtype;     /* backward: dy's dtype, DARN_DTYPE_SAME_AS_OUT resolved (darn_validate_bwd) */
+    bool fp8_out;            /* out_dtype is an fp8 dtype (docs/numerics.md §9) */
     bool layer, has_res, has_bias, has_rowscale, zero_centered;
     bool dropout;            /* p > 0: the keep bit is computed (and may drop) */
     bool mask_read;          /* backward: keep bits come from t->mask (given, and 0 < p < 1; §6) */
@@ -42,7 +44,12 @@ darn_status darn_fail(darn_status status, const char *fmt, ...)
     ;
 void darn_clear_error(void);
 
-/* Fill *plan from desc (shared checks of fwd and bwd): enums, shape, eps, p, rng pointers. */
+/* 1 for the fp8 dtypes (output only), 0 otherwise. */
+bool darn_dtype_is_fp8(darn_dtype d);
+/* "f32", "f16", "bf16", "fp8_e4m3fn", ...; "?" for anything else (messages). */
+const char *darn_dtype_name(darn_dtype d);
+
+/* Fill *plan from desc (shared checks of fwd and bwd): enums, shape, eps, p, rng pointers, the fp8 scale. */
 darn_status darn_plan_init(darn_plan *plan, const darn_desc *desc, const char *fn);
 
 darn_status darn_validate_fwd(darn_plan *plan, const darn_desc *desc, const darn_fwd_tensors *t);

@@ -166,10 +166,10 @@ Test(api, status_strings_distinct_and_nonempty)
 #undef X
     };
     const size_t n = sizeof all / sizeof all[0];
-    cr_expect_eq(n, 15, "status list has %zu entries", n);
+    cr_expect_eq(n, 16, "status list has %zu entries", n);
     for (size_t i = 0; i < n; ++i) {
         cr_expect_eq((int)all[i].s, all[i].v, "status %zu value", i);
-        cr_expect_eq(all[i].v, (int)i, "status values are 0..14 in order (stable values)");
+        cr_expect_eq(all[i].v, (int)i, "status values are 0..15 in order (stable values)");
         const char *s = darn_status_string(all[i].s);
         cr_assert(s != NULL && s[0] != '\0', "status %d has an empty string", all[i].v);
         cr_expect(strstr(s, all[i].text) != NULL, "status %d string \"%s\" lacks its text \"%s\"", all[i].v, s,
@@ -189,7 +189,12 @@ Test(api, dtype_size_and_backend)
     cr_expect_eq(darn_dtype_size(DARN_F32), 4);
     cr_expect_eq(darn_dtype_size(DARN_F16), 2);
     cr_expect_eq(darn_dtype_size(DARN_BF16), 2);
-    cr_expect_eq(darn_dtype_size((darn_dtype)3), 0);
+    cr_expect_eq(darn_dtype_size(DARN_FP8_E4M3FN), 1);
+    cr_expect_eq(darn_dtype_size(DARN_FP8_E5M2), 1);
+    cr_expect_eq(darn_dtype_size(DARN_FP8_E4M3FNUZ), 1);
+    cr_expect_eq(darn_dtype_size(DARN_FP8_E5M2FNUZ), 1);
+    cr_expect_eq(darn_dtype_size(DARN_DTYPE_SAME_AS_OUT), 0);
+    cr_expect_eq(darn_dtype_size((darn_dtype)7), 0);
     cr_expect_eq(darn_dtype_size((darn_dtype)-1), 0);
     cr_expect_eq(darn_backend_available(DARN_BACKEND_CPU), 1);
     cr_expect_eq(darn_backend_available((darn_backend)7), 0);
@@ -347,7 +352,7 @@ Test(api, workspace_query_bad_inputs)
         expect_ws_fail(fns[k], names_[k], &d, DARN_BACKEND_CPU, DARN_ERR_BAD_EPS, "eps", "eps = 0");
         d = good; d.dropout_p = 2.0;
         expect_ws_fail(fns[k], names_[k], &d, DARN_BACKEND_CPU, DARN_ERR_BAD_DROPOUT, "dropout_p", "p = 2");
-        d = good; d.x_dtype = (darn_dtype)5;
+        d = good; d.x_dtype = (darn_dtype)7;
         expect_ws_fail(fns[k], names_[k], &d, DARN_BACKEND_CPU, DARN_ERR_BAD_ENUM, "x_dtype", "bad x dtype");
         d = good; d.norm = (darn_norm)2;
         expect_ws_fail(fns[k], names_[k], &d, DARN_BACKEND_CPU, DARN_ERR_BAD_ENUM, "norm", "bad norm");
@@ -463,7 +468,9 @@ Test(fwd_errors, scalars_and_enums)
         d = F.d;
         darn_dtype *p = k == 0 ? &d.x_dtype : k == 1 ? &d.residual_dtype : k == 2 ? &d.weight_dtype
                                  : k == 3 ? &d.bias_dtype : &d.out_dtype;
-        *p = (darn_dtype)3;
+        *p = (darn_dtype)7; /* 3 ... 6 are the fp8 dtypes, 255 DARN_DTYPE_SAME_AS_OUT */
+        expect_fwd_fail(&F, &d, &F.f, DARN_ERR_BAD_ENUM, dt_ids[k], dt_ids[k]);
+        *p = DARN_DTYPE_SAME_AS_OUT;
         expect_fwd_fail(&F, &d, &F.f, DARN_ERR_BAD_ENUM, dt_ids[k], dt_ids[k]);
     }
     const uint32_t bad_flags[] = {1u << 5, 1u << 31, DARN_FLAGS_ALL + 1};

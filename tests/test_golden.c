@@ -223,7 +223,16 @@ Test(golden, stored_nans_are_canonical)
             if (!o->produced || strcmp(o->type, "u8") == 0) continue;
             const size_t count = (size_t)o->rows * (size_t)o->cols;
             for (size_t j = 0; j < count; ++j) {
-                if (strcmp(o->type, "f32") == 0) {
+                if (o->type[0] == 'e') { /* fp8 (docs/numerics.md §9): e4m3fn 0x7F, e5m2 0x7E, FNUZ 0x80 */
+                    const uint8_t c = ((const uint8_t *)o->host)[j];
+                    const int fnuz = strstr(o->type, "fnuz") != NULL, e5 = strncmp(o->type, "e5m2", 4) == 0;
+                    const int is_nan = fnuz ? c == 0x80u : e5 ? (c & 0x7Fu) > 0x7Cu : (c & 0x7Fu) == 0x7Fu;
+                    if (is_nan) {
+                        ++nans;
+                        cr_expect_eq(c, fnuz ? 0x80u : e5 ? 0x7Eu : 0x7Fu, "line %d %s[%zu] = 0x%02x", e[i].line, o->name,
+                                     j, c);
+                    }
+                } else if (strcmp(o->type, "f32") == 0) {
                     uint32_t u;
                     memcpy(&u, (const char *)o->host + 4 * j, 4);
                     if ((u & 0x7FFFFFFFu) > 0x7F800000u) {

@@ -51,6 +51,9 @@ static void usage(FILE *f)
             "  --norm rms|layer            RMSNorm or LayerNorm\n"
             "  --dtype T                   every dtype at once (T = f32, f16 or bf16)\n"
             "  --x-dtype T, --residual-dtype T, --weight-dtype T, --bias-dtype T, --out-dtype T\n"
+            "                              (--out-dtype also e4m3fn, e5m2, e4m3fnuz, e5m2fnuz: fp8, CPU only)\n"
+            "  --dy-dtype T                dy's dtype (default: out's; needed with an fp8 out)\n"
+            "  --scale S, --amax           fp8 out: y8 = fp8(y * S) (default 1); write amax\n"
             "  --no-residual               no residual input (and no dresidual)\n"
             "  --residual-in-fp32          store h (residual_out) in fp32 (default with a residual)\n"
             "  --no-residual-in-fp32       store h in the residual's dtype\n"
@@ -143,7 +146,7 @@ static int parse_options(int argc, char **argv, options *o)
         /* Options without a value. */
         static const char *const bare[] = {"--help", "--no-residual", "--residual-in-fp32", "--no-residual-in-fp32",
                                            "--bias", "--rowscale", "--zero-centered", "--mask", "--dresidual-out",
-                                           "--special", "--verbose", "--regenerate"};
+                                           "--special", "--verbose", "--regenerate", "--amax"};
         int is_bare = 0;
         for (size_t k = 0; k < sizeof bare / sizeof bare[0]; ++k) is_bare |= strcmp(name, bare[k]) == 0;
         if (is_bare) {
@@ -161,6 +164,7 @@ static int parse_options(int argc, char **argv, options *o)
             else if (strcmp(name, "--mask") == 0) o->job.mask = 1;
             else if (strcmp(name, "--dresidual-out") == 0) o->job.dresidual_out = 1;
             else if (strcmp(name, "--special") == 0) o->job.special = 1;
+            else if (strcmp(name, "--amax") == 0) o->job.amax = 1;
             continue;
         }
 
@@ -168,7 +172,7 @@ static int parse_options(int argc, char **argv, options *o)
         static const char *const valued[] = {"--rows", "--cols", "--norm", "--dtype", "--x-dtype", "--residual-dtype",
                                              "--weight-dtype", "--bias-dtype", "--out-dtype", "--p", "--seed",
                                              "--offset", "--eps", "--backend", "--repeat", "--golden", "--config",
-                                             "--pad"};
+                                             "--pad", "--dy-dtype", "--scale"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; ++k) known |= strcmp(name, valued[k]) == 0;
         if (!known) return usage_error("unknown option '%s'", name);
@@ -199,6 +203,12 @@ static int parse_options(int argc, char **argv, options *o)
             else if (strcmp(name, "--seed") == 0) bad = parse_u64_arg(val, &o->job.seed);
             else if (strcmp(name, "--offset") == 0) bad = parse_u64_arg(val, &o->job.offset);
             else if (strcmp(name, "--p") == 0) bad = parse_double_arg(val, &o->job.p);
+            else if (strcmp(name, "--dy-dtype") == 0) bad = darn_job_dtype_parse(val, &o->job.dy_dtype);
+            else if (strcmp(name, "--scale") == 0) {
+                double sc;
+                bad = parse_double_arg(val, &sc);
+                if (!bad) o->job.scale = (float)sc;
+            }
             else if (strcmp(name, "--eps") == 0) {
                 double e;
                 bad = parse_double_arg(val, &e);
@@ -284,13 +294,26 @@ static double load(const void *buf, darn_dtype dt, size_t i)
     case DARN_F32: return (double)((const float *)buf)[i];
     case DARN_F16: return (double)darn_f16_to_f32(((const uint16_t *)buf)[i]);
     case DARN_BF16: return (double)darn_bf16_to_f32(((const uint16_t *)buf)[i]);
+    case DARN_FP8_E4M3FN: return (double)darn_e4m3fn_to_f32(((const uint8_t *)buf)[i]);
+    case DARN_FP8_E5M2: return (double)darn_e5m2_to_f32(((const uint8_t *)buf)[i]);
+    case DARN_FP8_E4M3FNUZ: return (double)darn_e4m3fnuz_to_f32(((const uint8_t *)buf)[i]);
+    case DARN_FP8_E5M2FNUZ: return (double)darn_e5m2fnuz_to_f32(((const uint8_t *)buf)[i]);
+    case DARN_DTYPE_SAME_AS_OUT: break;
     }
     return NAN;
 }
 
+/* The largest finite value of an fp8 dtype (docs/numerics.md §9), 0 for the others. */
+static double fp8_max(darn_dtype dt)
+{
+    return dt == DARN_FP8_E4M3FN ? 448.0 : dt == DARN_FP8_E4M3FNUZ ? 240.0
+           : (dt == DARN_FP8_E5M2 || dt == DARN_FP8_E5M2FNUZ) ? 57344.0 : 0.0;
+}
+
 static double tol_for(darn_dtype dt)
 {
-    const double u = dt == DARN_BF16 ? 0x1p-8 : dt == DARN_F16 ? 0x1p-11 : 0x1p-24; /* unit roundoff */
+    const double u = dt == DARN_BF16 ? 0x1p-8 : dt == DARN_F16 ? 0x1p-11 : dt == DARN_F32 ? 0x1p-24
+                     : (dt == DARN_FP8_E4M3FN || dt == DARN_FP8_E4M3FNUZ) ? 0x1p-4 : 0x1p-3; /* unit roundoff */
     return 2.0 * u + 1e-5;
 }
 
@@ -376,14 +399,20 @@ static int oracle_check(const darn_job *job, const darn_job_inputs *in, const da
         for (size_t c = 0; c < n; ++c) {
             xhat[c] = (hl[c] - mu) * rstd;
             want[c] = xhat[c] * wp[c] + (in->bias ? load(in->bias, job->bias_dtype, c) : 0.0);
-            got[c] = load(res->out[DARN_JOB_Y].host, job->out_dtype, r * n + c);
+            got[c] = load(res->out[DARN_JOB_Y].host, job->out_dtype, r * n + c); /* fp8: y * scale, saturated */
+            const double fmax = fp8_max(job->out_dtype);
+            if (fmax > 0.0) {
+                const double ws = want[c] * (double)job->scale;
+                want[c] = (ws > fmax ? fmax : ws < -fmax ? -fmax : ws) / (double)job->scale;
+                got[c] /= (double)job->scale;
+            }
         }
         e = row_err(got, want, n);
         if (e > rep->y) rep->y = e;
 
         double c1 = 0.0, c2 = 0.0;
         for (size_t c = 0; c < n; ++c) {
-            g[c] = load(in->dy, job->out_dtype, r * n + c) * wp[c];
+            g[c] = load(in->dy, job->dy_dtype == DARN_DTYPE_SAME_AS_OUT ? job->out_dtype : job->dy_dtype, r * n + c) * wp[c];
             c1 += xhat[c] * g[c];
             c2 += g[c];
         }

@@ -133,6 +133,11 @@ const char *darn_job_dtype_name(darn_dtype dtype)
     case DARN_F32: return "f32";
     case DARN_F16: return "f16";
     case DARN_BF16: return "bf16";
+    case DARN_FP8_E4M3FN: return "e4m3fn";
+    case DARN_FP8_E5M2: return "e5m2";
+    case DARN_FP8_E4M3FNUZ: return "e4m3fnuz";
+    case DARN_FP8_E5M2FNUZ: return "e5m2fnuz";
+    case DARN_DTYPE_SAME_AS_OUT: break;
     }
     return "?";
 }
@@ -142,6 +147,10 @@ int darn_job_dtype_parse(const char *text, darn_dtype *dtype)
     if (strcmp(text, "f32") == 0 || strcmp(text, "fp32") == 0 || strcmp(text, "float32") == 0) *dtype = DARN_F32;
     else if (strcmp(text, "f16") == 0 || strcmp(text, "fp16") == 0 || strcmp(text, "float16") == 0) *dtype = DARN_F16;
     else if (strcmp(text, "bf16") == 0 || strcmp(text, "bfloat16") == 0) *dtype = DARN_BF16;
+    else if (strcmp(text, "e4m3fn") == 0 || strcmp(text, "fp8_e4m3fn") == 0) *dtype = DARN_FP8_E4M3FN;
+    else if (strcmp(text, "e5m2") == 0 || strcmp(text, "fp8_e5m2") == 0) *dtype = DARN_FP8_E5M2;
+    else if (strcmp(text, "e4m3fnuz") == 0 || strcmp(text, "fp8_e4m3fnuz") == 0) *dtype = DARN_FP8_E4M3FNUZ;
+    else if (strcmp(text, "e5m2fnuz") == 0 || strcmp(text, "fp8_e5m2fnuz") == 0) *dtype = DARN_FP8_E5M2FNUZ;
     else return -1;
     return 0;
 }
@@ -160,6 +169,19 @@ void darn_job_init(darn_job *job, darn_norm norm, int64_t rows, int64_t cols, da
     job->eps = d.eps;
     job->seed = 0;
     job->offset = 0;
+    job->dy_dtype = DARN_DTYPE_SAME_AS_OUT;
+    job->scale = 1.0f;
+}
+
+static int is_fp8(darn_dtype d)
+{
+    return d == DARN_FP8_E4M3FN || d == DARN_FP8_E5M2 || d == DARN_FP8_E4M3FNUZ || d == DARN_FP8_E5M2FNUZ;
+}
+
+/* The dtype of the job's dy: dy_dtype, or out_dtype. */
+static darn_dtype dy_dtype_of(const darn_job *job)
+{
+    return job->dy_dtype == DARN_DTYPE_SAME_AS_OUT ? job->out_dtype : job->dy_dtype;
 }
 
 void darn_job_desc(const darn_job *job, darn_desc *desc)
@@ -175,6 +197,8 @@ void darn_job_desc(const darn_job *job, darn_desc *desc)
     desc->dropout_p = job->p;
     desc->seed = job->seed;
     desc->offset = job->offset;
+    desc->dy_dtype = job->dy_dtype;
+    desc->out_scale = job->scale;
 }
 
 static darn_dtype resout_dtype(const darn_job *job)
@@ -220,9 +244,16 @@ int darn_job_format(const darn_job *job, char *buf, size_t len)
         strcat(flags, k_flag_names[i].name);
     }
     if (flags[0] == '\0') strcpy(flags, "-");
-    char p[40], eps[40];
+    char p[40], eps[40], scale[40], extra[96] = "";
     shortest_g(p, sizeof p, job->p, 0);
     shortest_g(eps, sizeof eps, (double)job->eps, 1);
+    shortest_g(scale, sizeof scale, (double)job->scale, 1);
+    /* keys added with fp8 outputs: only where they say something, so older lines keep their text */
+    if (job->special) strcat(extra, " special=1");
+    if (job->dy_dtype != DARN_DTYPE_SAME_AS_OUT)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " dy=%s", darn_job_dtype_name(job->dy_dtype));
+    if (is_fp8(job->out_dtype)) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " scale=%s", scale);
+    if (job->amax) strcat(extra, " amax=1");
     const int has_res = (job->flags & DARN_FLAG_HAS_RESIDUAL) != 0, has_bias = (job->flags & DARN_FLAG_HAS_BIAS) != 0;
     const int n = snprintf(buf, len,
                            "%s M=%lld N=%lld x=%s res=%s w=%s b=%s out=%s flags=%s p=%s eps=%s seed=%llu "
@@ -233,8 +264,7 @@ int darn_job_format(const darn_job *job, char *buf, size_t len)
                            darn_job_dtype_name(job->weight_dtype),
                            has_bias ? darn_job_dtype_name(job->bias_dtype) : "-",
                            darn_job_dtype_name(job->out_dtype), flags, p, eps, (unsigned long long)job->seed,
-                           (unsigned long long)job->offset, job->mask ? 1 : 0, job->dresidual_out ? 1 : 0,
-                           job->special ? " special=1" : "");
+                           (unsigned long long)job->offset, job->mask ? 1 : 0, job->dresidual_out ? 1 : 0, extra);
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
@@ -341,7 +371,13 @@ int darn_job_parse(darn_job *job, const char *text, char *err, size_t err_len)
         else if (strcmp(key, "mask") == 0) bad = parse_bool(val, &j.mask);
         else if (strcmp(key, "dres") == 0) bad = parse_bool(val, &j.dresidual_out);
         else if (strcmp(key, "special") == 0) bad = parse_bool(val, &j.special);
-        else {
+        else if (strcmp(key, "dy") == 0) bad = darn_job_dtype_parse(val, &j.dy_dtype);
+        else if (strcmp(key, "amax") == 0) bad = parse_bool(val, &j.amax);
+        else if (strcmp(key, "scale") == 0) {
+            char *end;
+            j.scale = strtof(val, &end);
+            bad = *val == '\0' || *end != '\0';
+        } else {
             set_msg(err, err_len, "unknown key '%s'", key);
             return -1;
         }
@@ -402,6 +438,7 @@ static void store_elem(void *buf, darn_dtype dt, size_t i, float v)
     case DARN_F32: ((float *)buf)[i] = darn_canonical_f32(v); break;
     case DARN_F16: ((uint16_t *)buf)[i] = darn_f32_to_f16(v); break;
     case DARN_BF16: ((uint16_t *)buf)[i] = darn_f32_to_bf16(v); break;
+    default: break; /* fp8 is never an input */
     }
 }
 
@@ -417,6 +454,7 @@ static void store_special(void *buf, darn_dtype dt, size_t i, unsigned which)
     case DARN_F32: memcpy((char *)buf + 4 * i, &f32[which], 4); break;
     case DARN_F16: memcpy((char *)buf + 2 * i, &f16[which], 2); break;
     case DARN_BF16: memcpy((char *)buf + 2 * i, &bf16[which], 2); break;
+    default: break; /* fp8 is never an input */
     }
 }
 
@@ -470,7 +508,7 @@ int darn_job_inputs_make(const darn_job *job, darn_job_inputs *in, char *err, si
     const darn_dtype rd = resout_dtype(job);
     in->x = malloc(mn * darn_dtype_size(job->x_dtype) + 1);
     in->weight = malloc(n * darn_dtype_size(job->weight_dtype) + 1);
-    in->dy = malloc(mn * darn_dtype_size(job->out_dtype) + 1);
+    in->dy = malloc(mn * darn_dtype_size(dy_dtype_of(job)) + 1);
     int oom = in->x == NULL || in->weight == NULL || in->dy == NULL;
     if (job->flags & DARN_FLAG_HAS_RESIDUAL) oom |= (in->residual = malloc(mn * darn_dtype_size(job->residual_dtype) + 1)) == NULL;
     if (job->flags & DARN_FLAG_HAS_BIAS) oom |= (in->bias = malloc(n * darn_dtype_size(job->bias_dtype) + 1)) == NULL;
@@ -492,7 +530,7 @@ int darn_job_inputs_make(const darn_job *job, darn_job_inputs *in, char *err, si
          (job->flags & DARN_FLAG_ZERO_CENTERED_WEIGHT) ? val_w0 : val_w1);
     if (in->bias) fill(in->bias, job->bias_dtype, n, job->seed, TAG_BIAS, val_half);
     if (in->rowscale) fill(in->rowscale, DARN_F32, m, job->seed, TAG_ROWSCALE, val_rowscale);
-    fill(in->dy, job->out_dtype, mn, job->seed, TAG_DY, val_pm1);
+    fill(in->dy, dy_dtype_of(job), mn, job->seed, TAG_DY, val_pm1);
     if (in->dresidual_out) fill(in->dresidual_out, rd, mn, job->seed, TAG_DRESOUT, val_half);
     return 0;
 }
@@ -509,7 +547,7 @@ typedef struct run_state {
     const darn_mem *mem;
     darn_job_result *res;
     dev_tensor x, residual, rowscale, weight, bias, dy, dresout;           /* inputs */
-    dev_tensor out, resout, mask, rstd, mean, dx, dres, dweight, dbias;    /* outputs */
+    dev_tensor out, resout, mask, rstd, mean, dx, dres, dweight, dbias, amax; /* outputs */
     void *ws_fwd, *ws_bwd;
     size_t ws_fwd_bytes, ws_bwd_bytes;
     darn_desc desc;
@@ -589,8 +627,8 @@ static void dev_free(const darn_mem *mem, dev_tensor *t)
 
 static void set_output(darn_job_result *res, darn_job_tensor k, const char *type, int64_t rows, int64_t cols, size_t elem)
 {
-    static const char *const names[DARN_JOB_TENSORS] = {"y",  "residual_out", "rstd",    "mean", "mask",
-                                                        "dx", "dresidual",    "dweight", "dbias"};
+    static const char *const names[DARN_JOB_TENSORS] = {"y",  "residual_out", "rstd",    "mean",  "mask",
+                                                        "dx", "dresidual",    "dweight", "dbias", "amax"};
     darn_job_output *o = &res->out[k];
     o->name = names[k];
     o->produced = 1;
@@ -651,9 +689,10 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     const size_t sx = darn_dtype_size(job->x_dtype), sr = darn_dtype_size(job->residual_dtype);
     const size_t sw = darn_dtype_size(job->weight_dtype), sb = darn_dtype_size(job->bias_dtype);
     const size_t so = darn_dtype_size(job->out_dtype), srd = darn_dtype_size(rd);
+    const size_t sdy = darn_dtype_size(dy_dtype_of(job));
     const int h_is_x = darn_job_h_is_x(job);
     const int64_t mask_row = darn_mask_row_bytes(job->cols);
-    if (sx == 0 || sr == 0 || sw == 0 || sb == 0 || so == 0 || mask_row <= 0) {
+    if (sx == 0 || sr == 0 || sw == 0 || sb == 0 || so == 0 || sdy == 0 || mask_row <= 0) {
         set_msg(res->error, sizeof res->error, "bad dtype or column count in the job");
         return -1;
     }
@@ -668,14 +707,15 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     if (has_res) set_output(res, DARN_JOB_DRESIDUAL, darn_job_dtype_name(job->residual_dtype), job->rows, job->cols, sr);
     set_output(res, DARN_JOB_DWEIGHT, darn_job_dtype_name(job->weight_dtype), 1, job->cols, sw);
     if (has_bias) set_output(res, DARN_JOB_DBIAS, darn_job_dtype_name(job->bias_dtype), 1, job->cols, sb);
+    if (job->amax) set_output(res, DARN_JOB_AMAX, "f32", 1, 1, 4);
 
     /* Minimal traffic: every byte a perfect kernel must read or write once. */
     const double mn = (double)m * (double)n;
     res->fwd_bytes = mn * (double)sx + (has_res ? mn * (double)sr : 0.0) + (has_rs ? 4.0 * (double)m : 0.0) +
                      (double)n * (double)sw + (has_bias ? (double)n * (double)sb : 0.0) + mn * (double)so +
                      (h_is_x ? 0.0 : mn * (double)srd) + (job->mask ? (double)m * (double)mask_row : 0.0) +
-                     4.0 * (double)m * (layer ? 2.0 : 1.0);
-    res->bwd_bytes = mn * (double)so + mn * (double)(h_is_x ? sx : srd) + (double)n * (double)sw +
+                     4.0 * (double)m * (layer ? 2.0 : 1.0) + (job->amax ? 4.0 : 0.0);
+    res->bwd_bytes = mn * (double)sdy + mn * (double)(h_is_x ? sx : srd) + (double)n * (double)sw +
                      4.0 * (double)m * (layer ? 2.0 : 1.0) + (has_rs ? 4.0 * (double)m : 0.0) +
                      (job->dresidual_out ? mn * (double)srd : 0.0) + (job->mask ? (double)m * (double)mask_row : 0.0) +
                      mn * (double)sx + (has_res ? mn * (double)sr : 0.0) + (double)n * (double)sw +
@@ -687,7 +727,7 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     if (has_rs && dev_make(&s, &s.rowscale, 1, m * 4, m * 4, in->rowscale)) goto done;
     if (dev_make(&s, &s.weight, 1, n * sw, n * sw, in->weight)) goto done;
     if (has_bias && dev_make(&s, &s.bias, 1, n * sb, n * sb, in->bias)) goto done;
-    if (dev_make(&s, &s.dy, m, n * so, stride * so, in->dy)) goto done;
+    if (dev_make(&s, &s.dy, m, n * sdy, stride * sdy, in->dy)) goto done;
     if (job->dresidual_out && dev_make(&s, &s.dresout, m, n * srd, stride * srd, in->dresidual_out)) goto done;
     if (dev_make(&s, &s.out, m, n * so, stride * so, NULL)) goto done;
     if (!h_is_x && dev_make(&s, &s.resout, m, n * srd, stride * srd, NULL)) goto done;
@@ -698,6 +738,7 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     if (has_res && dev_make(&s, &s.dres, m, n * sr, stride * sr, NULL)) goto done;
     if (dev_make(&s, &s.dweight, 1, n * sw, n * sw, NULL)) goto done;
     if (has_bias && dev_make(&s, &s.dbias, 1, n * sb, n * sb, NULL)) goto done;
+    if (job->amax && dev_make(&s, &s.amax, 1, 4, 4, NULL)) goto done;
 
     /* Workspace, as the API asks for it. */
     darn_status st = darn_fwd_workspace_size(&s.desc, mem->backend, &s.ws_fwd_bytes);
@@ -718,6 +759,7 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     s.ft.mask = (uint8_t *)s.mask.ptr;
     s.ft.rstd = (float *)s.rstd.ptr;
     s.ft.mean = (float *)s.mean.ptr;
+    s.ft.amax = (float *)s.amax.ptr;
 
     s.bt.dy = s.dy.ptr;                s.bt.dy_stride = st_el;
     s.bt.h = h_is_x ? s.x.ptr : s.resout.ptr; s.bt.h_stride = st_el;
@@ -750,6 +792,7 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     if (has_res && dev_fetch(&s, &s.dres, DARN_JOB_DRESIDUAL)) goto done;
     if (dev_fetch(&s, &s.dweight, DARN_JOB_DWEIGHT)) goto done;
     if (has_bias && dev_fetch(&s, &s.dbias, DARN_JOB_DBIAS)) goto done;
+    if (job->amax && dev_fetch(&s, &s.amax, DARN_JOB_AMAX)) goto done;
 
     /* Each tensor's bytes are hashed once (its record digest); the job digest hashes the manifest. */
     darn_sha256_ctx all;
@@ -778,6 +821,7 @@ done:
     dev_free(mem, &s.bias); dev_free(mem, &s.dy); dev_free(mem, &s.dresout); dev_free(mem, &s.out);
     dev_free(mem, &s.resout); dev_free(mem, &s.mask); dev_free(mem, &s.rstd); dev_free(mem, &s.mean);
     dev_free(mem, &s.dx); dev_free(mem, &s.dres); dev_free(mem, &s.dweight); dev_free(mem, &s.dbias);
+    dev_free(mem, &s.amax);
     if (s.ws_fwd != NULL) mem->release(mem->ctx, s.ws_fwd);
     if (s.ws_bwd != NULL) mem->release(mem->ctx, s.ws_bwd);
     return rc;

@@ -74,6 +74,9 @@ typedef struct darn_job {
     int mask;           /* 1: forward writes the mask and backward reads it; 0: backward regenerates it */
     int dresidual_out;  /* 1: backward gets a dresidual_out input (gradient into the prenorm output) */
     int special;        /* 1: some x elements are inf, NaN (non-canonical payloads), subnormal, -0, max */
+    darn_dtype dy_dtype; /* dy's dtype; DARN_DTYPE_SAME_AS_OUT (the default): out_dtype. Config key dy= */
+    float scale;        /* fp8 out: desc.out_scale (default 1). Config key scale=, printed for fp8 outs only */
+    int amax;           /* 1: the forward writes amax (fp8 out). Config key amax=1 */
     /* Not part of the config string, never changes the digest: extra elements per row of every
      * [M, N] tensor (row stride N + pad), with sentinel bytes in the padding that must stay untouched. */
     int64_t pad;
@@ -95,7 +98,7 @@ void darn_job_desc(const darn_job *job, darn_desc *desc);
  * forward then writes no residual_out. */
 int darn_job_h_is_x(const darn_job *job);
 
-/* dtype names "f32" "f16" "bf16"; parse returns 0 or -1. */
+/* dtype names "f32" "f16" "bf16" "e4m3fn" "e5m2" "e4m3fnuz" "e5m2fnuz"; parse returns 0 or -1. */
 const char *darn_job_dtype_name(darn_dtype dtype);
 int darn_job_dtype_parse(const char *text, darn_dtype *dtype);
 
@@ -106,7 +109,7 @@ typedef struct darn_job_inputs {
     float *rowscale;     /* [M], or NULL */
     void *weight;        /* [N] weight_dtype (around 1; around 0 when zero-centered) */
     void *bias;          /* [N] bias_dtype, or NULL */
-    void *dy;            /* [M, N] out_dtype */
+    void *dy;            /* [M, N] dy dtype (dy_dtype, or out_dtype) */
     void *dresidual_out; /* [M, N] residual-out dtype, or NULL */
 } darn_job_inputs;
 
@@ -125,13 +128,14 @@ typedef enum darn_job_tensor {
     DARN_JOB_DRESIDUAL,
     DARN_JOB_DWEIGHT,
     DARN_JOB_DBIAS,
+    DARN_JOB_AMAX, /* amax=1 only; last, so that the digests of jobs without it are what they were */
     DARN_JOB_TENSORS
 } darn_job_tensor;
 
 typedef struct darn_job_output {
-    const char *name;   /* "y", "residual_out", "rstd", "mean", "mask", "dx", "dresidual", "dweight", "dbias" */
+    const char *name;   /* "y", "residual_out", "rstd", "mean", "mask", "dx", "dresidual", "dweight", "dbias", "amax" */
     int produced;       /* 0: not an output of this job (not hashed) */
-    const char *type;   /* "f32" "f16" "bf16", or "u8" for the mask */
+    const char *type;   /* a dtype name (darn_job_dtype_name), or "u8" for the mask */
     int64_t rows, cols; /* logical shape; a vector is [1, n]; the mask is [M, darn_mask_row_bytes(N)] */
     size_t bytes;       /* rows * cols * element size */
     void *host;         /* contiguous row-major copy, `bytes` bytes */

@@ -59,7 +59,7 @@ extern "C" {
 #define DARN_VERSION_MINOR 1
 #define DARN_VERSION_PATCH 0
 #define DARN_VERSION_NUMBER (DARN_VERSION_MAJOR * 10000 + DARN_VERSION_MINOR * 100 + DARN_VERSION_PATCH)
-#define DARN_CONTRACT_VERSION 2
+#define DARN_CONTRACT_VERSION 3
 
 /* Runtime version: DARN_VERSION_NUMBER of the library actually linked, and its version string. */
 DARN_API int darn_version(void);
@@ -83,7 +83,8 @@ DARN_API int darn_contract_version(void);
     X(DARN_ERR_WORKSPACE, 11, "workspace too small or NULL")                                             \
     X(DARN_ERR_BACKEND_UNAVAILABLE, 12, "backend not built into this library or no device present")      \
     X(DARN_ERR_DEVICE, 13, "the GPU runtime reported an error")                                          \
-    X(DARN_ERR_UNSUPPORTED_ON_GPU, 14, "supported by the CPU backend only")
+    X(DARN_ERR_UNSUPPORTED_ON_GPU, 14, "supported by the CPU backend only")                               \
+    X(DARN_ERR_BAD_SCALE, 15, "invalid fp8 output scale: must be finite and > 0")
 
 typedef enum darn_status {
 #define DARN_X_ENUM(name, value, text) name = value,
@@ -100,14 +101,28 @@ DARN_API const char *darn_status_string(darn_status status);
 DARN_API const char *darn_last_error(void);
 
 /* ---- Enums --------------------------------------------------------------------------------------- */
-typedef enum darn_dtype { DARN_F32 = 0, DARN_F16 = 1, DARN_BF16 = 2 } darn_dtype;
+/* The fp8 dtypes (docs/numerics.md §9) are output dtypes: only desc->out_dtype may be one (any other dtype
+ * field set to one is DARN_ERR_UNSUPPORTED). OCP encodings: E4M3FN (no inf, max 448) and E5M2 (max 57344);
+ * FNUZ encodings of AMD MI300 (bias 8 / 16, no negative zero, 0x80 the only NaN, no inf): E4M3FNUZ (max
+ * 240) and E5M2FNUZ (max 57344). They are torch.float8_e4m3fn, float8_e5m2, float8_e4m3fnuz and
+ * float8_e5m2fnuz. DARN_DTYPE_SAME_AS_OUT is no dtype: it is only for desc->dy_dtype. */
+typedef enum darn_dtype {
+    DARN_F32 = 0,
+    DARN_F16 = 1,
+    DARN_BF16 = 2,
+    DARN_FP8_E4M3FN = 3,
+    DARN_FP8_E5M2 = 4,
+    DARN_FP8_E4M3FNUZ = 5,
+    DARN_FP8_E5M2FNUZ = 6,
+    DARN_DTYPE_SAME_AS_OUT = 255 /* desc->dy_dtype only: dy has out_dtype (darn_desc_init's default) */
+} darn_dtype;
 typedef enum darn_norm { DARN_RMSNORM = 0, DARN_LAYERNORM = 1 } darn_norm;
 typedef enum darn_backend {
     DARN_BACKEND_CPU = 0, /* always present; the reference */
     DARN_BACKEND_GPU = 1  /* the HIP backend this library was built with (DARN_GPU=amd|nvidia) */
 } darn_backend;
 
-/* Size in bytes of one element; 0 for an unknown dtype. */
+/* Size in bytes of one element (1 for the fp8 dtypes); 0 for an unknown dtype and DARN_DTYPE_SAME_AS_OUT. */
 DARN_API size_t darn_dtype_size(darn_dtype dtype);
 /* 1 when `backend` is built in and usable now (for the GPU: a device is present), else 0. */
 DARN_API int darn_backend_available(darn_backend backend);
@@ -134,6 +149,18 @@ DARN_API int darn_backend_available(darn_backend backend);
  * graph-safe Philox state is), seed = *rng_seed_ptr and offset = *rng_offset_ptr + offset. Each must be
  * 8-byte aligned (else DARN_ERR_MISALIGNED, whatever M and p) and may not overlap an output of the call
  * (else DARN_ERR_ALIASING); they may point into an input.
+ *
+ * fp8 output (out_dtype one of the DARN_FP8_* dtypes, docs/numerics.md §9): out = fp8(y * scale), the fp32
+ * product rounded to nearest even and saturated to the largest finite value (TransformerEngine's
+ * convention). scale = out_scale (finite and > 0, else DARN_ERR_BAD_SCALE), or, with out_scale_ptr
+ * non-NULL, scale = *out_scale_ptr (4-byte aligned, else DARN_ERR_MISALIGNED, whatever M; memory of the
+ * chosen backend, read when the work runs, any value: §9 fixes the bits for every one; may not overlap an
+ * output of the call). out_scale is ignored without an fp8 out_dtype; out_scale_ptr without one is
+ * DARN_ERR_UNSUPPORTED. The backward never reads y, the scale or amax.
+ *
+ * dy_dtype: the dtype of the backward's dy, f32, f16 or bf16; DARN_DTYPE_SAME_AS_OUT (darn_desc_init's
+ * default) means out_dtype, which darn_bwd refuses (DARN_ERR_UNSUPPORTED) when out_dtype is fp8: the
+ * gradient arrives in 16/32 bits, so say which.
  */
 typedef struct darn_desc {
     darn_norm norm;
@@ -146,9 +173,13 @@ typedef struct darn_desc {
     uint64_t seed, offset;
     const uint64_t *rng_seed_ptr;   /* optional, see above */
     const uint64_t *rng_offset_ptr; /* optional, see above */
+    darn_dtype dy_dtype;            /* backward: dy's dtype (see above); darn_desc_init: DARN_DTYPE_SAME_AS_OUT */
+    float out_scale;                /* fp8 out only: y8 = fp8(y * out_scale); darn_desc_init: 1 */
+    const float *out_scale_ptr;     /* optional, fp8 out only: the scale, read when the work runs */
 } darn_desc;
 
-/* Defaults: all dtypes `dtype`, no flags, eps 1e-5 (LayerNorm) / 1e-6 (RMSNorm), p = 0, seed = offset = 0.
+/* Defaults: all dtypes `dtype`, dy_dtype DARN_DTYPE_SAME_AS_OUT, no flags, eps 1e-5 (LayerNorm) / 1e-6
+ * (RMSNorm), p = 0, seed = offset = 0, out_scale 1, no pointers.
  * The arguments are stored as given (darn_fwd/darn_bwd check them). desc == NULL: does nothing. */
 DARN_API void darn_desc_init(darn_desc *desc, darn_norm norm, int64_t rows, int64_t cols, darn_dtype dtype);
 /* The residual-out dtype of `desc` (see above), from its flags and dtypes alone. desc == NULL: returns
@@ -169,9 +200,14 @@ DARN_API int64_t darn_mask_row_bytes(int64_t cols);
  * Outputs (NULL = not wanted unless marked required):
  *          out [M, N] out_dtype (required); residual_out [M, N] darn_residual_out_dtype() (h, the
  *          "prenorm" output the backward needs whenever h != x); mask [M, darn_mask_row_bytes(N)] bytes;
- *          rstd [M] fp32; mean [M] fp32 (LayerNorm only: non-NULL with RMSNorm is DARN_ERR_UNSUPPORTED).
+ *          rstd [M] fp32; mean [M] fp32 (LayerNorm only: non-NULL with RMSNorm is DARN_ERR_UNSUPPORTED);
+ *          amax [1] fp32 (fp8 out_dtype only, else DARN_ERR_UNSUPPORTED): max |y| over the whole call,
+ *          before the scale, NaN if any y is NaN, +0 for M = 0 (written then too); docs/numerics.md §9.
  * Pointers given without their flag (residual, bias, rowscale) are DARN_ERR_UNSUPPORTED, not ignored.
  * In place: out == x and residual_out == residual are allowed (same pointer, dtype and stride).
+ * fp8 out_dtype: CPU backend only for now; DARN_BACKEND_GPU returns DARN_ERR_UNSUPPORTED_ON_GPU (also from
+ * darn_fwd_workspace_size and darn_debug_fwd_kernel). The backward of such a layer (dy in 16/32 bits) runs
+ * on both backends.
  */
 typedef struct darn_fwd_tensors {
     const void *x;        int64_t x_stride;
@@ -184,6 +220,7 @@ typedef struct darn_fwd_tensors {
     uint8_t *mask;
     float *rstd;
     float *mean;
+    float *amax;
 } darn_fwd_tensors;
 
 /* Workspace bytes darn_fwd() needs for `desc` on `backend` (may be 0). */
@@ -192,7 +229,8 @@ DARN_API darn_status darn_fwd(const darn_desc *desc, const darn_fwd_tensors *t, 
                               size_t workspace_bytes, darn_backend backend, void *stream);
 
 /* ---- Backward --------------------------------------------------------------------------------------
- * Inputs:  dy [M, N] out_dtype; h [M, N] residual-out dtype (the forward's residual_out, or x itself
+ * Inputs:  dy [M, N] dy dtype (desc->dy_dtype, or out_dtype when that is DARN_DTYPE_SAME_AS_OUT: the
+ *          gradient of y before any fp8 scale and cast, which the backward treats as the identity); h [M, N] residual-out dtype (the forward's residual_out, or x itself
  *          when h == x: no residual, no dropout, no rowscale, same dtype); weight [N]; bias [N] is not
  *          read; rstd [M] (required); mean [M] (LayerNorm, required); rowscale [M]
  *          (DARN_FLAG_HAS_ROWSCALE); dresidual_out [M, N] residual-out dtype (optional: the gradient

@@ -13,6 +13,7 @@ import threading
 
 # ---- enums and flags (darn.h; values are stable) ----------------------------------------------------------
 F32, F16, BF16 = 0, 1, 2
+FP8_E4M3FN, FP8_E5M2, FP8_E4M3FNUZ, FP8_E5M2FNUZ = 3, 4, 5, 6  # out_dtype only
 RMSNORM, LAYERNORM = 0, 1
 BACKEND_CPU, BACKEND_GPU = 0, 1
 
@@ -39,6 +40,7 @@ STATUS_NAMES = {
     12: "DARN_ERR_BACKEND_UNAVAILABLE",
     13: "DARN_ERR_DEVICE",
     14: "DARN_ERR_UNSUPPORTED_ON_GPU",
+    15: "DARN_ERR_BAD_SCALE",
 }
 
 
@@ -64,7 +66,7 @@ class DarnUnsupportedError(DarnError, NotImplementedError):
 def _error_class(status):
     if status in (8, 14):
         return DarnUnsupportedError
-    if 1 <= status <= 11:
+    if 1 <= status <= 11 or status == 15:  # 15: DARN_ERR_BAD_SCALE
         return DarnArgumentError
     return DarnError
 
@@ -92,6 +94,9 @@ class Desc(ctypes.Structure):
         ("offset", _u64),
         ("rng_seed_ptr", _vp),
         ("rng_offset_ptr", _vp),
+        ("dy_dtype", _int),
+        ("out_scale", _f32),
+        ("out_scale_ptr", _vp),
     ]
 
 
@@ -108,6 +113,7 @@ class FwdTensors(ctypes.Structure):
         ("mask", _vp),
         ("rstd", _vp),
         ("mean", _vp),
+        ("amax", _vp),
     ]
 
 
@@ -156,6 +162,10 @@ def _pack_format(cls):
 
 
 DESC_BYTES = ctypes.sizeof(Desc)
+DTYPE_SAME_AS_OUT = 255  # darn_desc.dy_dtype's default: dy has out_dtype
+# The darn_desc fields after rng_offset_ptr (dy_dtype, out_scale, out_scale_ptr) as darn_desc_init sets them:
+# the package's calls have dy in out's dtype and no fp8 scale.
+DESC_TAIL = (DTYPE_SAME_AS_OUT, 1.0, 0)
 _DESC_PACK = struct.Struct("=" + _pack_format(Desc))
 _FWD_PACK = struct.Struct("=" + _pack_format(Desc) + _pack_format(FwdTensors))
 _BWD_PACK = struct.Struct("=" + _pack_format(Desc) + _pack_format(BwdTensors))
@@ -342,6 +352,7 @@ def _check_layout(f):
     f["desc_init"](ctypes.addressof(d), LAYERNORM, 3, 5, BF16)
     ok = (d.norm == LAYERNORM and d.rows == 3 and d.cols == 5 and d.flags == 0 and d.dropout_p == 0.0
           and d.seed == 0 and d.offset == 0 and not d.rng_seed_ptr and not d.rng_offset_ptr
+          and d.dy_dtype == DTYPE_SAME_AS_OUT and d.out_scale == 1.0 and not d.out_scale_ptr
           and abs(d.eps - 1e-5) < 1e-9
           and (d.x_dtype, d.residual_dtype, d.weight_dtype, d.bias_dtype, d.out_dtype) == (BF16,) * 5)
     d.flags = FLAG_RESIDUAL_IN_FP32
@@ -407,7 +418,7 @@ def workspace_size_of(is_fwd, dv, backend):
     path packs them into an argument block of this thread."""
     block = call_buffer()
     try:
-        _DESC_PACK.pack_into(block[0], 0, *dv, 0, 0, 0, 0)
+        _DESC_PACK.pack_into(block[0], 0, *dv, 0, 0, 0, 0, *DESC_TAIL)
         n = ctypes.c_size_t(0)
         st = (_fwd_ws if is_fwd else _bwd_ws)(block[1], backend, ctypes.addressof(n))
     finally:

@@ -48,6 +48,14 @@ from . import _lib as L
 
 _CODE = {torch.float32: L.F32, torch.float16: L.F16, torch.bfloat16: L.BF16}
 _DTYPE = {v: k for k, v in _CODE.items()}
+# fp8 outputs (out_dtype only; docs/numerics.md §9), where this torch has the dtypes (torch >= 2.1; the FNUZ
+# ones later). Forward only: darn_fwd stores fp8(y * 1) (the default scale); no autograd through them yet.
+_FP8_CODE = {getattr(torch, name): code for name, code in (
+    ("float8_e4m3fn", L.FP8_E4M3FN), ("float8_e5m2", L.FP8_E5M2), ("float8_e4m3fnuz", L.FP8_E4M3FNUZ),
+    ("float8_e5m2fnuz", L.FP8_E5M2FNUZ)) if hasattr(torch, name)}
+_OUT_CODE = dict(_CODE)
+_OUT_CODE.update(_FP8_CODE)
+_DTYPE.update({v: k for k, v in _FP8_CODE.items()})
 _U64 = (1 << 64) - 1
 _I64_HIGH = (1 << 63) - 1
 _FLT_MAX = L.FLT_MAX
@@ -64,6 +72,7 @@ _preserve_format = torch.preserve_format
 _uint8 = torch.uint8
 _float32 = torch.float32
 _pack_fwd, _pack_bwd = L.pack_fwd, L.pack_bwd
+_DESC_TAIL = L.DESC_TAIL
 _call_buffer, _release_buffer = L.call_buffer, L.release_buffer
 _fwd_c, _bwd_c = L._fwd, L._bwd
 _Tensor = torch.Tensor
@@ -395,9 +404,9 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
         rng, s, o, dptr = _draw_rng(x, seed, offset, graph_safe)
     block = _call_buffer()
     # darn reads seed = *dptr and offset = *(dptr + 1) + desc.offset (here 0) when the kernel runs
-    _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0,
+    _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
               x.data_ptr(), sx, rptr, sr, rowscale.data_ptr() if rowscale is not None else 0, weight.data_ptr(),
-              bias.data_ptr() if bias is not None else 0, out.data_ptr(), 0, roptr, 0, mptr, rstdptr, meanptr)
+              bias.data_ptr() if bias is not None else 0, out.data_ptr(), 0, roptr, 0, mptr, rstdptr, meanptr, 0)
     _launch(True, block, ws_bytes, backend, stream, switch, x)
     return out, resout, mask, rstd, mean, rng
 
@@ -487,7 +496,7 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
     else:
         db, dbptr = None, 0
     block = _call_buffer()
-    _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0,
+    _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
               dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
               mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
               rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
@@ -763,9 +772,13 @@ def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, res
         if not rowscale.is_floating_point():
             raise TypeError("darn: rowscale has dtype %s; it must be a floating-point tensor (darn reads it as "
                             "float32)" % rowscale.dtype)
-    out_code = _CODE.get(xdt if out_dtype is None else out_dtype)
+    out_code = _OUT_CODE.get(xdt if out_dtype is None else out_dtype)
     if out_code is None:
         _code(out_dtype, "out_dtype")
+    if out_code not in _CODE.values() and needs_grad:
+        raise NotImplementedError("darn: out_dtype=%s (fp8) is forward-only for now: no autograd through an fp8 "
+                                  "output; call it under torch.no_grad() or on tensors that do not require grad"
+                                  % out_dtype)
     rfp32 = residual is None and bool(residual_in_fp32)  # flash-attn: with a residual, h has its dtype
     h_is_x = (residual is None and rowscale is None and dropout_p == 0.0 and not (rfp32 and xdt != torch.float32))
     store_resout = not h_is_x and bool(prenorm or needs_grad)

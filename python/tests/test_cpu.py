@@ -585,3 +585,29 @@ def test_eps_beyond_float32_is_darns_error():
     x = make((2, 8), torch.float32)
     with pytest.raises(darn.DarnArgumentError):
         darn.rms_norm_fn(x, torch.ones(8), None, eps=1e300)  # inf as a C float
+
+
+_FP8 = [getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+        if hasattr(torch, n)]
+_FP8_MAX = {"float8_e4m3fn": 448.0, "float8_e5m2": 57344.0, "float8_e4m3fnuz": 240.0, "float8_e5m2fnuz": 57344.0}
+
+
+@pytest.mark.skipif(not _FP8, reason="this torch has no float8 dtypes (torch >= 2.1)")
+@pytest.mark.parametrize("fp8", _FP8, ids=str)
+def test_fp8_out_dtype_forward(fp8):
+    """out_dtype=torch.float8_*: the codes of y saturated to the format's max (docs/numerics.md §9, scale 1), i.e.
+    torch's own round-to-nearest-even cast of the f32 output clamped to +-max; forward only."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(7, 300, generator=g, dtype=torch.bfloat16)
+    r = torch.randn(7, 300, generator=g)
+    w = torch.randn(300, generator=g) * 200  # some |y| past every format's max
+    with torch.no_grad():
+        y32 = darn.rms_norm_fn(x, w, None, r, out_dtype=torch.float32, seed=1)
+        y8 = darn.rms_norm_fn(x, w, None, r, out_dtype=fp8, seed=1)
+    assert y8.dtype is fp8 and y8.shape == x.shape
+    mx = _FP8_MAX[str(fp8).split(".")[-1]]
+    want = y32.clamp(-mx, mx).to(fp8)
+    assert torch.equal(y8.view(torch.uint8), want.view(torch.uint8))
+    xg = x.clone().requires_grad_()
+    with pytest.raises(NotImplementedError, match="fp8"):
+        darn.rms_norm_fn(xg, w, None, r, out_dtype=fp8)

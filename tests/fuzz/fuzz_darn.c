@@ -139,7 +139,7 @@ static unsigned char *slot(int k) { return arena + (size_t)k * SLOT; }
 static darn_dtype pick_dtype(rd *r)
 {
     const uint8_t b = u8(r);
-    return b < 250 ? (darn_dtype)(b % 3) : (darn_dtype)(b - 250 + 3); /* 3..8: not a dtype */
+    return b < 250 ? (darn_dtype)(b % 3) : (darn_dtype)(b - 250 + 3); /* 3..6: fp8 (out only), 7, 8: not a dtype */
 }
 
 static float pick_eps(rd *r)
