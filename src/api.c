@@ -78,7 +78,7 @@ int64_t darn_wgrad_chunk_rows(int64_t rows, int64_t cols) { return rows <= 0 || 
 int64_t darn_row_groups(int64_t cols) { return cols <= 0 ? 0 : darn_groups_for(cols); }
 
 /* ---- dispatch ------------------------------------------------------------------------------------ */
-static darn_status check_backend(darn_backend backend, const char *fn)
+darn_status darn_check_backend(darn_backend backend, const char *fn)
 {
     if (backend != DARN_BACKEND_CPU && backend != DARN_BACKEND_GPU)
         return darn_fail(DARN_ERR_BAD_ENUM, "%s: backend = %d is not a darn_backend", fn, (int)backend);
@@ -93,7 +93,7 @@ static darn_status check_backend(darn_backend backend, const char *fn)
     return DARN_OK;
 }
 
-static darn_status check_workspace(size_t need, const void *ws, size_t have, const char *fn)
+darn_status darn_check_workspace(size_t need, const void *ws, size_t have, const char *fn)
 {
     if (need == 0) return DARN_OK;
     if (!ws) return darn_fail(DARN_ERR_WORKSPACE, "%s: workspace is NULL but %zu bytes are needed", fn, need);
@@ -130,7 +130,7 @@ darn_status darn_fwd_workspace_size(const darn_desc *desc, darn_backend backend,
     darn_plan pl;
     darn_status s;
     if (!bytes) return darn_fail(DARN_ERR_NULL_POINTER, "%s: bytes is NULL", fn);
-    if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_plan_init(&pl, desc, fn)) != DARN_OK ||
+    if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_plan_init(&pl, desc, fn)) != DARN_OK ||
         (s = fwd_workspace(&pl, backend, bytes)) != DARN_OK)
         return s;
     darn_clear_error();
@@ -143,7 +143,7 @@ darn_status darn_bwd_workspace_size(const darn_desc *desc, darn_backend backend,
     darn_plan pl;
     darn_status s;
     if (!bytes) return darn_fail(DARN_ERR_NULL_POINTER, "%s: bytes is NULL", fn);
-    if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_plan_init(&pl, desc, fn)) != DARN_OK ||
+    if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_plan_init(&pl, desc, fn)) != DARN_OK ||
         (s = bwd_workspace(&pl, backend, bytes)) != DARN_OK)
         return s;
     darn_clear_error();
@@ -157,9 +157,9 @@ darn_status darn_fwd(const darn_desc *desc, const darn_fwd_tensors *t, void *wor
     darn_plan pl;
     size_t need = 0;
     darn_status s;
-    if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_validate_fwd(&pl, desc, t)) != DARN_OK ||
+    if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_validate_fwd(&pl, desc, t)) != DARN_OK ||
         (s = fwd_workspace(&pl, backend, &need)) != DARN_OK ||
-        (s = check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
+        (s = darn_check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
         return s;
     darn_clear_error();
     if (pl.m == 0) return DARN_OK;
@@ -177,9 +177,9 @@ darn_status darn_bwd(const darn_desc *desc, const darn_bwd_tensors *t, void *wor
     darn_plan pl;
     size_t need = 0;
     darn_status s;
-    if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_validate_bwd(&pl, desc, t, workspace)) != DARN_OK ||
+    if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_validate_bwd(&pl, desc, t, workspace)) != DARN_OK ||
         (s = bwd_workspace(&pl, backend, &need)) != DARN_OK ||
-        (s = check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
+        (s = darn_check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
         return s;
     darn_clear_error();
 #ifdef DARN_HAVE_GPU
