@@ -39,6 +39,7 @@ STATUS_NAMES = {
     12: "DARN_ERR_BACKEND_UNAVAILABLE",
     13: "DARN_ERR_DEVICE",
     14: "DARN_ERR_UNSUPPORTED_ON_GPU",
+    15: "DARN_ERR_CHUNK_SPLIT",
 }
 
 
@@ -64,7 +65,7 @@ class DarnUnsupportedError(DarnError, NotImplementedError):
 def _error_class(status):
     if status in (8, 14):
         return DarnUnsupportedError
-    if 1 <= status <= 11:
+    if 1 <= status <= 11 or status == 15:
         return DarnArgumentError
     return DarnError
 
