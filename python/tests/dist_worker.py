@@ -1,6 +1,6 @@
 """One rank of test_distributed.py's sequence-parallel runs (gloo, CPU), and the cases it runs.
 
-    python dist_worker.py RANK WORLD INIT_FILE OUT_FILE
+    python dist_worker.py RANK WORLD INIT_FILE OUT_FILE [nccl]
 
 The WORLD processes join one gloo group through INIT_FILE (file://), then form the sub-groups of GROUPS (W = 1, 2,
 3, 4 and 8 ranks; some not starting at rank 0, so the rank in the group differs from the global rank, and W = 8 is
@@ -8,6 +8,7 @@ the default group). For each group this rank belongs to, and each case of CASES,
 (every rank the same, from the case's seed), takes its group rank's rows of the case's split, runs
 darn.distributed.sequence_parallel_norm_fn forward and backward, and keeps its outputs and gradients (or the error
 it raised). OUT_FILE gets them all (torch.save). test_distributed.py compares them with the one-process call.
+With `nccl`, rank k runs on cuda:k over NCCL (WORLD = the GPUs used; groups of the W <= WORLD ranks 0 … W-1).
 """
 import os
 import sys
@@ -92,14 +93,23 @@ def inputs_of(case):
     )
 
 
-def run(fn, case, inp, rows, rows_per_rank=None, **kw):
-    """Forward + backward of fn on rows [r0, r1) of the case's batch; returns the outputs and gradients."""
+def groups_for(world):
+    """GROUPS for the 8-process gloo run, else the W <= world first ranks."""
+    if world == WORLD:
+        return GROUPS
+    return [(w, list(range(w)) if w < world else None) for w, _ in GROUPS if w <= world]
+
+
+def run(fn, case, inp, rows, rows_per_rank=None, device="cpu", **kw):
+    """Forward + backward of fn on rows [r0, r1) of the case's batch on `device`; returns the outputs and gradients
+    (on the CPU)."""
     r0, r1 = rows
-    x = inp["x"][r0:r1].clone().requires_grad_(True)
-    res = inp["res"][r0:r1].clone().requires_grad_(True) if inp["res"] is not None else None
-    rs = inp["rowscale"][r0:r1] if inp["rowscale"] is not None else None
-    w = inp["w"].clone().requires_grad_(True)
-    b = inp["b"].clone().requires_grad_(True) if inp["b"] is not None else None
+
+    def leaf(t):  # a fresh leaf on device (to() alone returns t itself on its own device)
+        return t.to(device).clone().requires_grad_(True) if t is not None else None
+    x, res, w, b = leaf(inp["x"][r0:r1]), leaf(inp["res"][r0:r1] if inp["res"] is not None else None), leaf(inp["w"]), \
+        leaf(inp["b"])
+    rs = inp["rowscale"][r0:r1].to(device) if inp["rowscale"] is not None else None
     if case["seed"] == "generator":
         torch.manual_seed(1234)
         seed = {}
@@ -111,22 +121,27 @@ def run(fn, case, inp, rows, rows_per_rank=None, **kw):
              residual_in_fp32=case.get("residual_in_fp32", False), zero_centered_weight=case.get("zero_centered", False),
              is_rms_norm=case["rms"], **seed, **kw)
     y, h = out if case["prenorm"] else (out, None)
-    loss = (y.float() * inp["gy"][r0:r1]).sum()
+    loss = (y.float() * inp["gy"][r0:r1].to(device)).sum()
     if h is not None:
-        loss = loss + (h.float() * inp["gh"][r0:r1]).sum()
+        loss = loss + (h.float() * inp["gh"][r0:r1].to(device)).sum()
     loss.backward()
     got = dict(y=y.detach(), h=h.detach() if h is not None else None, dx=x.grad, dres=res.grad if res is not None else None,
                dw=w.grad, db=b.grad if b is not None else None)
-    return got
+    return {k: v.cpu() if v is not None else None for k, v in got.items()}
 
 
 def main():
     rank, world, init_file, out_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    assert world == WORLD
+    nccl = len(sys.argv) > 5 and sys.argv[5] == "nccl"
     import torch.distributed as dist
     import darn.distributed as dd
-    dist.init_process_group("gloo", init_method="file://" + init_file, rank=rank, world_size=world)
-    groups = [(w, ranks, dist.new_group(ranks) if ranks is not None else None) for w, ranks in GROUPS]
+    device = "cpu"
+    if nccl:
+        torch.cuda.set_device(rank)
+        device = "cuda:%d" % rank
+    dist.init_process_group("nccl" if nccl else "gloo", init_method="file://" + init_file, rank=rank,
+                            world_size=world)
+    groups = [(w, ranks, dist.new_group(ranks) if ranks is not None else None) for w, ranks in groups_for(world)]
     results = {}
     for case in CASES:  # every rank walks the same (case, group) sequence; a group's members run it
         inp = None
@@ -143,7 +158,7 @@ def main():
             given = split if case["split"] in ("given", "bad") else None
             try:
                 got = run(dd.sequence_parallel_norm_fn, case, inp, (r0, r0 + split[grank]), rows_per_rank=given,
-                          group=group)
+                          device=device, group=group)
             except dd.ChunkSplitError as e:
                 got = dict(error=str(e))
             results[(w, case["name"])] = dict(got, group_rank=grank, split=split)

@@ -37,15 +37,13 @@ def same_bits(a, b):
     return a.dtype == b.dtype and a.shape == b.shape and torch.equal(bits(a), bits(b))
 
 
-@pytest.fixture(scope="module")
-def ranks(tmp_path_factory):
-    """{global rank: dist_worker's results} of one run of the 8 processes."""
-    d = tmp_path_factory.mktemp("sequence_parallel")
-    env, cwd = subprocess_env(OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
-    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "dist_worker.py"), str(r), str(W.WORLD),
-                               str(d / "rendezvous"), str(d / ("rank%d.pt" % r))], env=env, cwd=cwd,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for r in range(W.WORLD)]
+def launch(d, world, nccl=False):
+    """{global rank: dist_worker's results} of one run of `world` worker processes."""
+    env, cwd = subprocess_env(OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", NCCL_NVLS_ENABLE="0")
+    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "dist_worker.py"), str(r), str(world),
+                               str(d / "rendezvous"), str(d / ("rank%d.pt" % r))] + (["nccl"] if nccl else []),
+                              env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for r in range(world)]
     logs = []
     try:
         for p in procs:
@@ -58,17 +56,24 @@ def ranks(tmp_path_factory):
     failed = [(r, p.returncode) for r, p in enumerate(procs) if p.returncode != 0]
     assert not failed, "worker(s) failed: %s\n%s" % (failed, "\n".join("--- rank %d\n%s" % (r, log[-3000:])
                                                                        for r, log in enumerate(logs)))
-    return {r: torch.load(d / ("rank%d.pt" % r)) for r in range(W.WORLD)}
+    return {r: torch.load(d / ("rank%d.pt" % r)) for r in range(world)}
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    """The 8-process gloo run."""
+    return launch(tmp_path_factory.mktemp("sequence_parallel"), W.WORLD)
 
 
 _refs: dict = {}
 
 
-def reference(case):
+def reference(case, device="cpu"):
     """darn.layer_norm_fn forward + backward on the case's whole batch, in this process."""
-    ref = _refs.get(case["name"])
+    key = (case["name"], device)
+    ref = _refs.get(key)
     if ref is None:
-        ref = _refs[case["name"]] = W.run(darn.layer_norm_fn, case, W.inputs_of(case), (0, case["m"]))
+        ref = _refs[key] = W.run(darn.layer_norm_fn, case, W.inputs_of(case), (0, case["m"]), device=device)
     return ref
 
 
@@ -83,8 +88,12 @@ def group_results(ranks, w, name):
 @pytest.mark.parametrize("case", GOOD, ids=[c["name"] for c in GOOD])
 @pytest.mark.parametrize("w", WORLDS)
 def test_bit_identical_to_one_process(ranks, case, w):
+    check_case(ranks, case, w, reference(case))
+
+
+def check_case(ranks, case, w, ref):
+    """The W-rank group's results for a case against the one-process call's ref."""
     got = group_results(ranks, w, case["name"])
-    ref = reference(case)
     split = got[0]["split"]
     assert sum(split) == case["m"] and all(g["split"] == split for g in got)
     for g in got:
@@ -102,6 +111,26 @@ def test_bit_identical_to_one_process(ranks, case, w):
             else:
                 assert same_bits(g[key], ref[key]), "%s differs on group rank %d (split %s)" % (key, g["group_rank"],
                                                                                               split)
+
+
+GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@pytest.mark.skipif(GPUS < 2 or not torch.distributed.is_nccl_available() or not darn.gpu_available(),
+                    reason="needs 2 GPUs, NCCL and a libdarn with a GPU backend")
+def test_nccl_bit_identical_to_one_gpu(tmp_path):
+    """The same cases over NCCL on min(8, GPUs) GPUs (groups of W = 1, 2, 4, 8 <= GPUs), against darn.layer_norm_fn
+    on cuda:0 (the generator-drawn dropout pair comes from the CUDA generator there, as on the ranks)."""
+    world = min(8, GPUS)
+    got = launch(tmp_path, world, nccl=True)
+    for case in GOOD:
+        ref = reference(case, "cuda:0")
+        for w, _ in W.groups_for(world):
+            check_case(got, case, w, ref)
+    for case in BAD:
+        for w, _ in W.groups_for(world):
+            if w > 1:
+                assert all("DARN_ERR_CHUNK_SPLIT" in g.get("error", "") for g in group_results(got, w, case["name"]))
 
 
 def test_splits_cover_the_cases(ranks):
