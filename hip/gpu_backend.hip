@@ -221,6 +221,9 @@ extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors 
     return st == DARN_OK ? wgrad_passes(pl, pw, pb, t->dweight, t->dbias, s, "darn_bwd") : st;
 }
 
+/* The caller's buffers get one partial per chunk, as the kernel writes them today. A kernel that stores the sum of
+ * an aligned pair of chunks (numerics.md §7 allows it for the tree's first level) must not do so here: a block may
+ * start at an odd global chunk, and the caller reduces per-chunk partials. */
 extern "C" darn_status darn_gpu_bwd_partials(const darn_plan *pl, const darn_bwd_tensors *t, float *pw, float *pb,
                                              void *stream)
 {
