@@ -19,6 +19,7 @@ struct darn_rng_args {
     uint32_t threshold32; /* threshold as 32 bits (p < 1) ... */
     uint32_t keep_mask;   /* ... and 0xFF, or 0 for p = 1 (nothing kept: threshold = 2^32) */
     float scale;
+    uint64_t index0;      /* added to every element index r * N + c: row0 * N for a row block (src/rows.c), else 0 */
 };
 
 struct darn_fwd_args {

@@ -60,7 +60,7 @@ __device__ __forceinline__ uint32_t bwd_group_bits(const darn_bwd_args &a, uint6
 {
     if (a.mask_read) return DARN_LDG(a.mask + r * a.mask_row_bytes + j);
     if (!(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
-    return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng);
+    return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8) + a.rng.index0, a.rng);
 }
 
 /* dh -> dresidual and dx of group j, and the group's dweight (dbias) terms added to pw (pb). */

@@ -72,7 +72,7 @@ __device__ __forceinline__ uint32_t fwd_group_bits(const darn_fwd_args &a, uint6
                                                    int64_t j)
 {
     if (!(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
-    return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8), a.rng);
+    return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8) + a.rng.index0, a.rng);
 }
 
 /* Pass-one outputs of group j: residual_out and the mask byte (bits past N are 0). */

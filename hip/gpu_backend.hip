@@ -93,6 +93,7 @@ static darn_rng_args rng_of(const darn_plan *pl)
     g.threshold32 = pl->drop.threshold < (UINT64_C(1) << 32) ? (uint32_t)pl->drop.threshold : 0u;
     g.keep_mask = pl->drop.threshold < (UINT64_C(1) << 32) ? 0xFFu : 0u;
     g.scale = pl->drop.scale;
+    g.index0 = (uint64_t)(pl->row0 * pl->n); /* a row block of a larger batch: its first element's index */
     return g;
 }
 
@@ -144,15 +145,11 @@ extern "C" darn_status darn_gpu_fwd(const darn_plan *pl, const darn_fwd_tensors 
     return launch(darn_fwd_table[c.entry], grid_of(0, c), c.block, &a, (hipStream_t)stream, "darn_fwd");
 }
 
-extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace, void *stream)
+/* The backward kernel: dx, dresidual and the chunk partials into pw / pb (M > 0). */
+static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, float *pw, float *pb, hipStream_t s,
+                              const char *fn)
 {
     const darn_desc &d = pl->desc;
-    const hipStream_t s = (hipStream_t)stream;
-    if (pl->m == 0) { /* the gradient of an empty batch: +0 is all-zero bytes in every dtype */
-        hipError_t e = hipMemsetAsync(t->dweight, 0, (size_t)pl->n * darn_dtype_size(d.weight_dtype), s);
-        if (e == hipSuccess && t->dbias) e = hipMemsetAsync(t->dbias, 0, (size_t)pl->n * darn_dtype_size(d.bias_dtype), s);
-        return e == hipSuccess ? DARN_OK : device_error("darn_bwd", "hipMemsetAsync", e);
-    }
     darn_choice c;
     darn_choose_bwd(pl, t, &c);
     darn_bwd_args a;
@@ -166,8 +163,8 @@ extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors 
     a.mean = t->mean;
     a.rowscale = t->rowscale;
     a.mask = pl->mask_read ? t->mask : nullptr;
-    a.partial_w = (float *)workspace;
-    a.partial_b = pl->has_bias ? (float *)workspace + pl->wgrad_chunks * pl->n : nullptr;
+    a.partial_w = pw;
+    a.partial_b = pl->has_bias ? pb : nullptr;
     a.m = pl->m;
     a.n = pl->n;
     a.groups = pl->groups;
@@ -179,27 +176,62 @@ extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors 
     a.mask_read = pl->mask_read;
     a.p = c.p;
     a.rows_per_block = c.rows_per_block;
+    return launch(darn_bwd_table[c.entry], grid_of(1, c), c.block, &a, s, fn);
+}
 
-    /* Everything that can be computed is computed before the first launch; what can still fail after it
-     * is the device itself (darn.h: a DARN_ERR_DEVICE status may leave outputs written). */
+/* The passes of the tree over the plan's chunk partials (in place) into dweight / dbias; +0 for M = 0. */
+static darn_status wgrad_passes(const darn_plan *pl, float *pw, float *pb, void *dweight, void *dbias, hipStream_t s,
+                                const char *fn)
+{
+    const darn_desc &d = pl->desc;
+    if (pl->m == 0) { /* the gradient of an empty batch: +0 is all-zero bytes in every dtype */
+        hipError_t e = hipMemsetAsync(dweight, 0, (size_t)pl->n * darn_dtype_size(d.weight_dtype), s);
+        if (e == hipSuccess && dbias) e = hipMemsetAsync(dbias, 0, (size_t)pl->n * darn_dtype_size(d.bias_dtype), s);
+        return e == hipSuccess ? DARN_OK : device_error(fn, "hipMemsetAsync", e);
+    }
     darn_wgrad_args w;
-    w.partial[0] = a.partial_w;
-    w.partial[1] = a.partial_b;
-    w.dst[0] = t->dweight;
-    w.dst[1] = t->dbias;
+    w.partial[0] = pw;
+    w.partial[1] = pl->has_bias ? pb : nullptr;
+    w.dst[0] = dweight;
+    w.dst[1] = dbias;
     w.dt[0] = (int32_t)d.weight_dtype;
     w.dt[1] = (int32_t)d.bias_dtype;
     w.parts = pl->has_bias ? 2 : 1;
     w.n = pl->n;
     w.col_blocks = (pl->n + 255) / 256;
-    darn_status st = launch(darn_bwd_table[c.entry], grid_of(1, c), c.block, &a, s, "darn_bwd");
     w.step = 1;
-    for (w.count = pl->wgrad_chunks; st == DARN_OK; w.count = (w.count + 31) / 32, w.step *= 32) {
+    for (w.count = pl->wgrad_chunks;; w.count = (w.count + 31) / 32, w.step *= 32) {
         void *params[] = {&w};
         const dim3 grid((unsigned)(w.col_blocks * ((w.count + 31) / 32)), (unsigned)w.parts);
         const hipError_t e = hipLaunchKernel(darn_wgrad_pass_kernel, grid, dim3(256), params, 0, s);
-        if (e != hipSuccess) st = device_error("darn_bwd", "kernel launch", e);
+        if (e != hipSuccess) return device_error(fn, "kernel launch", e);
         if (w.count <= 32) break;
     }
-    return st;
+    return DARN_OK;
+}
+
+extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace, void *stream)
+{
+    const hipStream_t s = (hipStream_t)stream;
+    float *pw = (float *)workspace;
+    float *pb = pl->has_bias ? pw + pl->wgrad_chunks * pl->n : nullptr;
+    /* Everything that can be computed is computed before the first launch; what can still fail after it
+     * is the device itself (darn.h: a DARN_ERR_DEVICE status may leave outputs written). */
+    darn_status st = pl->m == 0 ? DARN_OK : bwd_kernel(pl, t, pw, pb, s, "darn_bwd");
+    return st == DARN_OK ? wgrad_passes(pl, pw, pb, t->dweight, t->dbias, s, "darn_bwd") : st;
+}
+
+/* The caller's buffers get one partial per chunk, as the kernel writes them today. A kernel that stores the sum of
+ * an aligned pair of chunks (numerics.md §7 allows it for the tree's first level) must not do so here: a block may
+ * start at an odd global chunk, and the caller reduces per-chunk partials. */
+extern "C" darn_status darn_gpu_bwd_partials(const darn_plan *pl, const darn_bwd_tensors *t, float *pw, float *pb,
+                                             void *stream)
+{
+    return bwd_kernel(pl, t, pw, pb, (hipStream_t)stream, "darn_bwd_partials");
+}
+
+extern "C" darn_status darn_gpu_wgrad_reduce(const darn_plan *pl, float *pw, float *pb, void *dweight, void *dbias,
+                                             void *stream)
+{
+    return wgrad_passes(pl, pw, pb, dweight, dbias, (hipStream_t)stream, "darn_wgrad_reduce");
 }

@@ -85,7 +85,7 @@ int64_t darn_wgrad_chunk_rows(int64_t rows, int64_t cols) { return rows <= 0 || 
 int64_t darn_row_groups(int64_t cols) { return cols <= 0 ? 0 : darn_groups_for(cols); }
 
 /* ---- dispatch ------------------------------------------------------------------------------------ */
-static darn_status check_backend(darn_backend backend, const char *fn)
+darn_status darn_check_backend(darn_backend backend, const char *fn)
 {
     if (backend != DARN_BACKEND_CPU && backend != DARN_BACKEND_GPU)
         return darn_fail(DARN_ERR_BAD_ENUM, "%s: backend = %d is not a darn_backend", fn, (int)backend);
@@ -102,7 +102,7 @@ static darn_status check_backend(darn_backend backend, const char *fn)
 
 /* The GPU kernels have no fp8 store yet (docs/numerics.md §9): an fp8 forward on the GPU is refused here, on the
  * host, before any launch. The backward of an fp8 layer reads dy in 16/32 bits and runs everywhere. */
-static darn_status check_gpu_fwd(const darn_plan *pl, darn_backend backend, const char *fn)
+darn_status darn_check_gpu_fwd(const darn_plan *pl, darn_backend backend, const char *fn)
 {
     if (backend == DARN_BACKEND_GPU && pl->fp8_out)
         return darn_fail(DARN_ERR_UNSUPPORTED_ON_GPU,
@@ -111,7 +111,7 @@ static darn_status check_gpu_fwd(const darn_plan *pl, darn_backend backend, cons
     return DARN_OK;
 }
 
-static darn_status check_workspace(size_t need, const void *ws, size_t have, const char *fn)
+darn_status darn_check_workspace(size_t need, const void *ws, size_t have, const char *fn)
 {
     if (need == 0) return DARN_OK;
     if (!ws) return darn_fail(DARN_ERR_WORKSPACE, "%s: workspace is NULL but %zu bytes are needed", fn, need);
@@ -148,8 +148,8 @@ darn_status darn_fwd_workspace_size(const darn_desc *desc, darn_backend backend,
     darn_plan pl;
     darn_status s;
     if (!bytes) return darn_fail(DARN_ERR_NULL_POINTER, "%s: bytes is NULL", fn);
-    if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_plan_init(&pl, desc, fn)) != DARN_OK ||
-        (s = check_gpu_fwd(&pl, backend, fn)) != DARN_OK || (s = fwd_workspace(&pl, backend, bytes)) != DARN_OK)
+    if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_plan_init(&pl, desc, fn)) != DARN_OK ||
+        (s = darn_check_gpu_fwd(&pl, backend, fn)) != DARN_OK || (s = fwd_workspace(&pl, backend, bytes)) != DARN_OK)
         return s;
     darn_clear_error();
     return DARN_OK;
@@ -161,7 +161,7 @@ darn_status darn_bwd_workspace_size(const darn_desc *desc, darn_backend backend,
     darn_plan pl;
     darn_status s;
     if (!bytes) return darn_fail(DARN_ERR_NULL_POINTER, "%s: bytes is NULL", fn);
-    if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_plan_init(&pl, desc, fn)) != DARN_OK ||
+    if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_plan_init(&pl, desc, fn)) != DARN_OK ||
         (s = bwd_workspace(&pl, backend, bytes)) != DARN_OK)
         return s;
     darn_clear_error();
@@ -175,9 +175,9 @@ darn_status darn_fwd(const darn_desc *desc, const darn_fwd_tensors *t, void *wor
     darn_plan pl;
     size_t need = 0;
     darn_status s;
-    if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_validate_fwd(&pl, desc, t)) != DARN_OK ||
-        (s = check_gpu_fwd(&pl, backend, fn)) != DARN_OK || (s = fwd_workspace(&pl, backend, &need)) != DARN_OK ||
-        (s = check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
+    if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_validate_fwd(&pl, desc, t)) != DARN_OK ||
+        (s = darn_check_gpu_fwd(&pl, backend, fn)) != DARN_OK || (s = fwd_workspace(&pl, backend, &need)) != DARN_OK ||
+        (s = darn_check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
         return s;
     darn_clear_error();
     if (pl.m == 0 && !t->amax) return DARN_OK; /* (amax, fp8 only, hence CPU only: +0 for M = 0) */
@@ -195,9 +195,9 @@ darn_status darn_bwd(const darn_desc *desc, const darn_bwd_tensors *t, void *wor
     darn_plan pl;
     size_t need = 0;
     darn_status s;
-    if ((s = check_backend(backend, fn)) != DARN_OK || (s = darn_validate_bwd(&pl, desc, t, workspace)) != DARN_OK ||
+    if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_validate_bwd(&pl, desc, t, workspace)) != DARN_OK ||
         (s = bwd_workspace(&pl, backend, &need)) != DARN_OK ||
-        (s = check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
+        (s = darn_check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
         return s;
     darn_clear_error();
 #ifdef DARN_HAVE_GPU
@@ -229,7 +229,7 @@ darn_status darn_debug_fwd_kernel(const darn_desc *desc, const darn_fwd_tensors 
     darn_plan pl;
     darn_status s;
     if (!info) return darn_fail(DARN_ERR_NULL_POINTER, "%s: info is NULL", fn);
-    if ((s = darn_validate_fwd(&pl, desc, t)) != DARN_OK || (s = check_gpu_fwd(&pl, DARN_BACKEND_GPU, fn)) != DARN_OK)
+    if ((s = darn_validate_fwd(&pl, desc, t)) != DARN_OK || (s = darn_check_gpu_fwd(&pl, DARN_BACKEND_GPU, fn)) != DARN_OK)
         return s;
     darn_clear_error();
     darn_choice c;

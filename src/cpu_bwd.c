@@ -31,7 +31,8 @@ static void bwd_keep(const bwd_row *b, int64_t c0, int64_t cnt, uint8_t *keep)
         const uint8_t *row = b->t->mask + b->r * darn_mask_row_bytes(pl->n);
         for (int64_t k = 0; k < cnt; k++) keep[k] = (row[(c0 + k) / 8] >> ((c0 + k) % 8)) & 1u;
     } else {
-        cpu_keep_tile(keep, b->seed, b->offset, pl->drop.threshold, (uint64_t)(b->r * pl->n + c0), cnt);
+        cpu_keep_tile(keep, b->seed, b->offset, pl->drop.threshold, (uint64_t)((pl->row0 + b->r) * pl->n + c0),
+                      cnt);
     }
 }
 
@@ -104,19 +105,13 @@ static void wgrad_finish(const darn_plan *pl, float *q, void *dst, darn_dtype dt
     }
 }
 
-darn_status darn_cpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace)
+/* dx, dresidual and the partials of the plan's chunks (R = pl->wgrad_rows rows each, pl->wgrad_chunks of
+ * them, the last one possibly shorter) into qw / qb ([chunks, N] each; qb NULL without a bias). */
+void darn_cpu_bwd_chunks(const darn_plan *pl, const darn_bwd_tensors *t, float *qw, float *qb)
 {
-    const darn_desc *d = &pl->desc;
     const int64_t n = pl->n, m = pl->m, G = pl->wgrad_chunks, R = pl->wgrad_rows;
-    if (m == 0) { /* the gradient of an empty batch */
-        memset(t->dweight, 0, (size_t)n * darn_dtype_size(d->weight_dtype));
-        if (t->dbias) memset(t->dbias, 0, (size_t)n * darn_dtype_size(d->bias_dtype));
-        return DARN_OK;
-    }
     uint64_t seed, offset;
     cpu_rng(pl, &seed, &offset);
-    float *qw = (float *)workspace;
-    float *qb = pl->has_bias ? qw + G * n : NULL;
     /* Each chunk is summed in row order by one thread; which thread does not matter. */
     const int parallel = m * n >= DARN_OMP_MIN_WORK;
     (void)parallel;
@@ -129,7 +124,25 @@ darn_status darn_cpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *w
         const int64_t r_end = R < m - g * R ? (g + 1) * R : m;
         for (int64_t r = g * R; r < r_end; r++) bwd_one_row(pl, t, seed, offset, r, pw, pb);
     }
-    wgrad_finish(pl, qw, t->dweight, d->weight_dtype);
-    if (t->dbias) wgrad_finish(pl, qb, t->dbias, d->bias_dtype);
+}
+
+void darn_cpu_wgrad_reduce(const darn_plan *pl, float *qw, float *qb, void *dweight, void *dbias)
+{
+    const darn_desc *d = &pl->desc;
+    if (pl->m == 0) { /* the gradient of an empty batch */
+        memset(dweight, 0, (size_t)pl->n * darn_dtype_size(d->weight_dtype));
+        if (dbias) memset(dbias, 0, (size_t)pl->n * darn_dtype_size(d->bias_dtype));
+        return;
+    }
+    wgrad_finish(pl, qw, dweight, d->weight_dtype);
+    if (dbias) wgrad_finish(pl, qb, dbias, d->bias_dtype);
+}
+
+darn_status darn_cpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace)
+{
+    float *qw = (float *)workspace;
+    float *qb = pl->has_bias ? qw + pl->wgrad_chunks * pl->n : NULL;
+    if (pl->m > 0) darn_cpu_bwd_chunks(pl, t, qw, qb);
+    darn_cpu_wgrad_reduce(pl, qw, qb, t->dweight, t->dbias);
     return DARN_OK;
 }

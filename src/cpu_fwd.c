@@ -33,7 +33,7 @@ static void fwd_h_tile(const fwd_row *f, int64_t c0, int64_t cnt, float *hn, boo
     uint8_t keep[DARN_CPU_TILE];
     cpu_load_tile(x, cpu_at(t->x, d->x_dtype, f->r, pl->s_x, c0), d->x_dtype, cnt);
     if (pl->has_res) cpu_load_tile(res, cpu_at(t->residual, d->residual_dtype, f->r, pl->s_res, c0), d->residual_dtype, cnt);
-    if (pl->dropout) cpu_keep_tile(keep, f->seed, f->offset, pl->drop.threshold, (uint64_t)(f->r * pl->n + c0), cnt);
+    if (pl->dropout) cpu_keep_tile(keep, f->seed, f->offset, pl->drop.threshold, (uint64_t)((pl->row0 + f->r) * pl->n + c0), cnt);
     for (int64_t k = 0; k < cnt; k++)
         hn[k] = darn_fwd_h(x[k], pl->has_res ? res[k] : 0.0f, f->rs, pl->dropout ? keep[k] : 1u, pl->drop.scale, pl->opt);
     cpu_round_tile(hn, pl->resout_dtype, cnt); /* the norm reads h as stored */

@@ -364,9 +364,15 @@ darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_f
     return check_overlaps(&L);
 }
 
-darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_bwd_tensors *t, const void *workspace)
+/* partials: darn_bwd_partials' [chunks, N] fp32 buffers in place of dweight / dbias (NULL for darn_bwd). */
+typedef struct bwd_partials {
+    const float *w, *b;
+    int64_t chunks;
+} bwd_partials;
+
+static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_bwd_tensors *t,
+                                const void *workspace, const bwd_partials *part, const char *fn)
 {
-    const char *fn = "darn_bwd";
     TRY(darn_plan_init(pl, desc, fn));
     if (!t) return darn_fail(DARN_ERR_NULL_POINTER, "%s: tensors is NULL", fn);
     if (t->dresidual && !pl->has_res)
@@ -392,9 +398,24 @@ darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_b
                    &pl->s_dresout));
     TRY(add_matrix(&L, pl, "t->dx", t->dx, t->dx_stride, d->x_dtype, true, &pl->s_dx));
     TRY(add_matrix(&L, pl, "t->dresidual", t->dresidual, t->dresidual_stride, d->residual_dtype, true, &pl->s_dres));
-    /* dweight / dbias are written even for M = 0 (set to +0). */
-    REQUIRE(t->dweight, "");
-    if (pl->has_bias) REQUIRE(t->dbias, " but desc->flags has DARN_FLAG_HAS_BIAS");
+    if (part) {
+        if (t->dweight || t->dbias)
+            return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->%s is set: this call returns the chunk partials (reduce "
+                             "them with darn_wgrad_reduce), so t->dweight and t->dbias must be NULL", fn,
+                             t->dweight ? "dweight" : "dbias");
+        if (part->b && !pl->has_bias)
+            return darn_fail(DARN_ERR_UNSUPPORTED, "%s: dbias_partials is set but desc->flags lacks DARN_FLAG_HAS_BIAS",
+                             fn);
+        if (part->chunks > 0) {
+            if (!part->w) return darn_fail(DARN_ERR_NULL_POINTER, "%s: dweight_partials is NULL", fn);
+            if (pl->has_bias && !part->b)
+                return darn_fail(DARN_ERR_NULL_POINTER, "%s: dbias_partials is NULL but desc->flags has "
+                                 "DARN_FLAG_HAS_BIAS", fn);
+        }
+    } else { /* dweight / dbias are written even for M = 0 (set to +0). */
+        REQUIRE(t->dweight, "");
+        if (pl->has_bias) REQUIRE(t->dbias, " but desc->flags has DARN_FLAG_HAS_BIAS");
+    }
     const uint64_t m = (uint64_t)pl->m, n = (uint64_t)pl->n;
     if (pl->m > 0) {
         REQUIRE(t->dy, "");
@@ -419,14 +440,44 @@ darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_b
     } else {
         L.n = 0; /* M = 0: only dweight / dbias are touched */
     }
-    TRY(add_vector(&L, "t->dweight", t->dweight, n, darn_dtype_size(d->weight_dtype), true));
-    TRY(add_vector(&L, "t->dbias", t->dbias, n, darn_dtype_size(d->bias_dtype), true));
-    size_t ws_need = 0;
-    TRY(darn_bwd_partials_workspace(pl, &ws_need));
-    if (workspace && ws_need) TRY(add_vector(&L, "workspace", workspace, ws_need, 1, true));
+    if (part) {
+        if (part->chunks > 0) {
+            if (n > (uint64_t)INT64_MAX / 4 / (uint64_t)part->chunks)
+                return darn_fail(DARN_ERR_OVERFLOW, "%s: chunks * N * 4 bytes of the partials overflow", fn);
+            /* 16 bytes: the GPU kernels store them as float4 (as the workspace they replace) */
+            for (int k = 0; k < 2; k++) {
+                const float *q = k ? part->b : part->w;
+                if (q && (uintptr_t)q % 16)
+                    return darn_fail(DARN_ERR_MISALIGNED, "%s: %s = %p must be 16-byte aligned", fn,
+                                     k ? "dbias_partials" : "dweight_partials", (const void *)q);
+            }
+            TRY(add_vector(&L, "dweight_partials", part->w, (uint64_t)part->chunks * n, 4, true));
+            TRY(add_vector(&L, "dbias_partials", part->b, (uint64_t)part->chunks * n, 4, true));
+        }
+    } else {
+        TRY(add_vector(&L, "t->dweight", t->dweight, n, darn_dtype_size(d->weight_dtype), true));
+        TRY(add_vector(&L, "t->dbias", t->dbias, n, darn_dtype_size(d->bias_dtype), true));
+        size_t ws_need = 0;
+        TRY(darn_bwd_partials_workspace(pl, &ws_need));
+        if (workspace && ws_need) TRY(add_vector(&L, "workspace", workspace, ws_need, 1, true));
+    }
     allow_in_place(&L, t->dx, t->dy);
     allow_in_place(&L, t->dresidual, t->dresidual_out);
     return check_overlaps(&L);
+}
+
+darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_bwd_tensors *t, const void *workspace)
+{
+    return validate_bwd(pl, desc, t, workspace, NULL, "darn_bwd");
+}
+
+darn_status darn_validate_bwd_partials(darn_plan *pl, const darn_desc *block_desc, const darn_bwd_tensors *t,
+                                       const float *dweight_partials, const float *dbias_partials, int64_t chunks,
+                                       const void *workspace, const char *fn)
+{
+    (void)workspace; /* none is used in this version: nothing to check against the tensors */
+    const bwd_partials part = {dweight_partials, dbias_partials, chunks};
+    return validate_bwd(pl, block_desc, t, NULL, &part, fn);
 }
 
 darn_status darn_bwd_partials_workspace(const darn_plan *pl, size_t *bytes)

@@ -34,6 +34,8 @@ typedef struct darn_plan {
     /* resolved row strides in elements (0 in the tensors struct means N) */
     int64_t s_x, s_res, s_out, s_resout;            /* forward */
     int64_t s_dy, s_h, s_dresout, s_dx, s_dres;     /* backward */
+    int64_t row0;            /* a row block of a larger batch (darn_fwd_rows, darn_bwd_partials): the global
+                                index of row 0, for dropout's element index (row0 + r) * N + c; else 0 */
 } darn_plan;
 
 /* Records the message returned by darn_last_error() (printf format) and returns `status`. */
@@ -55,6 +57,19 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *desc, const char *f
 darn_status darn_validate_fwd(darn_plan *plan, const darn_desc *desc, const darn_fwd_tensors *t);
 /* `workspace` (may be NULL) is checked not to overlap any tensor. */
 darn_status darn_validate_bwd(darn_plan *plan, const darn_desc *desc, const darn_bwd_tensors *t, const void *workspace);
+
+/* darn_validate_bwd for darn_bwd_partials (src/rows.c): the plan of the block (m = its rows), with
+ * dweight / dbias replaced by the [chunks, N] fp32 partial buffers (t->dweight / t->dbias must be NULL). */
+darn_status darn_validate_bwd_partials(darn_plan *plan, const darn_desc *block_desc, const darn_bwd_tensors *t,
+                                       const float *dweight_partials, const float *dbias_partials, int64_t chunks,
+                                       const void *workspace, const char *fn);
+
+/* The entry points' shared checks (api.c): `backend` is a darn_backend that is available; a workspace of
+ * `have` bytes at `ws` holds `need` bytes and is 16-byte aligned. */
+darn_status darn_check_backend(darn_backend backend, const char *fn);
+darn_status darn_check_workspace(size_t need, const void *ws, size_t have, const char *fn);
+/* DARN_ERR_UNSUPPORTED_ON_GPU for what the GPU kernels cannot do yet (an fp8 out), on the host, before any launch. */
+darn_status darn_check_gpu_fwd(const darn_plan *pl, darn_backend backend, const char *fn);
 
 /* Workspace of the backward on every backend: the G * N dweight chunk partials (and again for dbias). */
 darn_status darn_bwd_partials_workspace(const darn_plan *plan, size_t *bytes);

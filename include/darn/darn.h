@@ -84,7 +84,8 @@ DARN_API int darn_contract_version(void);
     X(DARN_ERR_BACKEND_UNAVAILABLE, 12, "backend not built into this library or no device present")      \
     X(DARN_ERR_DEVICE, 13, "the GPU runtime reported an error")                                          \
     X(DARN_ERR_UNSUPPORTED_ON_GPU, 14, "supported by the CPU backend only")                               \
-    X(DARN_ERR_BAD_SCALE, 15, "invalid fp8 output scale: must be finite and > 0")
+    X(DARN_ERR_BAD_SCALE, 15, "invalid fp8 output scale: must be finite and > 0")                          \
+    X(DARN_ERR_CHUNK_SPLIT, 16, "row block not on the dweight chunk boundaries of the whole batch")
 
 typedef enum darn_status {
 #define DARN_X_ENUM(name, value, text) name = value,
@@ -272,6 +273,53 @@ DARN_API int64_t darn_wgrad_chunks(int64_t rows, int64_t cols);
 DARN_API int64_t darn_wgrad_chunk_rows(int64_t rows, int64_t cols);
 /* Number of groups ceil(N / 8), the leaves of the row-sum tree (docs/numerics.md §5); 0 for N <= 0. */
 DARN_API int64_t darn_row_groups(int64_t cols);
+
+/* ---- Sequence parallelism: one block of consecutive rows of a larger batch ---------------------------
+ * A caller (a rank of a sequence-parallel group, say) that holds rows [row0, row0 + rows) of a batch of
+ * M = desc->rows rows runs the forward and the backward of its rows alone, and the ranks then combine the
+ * backward's dweight/dbias chunk partials (docs/numerics.md §6) with darn_wgrad_reduce: every output bit is
+ * that of darn_fwd / darn_bwd on the whole batch (docs/numerics.md §6, "Row blocks"). In all three calls
+ * `desc` describes the WHOLE batch (rows = M: every rank passes the same desc); the [M, N] tensors of
+ * darn_fwd_tensors / darn_bwd_tensors hold the block's `rows` rows (row 0 of a tensor is global row row0;
+ * rstd, mean, rowscale and mask likewise), and dropout uses the global element index (row0 + r) * N + c.
+ *
+ * The backward's block must fall on the chunk boundaries of the whole batch: row0 a multiple of
+ * R = darn_wgrad_chunk_rows(M, N), and rows a multiple of R or row0 + rows = M (else DARN_ERR_CHUNK_SPLIT,
+ * checked by darn_wgrad_split too). rows = 0 is a block of no chunks (row0 on a boundary or = M). The
+ * forward takes any block. */
+
+/* The chunks of a block: its first chunk g0 = row0 / R and its chunk count ceil(rows / R), for
+ * 0 <= row0, rows >= 0, row0 + rows <= M, N >= 1; DARN_ERR_BAD_SHAPE outside that, DARN_ERR_CHUNK_SPLIT
+ * for a block off the chunk boundaries. first_chunk or chunks may be NULL. */
+DARN_API darn_status darn_wgrad_split(int64_t total_rows, int64_t cols, int64_t row0, int64_t rows,
+                                      int64_t *first_chunk, int64_t *chunks);
+
+/* darn_fwd on rows [row0, row0 + rows) of the batch `desc` (desc->rows = M >= row0 + rows): the same
+ * outputs, bit for bit, as those rows of darn_fwd on the whole batch. Workspace: darn_fwd_workspace_size
+ * of `desc`. */
+DARN_API darn_status darn_fwd_rows(const darn_desc *desc, int64_t row0, int64_t rows, const darn_fwd_tensors *t,
+                                   void *workspace, size_t workspace_bytes, darn_backend backend, void *stream);
+
+/* darn_bwd on rows [row0, row0 + rows) of the batch `desc`: dx and dresidual of those rows (bit for bit
+ * those of darn_bwd on the whole batch), and instead of dweight / dbias (t->dweight and t->dbias must be
+ * NULL) the fp32 chunk partials of §6 for the block's chunks g0 … g0 + chunks - 1 (darn_wgrad_split):
+ * dweight_partials [chunks, N] (required when chunks > 0), dbias_partials [chunks, N] (with
+ * DARN_FLAG_HAS_BIAS, required when chunks > 0; else NULL), contiguous, 16-byte aligned, in the backend's
+ * memory. Workspace: darn_bwd_partials_workspace_size bytes (0 in this version). */
+DARN_API darn_status darn_bwd_partials_workspace_size(const darn_desc *desc, int64_t row0, int64_t rows,
+                                                      darn_backend backend, size_t *bytes);
+DARN_API darn_status darn_bwd_partials(const darn_desc *desc, int64_t row0, int64_t rows, const darn_bwd_tensors *t,
+                                       float *dweight_partials, float *dbias_partials, void *workspace,
+                                       size_t workspace_bytes, darn_backend backend, void *stream);
+
+/* dweight (weight_dtype) and dbias (bias_dtype, with DARN_FLAG_HAS_BIAS; else NULL) of the batch `desc`
+ * from all G = darn_wgrad_chunks(M, N) chunk partials, in chunk order: dweight_partials [G, N] and
+ * dbias_partials [G, N] fp32, contiguous, 16-byte aligned (the blocks' darn_bwd_partials outputs laid end
+ * to end in row order). The pairwise tree of §6: bit for bit darn_bwd's dweight / dbias. The partials are
+ * also the reduction's scratch: their contents are unspecified after a successful call. M = 0: +0, nothing
+ * is read. Only desc's shape, dtypes and flags matter (the rest is validated as usual). No workspace. */
+DARN_API darn_status darn_wgrad_reduce(const darn_desc *desc, float *dweight_partials, float *dbias_partials,
+                                       void *dweight, void *dbias, darn_backend backend, void *stream);
 
 /* ---- Debugging: which GPU kernel a call runs --------------------------------------------------------
  * The GPU backend runs every call through one dispatch table per direction (docs/numerics.md §7): an

@@ -41,6 +41,7 @@ STATUS_NAMES = {
     13: "DARN_ERR_DEVICE",
     14: "DARN_ERR_UNSUPPORTED_ON_GPU",
     15: "DARN_ERR_BAD_SCALE",
+    16: "DARN_ERR_CHUNK_SPLIT",
 }
 
 
@@ -66,7 +67,7 @@ class DarnUnsupportedError(DarnError, NotImplementedError):
 def _error_class(status):
     if status in (8, 14):
         return DarnUnsupportedError
-    if 1 <= status <= 11 or status == 15:  # 15: DARN_ERR_BAD_SCALE
+    if 1 <= status <= 11 or status in (15, 16):  # 15: DARN_ERR_BAD_SCALE, 16: DARN_ERR_CHUNK_SPLIT
         return DarnArgumentError
     return DarnError
 
