@@ -199,7 +199,7 @@ def test_cuda_graph_capture_and_replay():
 
     def step():
         y, h, mask, _ = darn.rms_norm_fn(x, w, None, r, dropout_p=0.3, prenorm=True, return_dropout_mask=True)
-        rng = _darn_node(y).saved_tensors[6]  # the (seed, offset) device tensor darn read
+        rng = darn.ops._saved(_darn_node(y))[6]  # the (seed, offset) device tensor darn read
         torch.autograd.backward([y, h], [gy, gh])
         return y, h, mask, rng
 
