@@ -453,9 +453,11 @@ def _fwd_failed(st, outs):
     if outs is not None and st == _ERR_ALIASING:
         msg = L._last_error()
         msg = msg.decode(errors="replace") if msg else ""
+        if msg.startswith("darn_fwd: "):
+            msg = msg[len("darn_fwd: "):]
         raise L.DarnArgumentError(st, "out= / residual_out= may not overlap an input or each other (in place, "
                                   "out=x and residual_out=residual are allowed with the same dtype and strides): "
-                                  + msg, "darn_fwd")
+                                  + msg.replace("t->", ""), "darn_fwd")
     L.raise_status(st, "darn_fwd")
 
 
