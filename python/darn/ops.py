@@ -6,18 +6,22 @@ Layers:
   `_fwd_plan` (what the call takes from the arguments' metadata: darn_desc fields, output dtypes, workspace
   size) then `_fwd_run` (outputs, pointers, the call). The arguments are packed into a per-thread block
   (darn._lib.call_buffer) with one struct.pack_into; workspace sizes are cached per descriptor; the CPU
-  workspace is a per-thread buffer (the CPU call is synchronous).
+  workspace is a per-thread buffer (the CPU call is synchronous), a GPU workspace one tensor per (device,
+  stream) outside graph capture (`_workspace`).
 - `torch.ops.darn.fwd` / `torch.ops.darn.bwd`: the same as `torch.library.custom_op`s with fake
   implementations and `register_autograd` (torch >= 2.4), so torch.compile(fullgraph=True) traces them. A
   custom op returns tensors only: the outputs it does not produce are empty tensors, mapped back to None by
   `_op_outputs` (the one contract of all paths: absent = None).
 - `_DarnFn`: a torch.autograd.Function over the same implementations. Eager calls that need gradients use it
-  (lower per-call overhead than the custom-op dispatcher; torch < 2.4 has nothing else). It returns only
+  (lower per-call overhead than the custom-op dispatcher; torch < 2.4 has nothing else), through the C
+  `apply` (`_fn_apply`: torch 2.x's Python wrapper only runs under functorch transforms). It returns only
   (out, residual_out with prenorm, mask) and keeps rstd / mean / the RNG pair for its backward. Eager calls
   that need no gradient call `_fwd_run` directly and skip rstd / mean.
 - `layer_norm_fn` / `rms_norm_fn` (`_norm_fn`): flash-attn's checks and conventions (`_norm_plan`). Eager
   calls cache the checks' outcome and the forward's plan per argument metadata (shapes, dtypes, devices,
   options: `_plans`), so a repeated call reads that metadata, looks it up and goes straight to the darn call.
+  Preallocated outputs (out= / residual_out=) are checked per call (`_out_args`) and written with their row
+  strides; an overlap is darn_fwd's DARN_ERR_ALIASING, re-raised with the Python names (`_fwd_failed`).
 All paths run the same darn calls, so they give the same bits for the same (seed, offset).
 
 Dropout RNG (seed, offset):
@@ -326,7 +330,7 @@ def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_no
               residual_in_fp32, out_dtype, store_residual_out, store_mask, stats):
     """What a darn_fwd call takes from its arguments' metadata (dtypes, shape, device, options), not their data:
     (dv, workspace bytes, out dtype, residual_out dtype or None, mask row bytes or 0, rstd?, mean?, backend,
-    darn_bwd's workspace bytes or None), dv the darn_desc fields up to dropout_p, which are also the backward's
+    darn_bwd's workspace bytes or None, x's CUDA device index or -1), dv the darn_desc fields up to dropout_p, which are also the backward's
     (darn_bwd takes the forward's desc; dy has out's dtype). With stats (rstd / mean: a call the backward will
     follow) the plan has the backward's workspace size. The eager entry points cache it (see _norm_fn); _fwd_impl
     derives it per call."""
@@ -691,7 +695,10 @@ def _saved(node):
 # _DarnFn.apply without torch 2.x's Python wrapper of Function.apply (default-argument binding for setup_context,
 # functorch's dead-wrapper unwrapping): the C entry point it ends in, when no functorch transform is active (then
 # the wrapper runs, as it must). torch 1.13's Function.apply is that C function already.
-_fn_apply = torch._C._FunctionBase.__dict__["apply"].__get__(None, _DarnFn)
+try:
+    _fn_apply = torch._C._FunctionBase.__dict__["apply"].__get__(None, _DarnFn)
+except (AttributeError, KeyError, TypeError):  # a torch that moved it: the public entry point
+    _fn_apply = _DarnFn.apply
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", None)
 
 
@@ -908,12 +915,13 @@ def _out_check(t, what, x, dtype):
     return s
 
 
-def _out_args(x, residual, out, residual_out, cfg, needs_grad):
+def _out_args(x, residual, out, residual_out, cfg, needs_grad, compiling=False):
     """The checked preallocated outputs (out or None, its row stride, residual_out or None, its row stride) of a
     call with _norm_plan's cfg: out has the output dtype, residual_out the residual-out dtype (h's). residual_out
     is None here when the call does not produce h (h is x: as in flash-attn it is then neither written nor
     returned). Overlaps between them and the inputs are darn_fwd's check (DARN_ERR_ALIASING), except one it cannot
-    see: with autograd, when the backward keeps x as h, out may not be x (in place)."""
+    see: with autograd, when the backward keeps x as h, out may not be x (in place). (Inside torch.compile the
+    outputs are filled with copy_ after the op, and autograd's version check covers that case.)"""
     so = sro = 0
     if out is not None:
         so = _out_check(out, "out", x, _DTYPE[cfg[5]])
@@ -922,7 +930,8 @@ def _out_args(x, residual, out, residual_out, cfg, needs_grad):
         sro = _out_check(residual_out, "residual_out", x, rd)
         if not cfg[6]:
             residual_out = None
-    if needs_grad and out is not None and not cfg[6] and x.numel() and out.data_ptr() == x.data_ptr():
+    if needs_grad and out is not None and not cfg[6] and not compiling and x.numel() and \
+            out.data_ptr() == x.data_ptr():
         raise ValueError("darn: out=x in place with autograd would overwrite x, which the backward needs (here h "
                          "is x: no residual, dropout or rowscale)")
     return out, so, residual_out, sro
@@ -993,7 +1002,7 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
     if rowscale is not None:
         rowscale = rowscale.reshape(-1).to(_float32).contiguous()
     eps, dropout_p, is_rms_norm, zero_centered_weight, rfp32, out_code, store_resout, store_mask, prenorm = cfg
-    outs = _out_args(x, residual, out, residual_out, cfg, needs_grad) if given else None
+    outs = _out_args(x, residual, out, residual_out, cfg, needs_grad, compiling) if given else None
     if compiling:
         # the custom op (2-D rows); what it does not produce comes back as empty tensors: None here, as on the
         # eager paths. Preallocated outputs are filled with copy_ (traceable; the same bits).
@@ -1055,8 +1064,10 @@ def layer_norm_fn(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: O
     residual_out has residual's dtype, float32 with residual_in_fp32 and no residual, else x's dtype; it is
     x itself when there is no residual, dropout or rowscale and no dtype change (as in flash-attn).
     darn extensions (keyword-only): seed / offset (integers in [0, 2**64)) fix the dropout stream instead of
-    drawing it from the default generator (see darn.ops). Not supported (NotImplementedError): x1 / weight1 /
-    bias1, out=, residual_out=.
+    drawing it from the default generator (see darn.ops). out= / residual_out= (flash-attn's): y and h are
+    written into them (shape, device and dtype as the call's; rows of N contiguous elements at one row stride,
+    e.g. the halves of one [M, 2N] buffer; no overlap with the inputs except exactly in place) and returned;
+    residual_out is unused when h is x. Not supported (NotImplementedError): x1 / weight1 / bias1.
     """
     return _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
                     residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out,

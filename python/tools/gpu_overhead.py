@@ -262,7 +262,11 @@ def darn_backward_parts(b, darn, x, r, w, g):
     xg, rg, wg = leaves(x, r, w)
     y = darn.rms_norm_fn(xg, wg, None, rg, eps=EPS)  # the graph the retained-graph cases reuse
     node = y.grad_fn
-    h, weight, rstd, mean, rowscale, mask, rng, (fwd, bcfg) = ops._saved(node)
+    if hasattr(ops, "_saved"):
+        h, weight, rstd, mean, rowscale, mask, rng, (fwd, bcfg) = ops._saved(node)
+    else:  # an older darn (before/after comparisons with this script): everything in saved_tensors
+        h, weight, rstd, mean, rowscale, mask, rng = node.saved_tensors
+        fwd, bcfg = node.plan
     dv, ws_bytes, backend = fwd[0], fwd[8], fwd[7]
     b.cur.setdefault("info", {})["bwd_workspace_bytes"] = ws_bytes
     b.time("bwd.ws_alloc", lambda: x.new_empty((ws_bytes,), dtype=torch.uint8))
