@@ -118,6 +118,11 @@ def _row_stride(t):
     n = shape[-1]
     if n > 1 and stride[-1] != 1:
         return -1
+    if len(shape) == 2:  # the common case, without the loop
+        if shape[0] <= 1 or n == 0:
+            return 0
+        s = stride[0]
+        return s if s >= n else -1
     # the leading dims must collapse into one dim of rows with a single stride (size-1 dims do not count)
     s = span = None
     for d in range(len(shape) - 2, -1, -1):

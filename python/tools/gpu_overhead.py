@@ -184,8 +184,9 @@ def darn_cases(b, darn, x, r, w, g):
         b.time("darn.fwd_nograd_out", lambda: darn.rms_norm_fn(x, w, None, r, out=out))
         b.time("darn.fwd_nograd_prenorm_out_residual_out",
                lambda: darn.rms_norm_fn(x, w, None, r, prenorm=True, out=out, residual_out=ro))
+        lo, hi = both[..., :n], both[..., n:]  # views made once: their slicing is the caller's cost
         b.time("darn.fwd_nograd_prenorm_out_residual_out_halves",
-               lambda: darn.rms_norm_fn(x, w, None, r, prenorm=True, out=both[..., :n], residual_out=both[..., n:]))
+               lambda: darn.rms_norm_fn(x, w, None, r, prenorm=True, out=lo, residual_out=hi))
     backward_cases(b, "darn", lambda xx, rr, ww: darn.rms_norm_fn(xx, ww, None, rr, eps=EPS), x, r, w, g)
     xg, rg, wg = leaves(x, r, w)
     out = torch.empty_like(x)
