@@ -335,7 +335,7 @@ def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_no
               residual_in_fp32, out_dtype, store_residual_out, store_mask, stats):
     """What a darn_fwd call takes from its arguments' metadata (dtypes, shape, device, options), not their data:
     (dv, workspace bytes, out dtype, residual_out dtype or None, mask row bytes or 0, rstd?, mean?, backend,
-    darn_bwd's workspace bytes or None, x's CUDA device index or -1), dv the darn_desc fields up to dropout_p, which are also the backward's
+    darn_bwd's workspace bytes or None, x's CUDA device index or -1, x's dtype), dv the darn_desc fields up to dropout_p, which are also the backward's
     (darn_bwd takes the forward's desc; dy has out's dtype). With stats (rstd / mean: a call the backward will
     follow) the plan has the backward's workspace size. The eager entry points cache it (see _norm_fn); _fwd_impl
     derives it per call."""
@@ -375,7 +375,7 @@ def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_no
     return (dv, _workspace_bytes(True, backend, dv), _DTYPE[out_dtype],
             _DTYPE[rd] if store_residual_out else None, L.mask_row_bytes(n) if store_mask else 0, bool(stats),
             bool(stats) and not is_rms_norm, backend, _workspace_bytes(False, backend, dv) if stats else None,
-            x.get_device() if backend != _CPU else -1)
+            x.get_device() if backend != _CPU else -1, x.dtype)
 
 
 def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe=False, outs=None):
@@ -385,7 +385,7 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
     the backward needs for the (seed, offset) pair (see _draw_rng). outs: None, or the checked preallocated
     outputs (out or None, its row stride, residual_out or None, its row stride) of _out_args, written instead of
     allocating (residual_out only when the plan stores it)."""
-    dv, ws_bytes, out_dt, resout_dt, mask_bytes, want_rstd, want_mean, backend, _, dev = plan
+    dv, ws_bytes, out_dt, resout_dt, mask_bytes, want_rstd, want_mean, backend, _, dev, x_dt = plan
     m = dv[1]
     if backend == _CPU:
         stream, switch = None, -1
@@ -408,8 +408,10 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
         rptr = residual.data_ptr()
     # outputs: x's shape, contiguous (empty_like / new_empty: no shape or device parsing), or the given ones
     if outs is None or outs[0] is None:
-        out = (_empty_like(x, dtype=out_dt) if fmt is _preserve_format else
-               _empty_like(x, dtype=out_dt, memory_format=fmt))
+        if fmt is not _preserve_format:
+            out = _empty_like(x, dtype=out_dt, memory_format=fmt)
+        else:  # without keywords where they change nothing: less argument parsing
+            out = _empty_like(x) if out_dt is x_dt else _empty_like(x, dtype=out_dt)
         so = 0
     else:
         out, so = outs[0], outs[1]
@@ -417,8 +419,10 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
         resout, roptr, sro = None, 0, 0
     else:
         if outs is None or outs[2] is None:
-            resout = (_empty_like(x, dtype=resout_dt) if fmt is _preserve_format else
-                      _empty_like(x, dtype=resout_dt, memory_format=fmt))
+            if fmt is not _preserve_format:
+                resout = _empty_like(x, dtype=resout_dt, memory_format=fmt)
+            else:
+                resout = _empty_like(x) if resout_dt is x_dt else _empty_like(x, dtype=resout_dt)
             sro = 0
         else:
             resout, sro = outs[2], outs[3]
@@ -556,8 +560,11 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
         droptr = dresidual_out.data_ptr()
     else:
         sdro = droptr = 0
-    dx = _empty_like(dy, dtype=_DTYPE[dv[3]]) if fmt is _preserve_format else _empty_like(
-        dy, dtype=_DTYPE[dv[3]], memory_format=fmt)
+    xdt = _DTYPE[dv[3]]
+    if fmt is not _preserve_format:
+        dx = _empty_like(dy, dtype=xdt, memory_format=fmt)
+    else:  # dy has x's dtype unless out_dtype changed it: then without the keyword
+        dx = _empty_like(dy) if dy.dtype is xdt else _empty_like(dy, dtype=xdt)
     if want_dresidual and flags & _FLAG_HAS_RESIDUAL:
         dres = _empty_like(dy, dtype=_DTYPE[dv[4]]) if fmt is _preserve_format else _empty_like(
             dy, dtype=_DTYPE[dv[4]], memory_format=fmt)
