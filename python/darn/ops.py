@@ -217,11 +217,12 @@ def _workspace(ws_bytes, backend, like, stream):
     """(address, owner) of a workspace of ws_bytes for a call on backend: this thread's buffer for the CPU backend
     (the call is synchronous); on a GPU, one tensor per (device, stream), reused by every call on that stream
     (stream order makes that safe), except under graph capture (a captured graph keeps the address: the caching
-    allocator's, which gives the graph's pool) or for very large sizes."""
+    allocator's, which gives the graph's pool), for very large sizes, or with stream None (a call on another
+    device than the current one, whose capture state the check below does not see)."""
     if backend == _CPU:
         if ws_bytes <= _CPU_WS_CACHED:
             return _cpu_workspace(ws_bytes), None
-    elif ws_bytes <= _GPU_WS_CACHED and not _is_capturing():
+    elif stream is not None and ws_bytes <= _GPU_WS_CACHED and not _is_capturing():
         key = (like.get_device(), stream)
         ws = _gpu_ws.get(key)
         if ws is None or ws.numel() < ws_bytes:
@@ -236,7 +237,7 @@ def _workspace(ws_bytes, backend, like, stream):
 def _call(fn, block, ws_bytes, backend, stream, switch, like):
     """darn_fwd / darn_bwd (fn) on the packed argument block, which goes back to the free list; the status."""
     if ws_bytes:
-        wp, keep = _workspace(ws_bytes, backend, like, stream)
+        wp, keep = _workspace(ws_bytes, backend, like, stream if switch < 0 else None)
     else:
         wp = None
     if switch < 0:
