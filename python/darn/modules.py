@@ -1,5 +1,6 @@
 """nn.Modules over darn's functions, like flash-attn's (flash_attn.ops.triton.layer_norm.RMSNorm and
-flash_attn.ops.rms_norm / layer_norm's DropoutAdd* modules). Dropout applies in .train() only."""
+flash_attn.ops.rms_norm / layer_norm's DropoutAdd* modules). Dropout applies in .train() only. Each forward also
+takes the keyword-only preallocated outputs out= / residual_out= of the functions (a darn extension)."""
 from typing import Optional, Tuple, Union
 
 import torch
@@ -30,10 +31,12 @@ class RMSNorm(torch.nn.Module):
         (torch.nn.init.zeros_ if self.zero_centered_weight else torch.nn.init.ones_)(self.weight)
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None, prenorm: bool = False,
-                residual_in_fp32: bool = False) -> _Out:
+                residual_in_fp32: bool = False, *, out: Optional[Tensor] = None,
+                residual_out: Optional[Tensor] = None) -> _Out:
         return rms_norm_fn(x, self.weight, self.bias, residual=residual, eps=self.eps,  # type: ignore
                            dropout_p=self.dropout_p if self.training else 0.0, prenorm=prenorm,
-                           residual_in_fp32=residual_in_fp32, zero_centered_weight=self.zero_centered_weight)
+                           residual_in_fp32=residual_in_fp32, zero_centered_weight=self.zero_centered_weight,
+                           out=out, residual_out=residual_out)
 
     def extra_repr(self) -> str:
         return "%d, eps=%g, dropout_p=%g" % (self.weight.shape[0], self.eps, self.dropout_p)
@@ -62,10 +65,12 @@ class LayerNorm(torch.nn.Module):
             torch.nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None, prenorm: bool = False,
-                residual_in_fp32: bool = False) -> _Out:
+                residual_in_fp32: bool = False, *, out: Optional[Tensor] = None,
+                residual_out: Optional[Tensor] = None) -> _Out:
         return layer_norm_fn(x, self.weight, self.bias, residual=residual, eps=self.eps,  # type: ignore
                              dropout_p=self.dropout_p if self.training else 0.0, prenorm=prenorm,
-                             residual_in_fp32=residual_in_fp32, zero_centered_weight=self.zero_centered_weight)
+                             residual_in_fp32=residual_in_fp32, zero_centered_weight=self.zero_centered_weight,
+                           out=out, residual_out=residual_out)
 
     def extra_repr(self) -> str:
         return "%d, eps=%g, dropout_p=%g, bias=%s" % (self.weight.shape[0], self.eps, self.dropout_p,
@@ -91,10 +96,11 @@ class DropoutAddRMSNorm(torch.nn.Module):
     def reset_parameters(self) -> None:
         torch.nn.init.ones_(self.weight)
 
-    def forward(self, x0: Tensor, residual: Optional[Tensor] = None) -> _Out:
+    def forward(self, x0: Tensor, residual: Optional[Tensor] = None, *, out: Optional[Tensor] = None,
+                residual_out: Optional[Tensor] = None) -> _Out:
         return rms_norm_fn(x0, self.weight, None, residual=residual, eps=self.eps,  # type: ignore
                            dropout_p=self.p if self.training else 0.0, prenorm=self.prenorm,
-                           residual_in_fp32=self.residual_in_fp32)
+                           residual_in_fp32=self.residual_in_fp32, out=out, residual_out=residual_out)
 
 
 class DropoutAddLayerNorm(torch.nn.Module):
@@ -117,7 +123,8 @@ class DropoutAddLayerNorm(torch.nn.Module):
         torch.nn.init.ones_(self.weight)
         torch.nn.init.zeros_(self.bias)
 
-    def forward(self, x0: Tensor, residual: Optional[Tensor] = None) -> _Out:
+    def forward(self, x0: Tensor, residual: Optional[Tensor] = None, *, out: Optional[Tensor] = None,
+                residual_out: Optional[Tensor] = None) -> _Out:
         return layer_norm_fn(x0, self.weight, self.bias, residual=residual, eps=self.eps,  # type: ignore
                              dropout_p=self.p if self.training else 0.0, prenorm=self.prenorm,
-                             residual_in_fp32=self.residual_in_fp32)
+                             residual_in_fp32=self.residual_in_fp32, out=out, residual_out=residual_out)

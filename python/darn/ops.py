@@ -6,18 +6,22 @@ Layers:
   `_fwd_plan` (what the call takes from the arguments' metadata: darn_desc fields, output dtypes, workspace
   size) then `_fwd_run` (outputs, pointers, the call). The arguments are packed into a per-thread block
   (darn._lib.call_buffer) with one struct.pack_into; workspace sizes are cached per descriptor; the CPU
-  workspace is a per-thread buffer (the CPU call is synchronous).
+  workspace is a per-thread buffer (the CPU call is synchronous), a GPU workspace one tensor per (device,
+  stream) outside graph capture (`_workspace`).
 - `torch.ops.darn.fwd` / `torch.ops.darn.bwd`: the same as `torch.library.custom_op`s with fake
   implementations and `register_autograd` (torch >= 2.4), so torch.compile(fullgraph=True) traces them. A
   custom op returns tensors only: the outputs it does not produce are empty tensors, mapped back to None by
   `_op_outputs` (the one contract of all paths: absent = None).
 - `_DarnFn`: a torch.autograd.Function over the same implementations. Eager calls that need gradients use it
-  (lower per-call overhead than the custom-op dispatcher; torch < 2.4 has nothing else). It returns only
+  (lower per-call overhead than the custom-op dispatcher; torch < 2.4 has nothing else), through the C
+  `apply` (`_fn_apply`: torch 2.x's Python wrapper only runs under functorch transforms). It returns only
   (out, residual_out with prenorm, mask) and keeps rstd / mean / the RNG pair for its backward. Eager calls
   that need no gradient call `_fwd_run` directly and skip rstd / mean.
 - `layer_norm_fn` / `rms_norm_fn` (`_norm_fn`): flash-attn's checks and conventions (`_norm_plan`). Eager
   calls cache the checks' outcome and the forward's plan per argument metadata (shapes, dtypes, devices,
   options: `_plans`), so a repeated call reads that metadata, looks it up and goes straight to the darn call.
+  Preallocated outputs (out= / residual_out=) are checked per call (`_out_args`) and written with their row
+  strides; an overlap is darn_fwd's DARN_ERR_ALIASING, re-raised with the Python names (`_fwd_failed`).
 All paths run the same darn calls, so they give the same bits for the same (seed, offset).
 
 Dropout RNG (seed, offset):
@@ -113,16 +117,21 @@ def _code(dtype, what):
     return c
 
 
-def _rows(t):
-    """t [..., N] as darn reads it: rows of N with the last dim contiguous and one row stride that is 0
-    (contiguous) or >= N. Returns (tensor, row stride); copies only when the strides cannot be expressed."""
+def _row_stride(t):
+    """The row stride darn takes for t [..., N] (0: contiguous), or -1 when its strides cannot be expressed as rows
+    of N contiguous elements at one stride >= N (last dim strided, leading dims that do not collapse, broadcast or
+    overlapping rows)."""
     if t.is_contiguous():
-        return t, 0
+        return 0
     shape, stride = t.shape, t.stride()
     n = shape[-1]
     if n > 1 and stride[-1] != 1:
-        t = t.contiguous()
-        return t, 0
+        return -1
+    if len(shape) == 2:  # the common case, without the loop
+        if shape[0] <= 1 or n == 0:
+            return 0
+        s = stride[0]
+        return s if s >= n else -1
     # the leading dims must collapse into one dim of rows with a single stride (size-1 dims do not count)
     s = span = None
     for d in range(len(shape) - 2, -1, -1):
@@ -132,12 +141,21 @@ def _rows(t):
         if s is None:
             s, span = stride[d], stride[d] * size
         elif stride[d] != span:
-            return t.contiguous(), 0
+            return -1
         else:
             span *= size
     if s is None or t.numel() == 0:  # at most one row (or none)
-        return t, 0
+        return 0
     if s < n:  # broadcast (stride 0) or overlapping rows
+        return -1
+    return s
+
+
+def _rows(t):
+    """t [..., N] as darn reads it: rows of N with the last dim contiguous and one row stride that is 0
+    (contiguous) or >= N. Returns (tensor, row stride); copies only when the strides cannot be expressed."""
+    s = _row_stride(t)
+    if s < 0:
         return t.contiguous(), 0
     return t, s
 
@@ -170,6 +188,7 @@ def _backend(t):
 
 _ws_cache: dict = {}
 _CPU = _BACKEND_CPU
+_ERR_ALIASING = 9  # DARN_ERR_ALIASING
 _CPU_WS_CACHED = 16 << 20  # larger CPU workspaces are allocated per call
 _ws_tls = L.threading.local()
 
@@ -199,28 +218,44 @@ def _workspace_bytes(is_fwd, backend, dv):
     return ws_bytes
 
 
-def _launch(is_fwd, block, ws_bytes, backend, stream, switch, like):
-    """The darn call on the packed argument block, which goes back to the free list, with a workspace of
-    ws_bytes: a torch tensor on like's device from the caching allocator (stream-ordered), or this thread's
-    buffer for the CPU backend."""
-    try:
-        if not ws_bytes:
-            wp = None
-        elif backend == _CPU and ws_bytes <= _CPU_WS_CACHED:
-            wp = _cpu_workspace(ws_bytes)  # the CPU call is synchronous: one buffer per thread serves every call
-        else:
-            ws = like.new_empty((ws_bytes,), dtype=_uint8)  # alive until the call returns
-            wp = ws.data_ptr()
-        fn = _fwd_c if is_fwd else _bwd_c
-        if switch < 0:
+_gpu_ws: dict = {}  # (device index, raw stream) -> uint8 tensor: the workspace of the calls ordered on that stream
+_GPU_WS_CACHED = 64 << 20  # larger GPU workspaces come from the caching allocator per call
+
+
+def _workspace(ws_bytes, backend, like, stream):
+    """(address, owner) of a workspace of ws_bytes for a call on backend: this thread's buffer for the CPU backend
+    (the call is synchronous); on a GPU, one tensor per (device, stream), reused by every call on that stream
+    (stream order makes that safe), except under graph capture (a captured graph keeps the address: the caching
+    allocator's, which gives the graph's pool), for very large sizes, or with stream None (a call on another
+    device than the current one, whose capture state the check below does not see)."""
+    if backend == _CPU:
+        if ws_bytes <= _CPU_WS_CACHED:
+            return _cpu_workspace(ws_bytes), None
+    elif stream is not None and ws_bytes <= _GPU_WS_CACHED and not _is_capturing():
+        key = (like.get_device(), stream)
+        ws = _gpu_ws.get(key)
+        if ws is None or ws.numel() < ws_bytes:
+            if len(_gpu_ws) >= 64:
+                _gpu_ws.clear()
+            _gpu_ws[key] = ws = like.new_empty((ws_bytes,), dtype=_uint8)
+        return ws.data_ptr(), ws
+    ws = like.new_empty((ws_bytes,), dtype=_uint8)  # alive until the call returns
+    return ws.data_ptr(), ws
+
+
+def _call(fn, block, ws_bytes, backend, stream, switch, like):
+    """darn_fwd / darn_bwd (fn) on the packed argument block, which goes back to the free list; the status."""
+    if ws_bytes:
+        wp, keep = _workspace(ws_bytes, backend, like, stream if switch < 0 else None)
+    else:
+        wp = None
+    if switch < 0:
+        st = fn(block[1], block[2], wp, ws_bytes, backend, stream)
+    else:
+        with torch.cuda.device(switch):
             st = fn(block[1], block[2], wp, ws_bytes, backend, stream)
-        else:
-            with torch.cuda.device(switch):
-                st = fn(block[1], block[2], wp, ws_bytes, backend, stream)
-    finally:
-        _release_buffer(block)
-    if st:
-        L.raise_status(st, "darn_fwd" if is_fwd else "darn_bwd")
+    _release_buffer(block)  # (a block lost to an exception is only garbage: call_buffer makes a new one)
+    return st
 
 
 def _draw_rng(x, seed, offset, graph_safe):
@@ -310,7 +345,7 @@ def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_no
               residual_in_fp32, out_dtype, store_residual_out, store_mask, stats):
     """What a darn_fwd call takes from its arguments' metadata (dtypes, shape, device, options), not their data:
     (dv, workspace bytes, out dtype, residual_out dtype or None, mask row bytes or 0, rstd?, mean?, backend,
-    darn_bwd's workspace bytes or None), dv the darn_desc fields up to dropout_p, which are also the backward's
+    darn_bwd's workspace bytes or None, x's CUDA device index or -1, x's dtype), dv the darn_desc fields up to dropout_p, which are also the backward's
     (darn_bwd takes the forward's desc; dy has out's dtype). With stats (rstd / mean: a call the backward will
     follow) the plan has the backward's workspace size. The eager entry points cache it (see _norm_fn); _fwd_impl
     derives it per call."""
@@ -349,20 +384,24 @@ def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_no
     backend = _backend(x)[0]
     return (dv, _workspace_bytes(True, backend, dv), _DTYPE[out_dtype],
             _DTYPE[rd] if store_residual_out else None, L.mask_row_bytes(n) if store_mask else 0, bool(stats),
-            bool(stats) and not is_rms_norm, backend, _workspace_bytes(False, backend, dv) if stats else None)
+            bool(stats) and not is_rms_norm, backend, _workspace_bytes(False, backend, dv) if stats else None,
+            x.get_device() if backend != _CPU else -1, x.dtype)
 
 
-def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe=False):
+def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe=False, outs=None):
     """darn_fwd on x [..., N] (rows: the leading dims; residual has x's shape) with a plan of _fwd_plan for these
     arguments. Returns (out, resout, mask, rstd, mean, rng): out / resout have x's shape; resout / mask / rstd /
     mean / rng are None when not produced; mask is darn's packed layout [M, mask_row_bytes(N)] uint8; rng what
-    the backward needs for the (seed, offset) pair (see _draw_rng)."""
-    dv, ws_bytes, out_dt, resout_dt, mask_bytes, want_rstd, want_mean, backend, _ = plan
+    the backward needs for the (seed, offset) pair (see _draw_rng). outs: None, or the checked preallocated
+    outputs (out or None, its row stride, residual_out or None, its row stride) of _out_args, written instead of
+    allocating (residual_out only when the plan stores it)."""
+    dv, ws_bytes, out_dt, resout_dt, mask_bytes, want_rstd, want_mean, backend, _, dev, x_dt = plan
     m = dv[1]
     if backend == _CPU:
         stream, switch = None, -1
     else:
-        _, stream, switch = _backend(x)
+        stream = _raw_stream(dev)
+        switch = dev if dev != _cuda_get_device() else -1
     if x.is_contiguous():  # the common case, without _rows' call
         sx = 0
         fmt = _preserve_format  # = contiguous for a contiguous x, and cheaper to parse than memory_format=
@@ -377,14 +416,27 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
         else:
             residual, sr = _rows(residual)
         rptr = residual.data_ptr()
-    # outputs: x's shape, contiguous (empty_like / new_empty: no shape or device parsing)
-    out = _empty_like(x, dtype=out_dt) if fmt is _preserve_format else _empty_like(x, dtype=out_dt, memory_format=fmt)
-    if resout_dt is not None:
-        resout = (_empty_like(x, dtype=resout_dt) if fmt is _preserve_format else
-                  _empty_like(x, dtype=resout_dt, memory_format=fmt))
-        roptr = resout.data_ptr()
+    # outputs: x's shape, contiguous (empty_like / new_empty: no shape or device parsing), or the given ones
+    if outs is None or outs[0] is None:
+        if fmt is not _preserve_format:
+            out = _empty_like(x, dtype=out_dt, memory_format=fmt)
+        else:  # without keywords where they change nothing: less argument parsing
+            out = _empty_like(x) if out_dt is x_dt else _empty_like(x, dtype=out_dt)
+        so = 0
     else:
-        resout, roptr = None, 0
+        out, so = outs[0], outs[1]
+    if resout_dt is None:
+        resout, roptr, sro = None, 0, 0
+    else:
+        if outs is None or outs[2] is None:
+            if fmt is not _preserve_format:
+                resout = _empty_like(x, dtype=resout_dt, memory_format=fmt)
+            else:
+                resout = _empty_like(x) if resout_dt is x_dt else _empty_like(x, dtype=resout_dt)
+            sro = 0
+        else:
+            resout, sro = outs[2], outs[3]
+        roptr = resout.data_ptr()
     if mask_bytes:
         mask = x.new_empty((m, mask_bytes), dtype=_uint8)
         mptr = mask.data_ptr()
@@ -406,9 +458,43 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
     # darn reads seed = *dptr and offset = *(dptr + 1) + desc.offset (here 0) when the kernel runs
     _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
               x.data_ptr(), sx, rptr, sr, rowscale.data_ptr() if rowscale is not None else 0, weight.data_ptr(),
-              bias.data_ptr() if bias is not None else 0, out.data_ptr(), 0, roptr, 0, mptr, rstdptr, meanptr, 0)
-    _launch(True, block, ws_bytes, backend, stream, switch, x)
+              bias.data_ptr() if bias is not None else 0, out.data_ptr(), so, roptr, sro, mptr, rstdptr, meanptr, 0)
+    if ws_bytes or switch >= 0:
+        st = _call(_fwd_c, block, ws_bytes, backend, stream, switch, x)
+    else:
+        st = _fwd_c(block[1], block[2], None, 0, backend, stream)
+        _release_buffer(block)
+    if st:
+        _fwd_failed(st, outs)
+    if outs is not None:  # written in place, as a torch op with out= would: saved copies elsewhere see it
+        _bump_versions(outs[0], resout if outs[2] is not None else None)
     return out, resout, mask, rstd, mean, rng
+
+
+def _fwd_failed(st, outs):
+    """Raises darn_fwd's error; an overlap of preallocated outputs says so in the Python argument names."""
+    if outs is not None and st == _ERR_ALIASING:
+        msg = L._last_error()
+        msg = msg.decode(errors="replace") if msg else ""
+        if msg.startswith("darn_fwd: "):
+            msg = msg[len("darn_fwd: "):]
+        raise L.DarnArgumentError(st, "out= / residual_out= may not overlap an input or each other (in place, "
+                                  "out=x and residual_out=residual are allowed with the same dtype and strides): "
+                                  + msg.replace("t->", ""), "darn_fwd")
+    L.raise_status(st, "darn_fwd")
+
+
+if hasattr(getattr(torch.autograd, "graph", None), "increment_version"):
+    _increment_version = torch.autograd.graph.increment_version  # torch >= 2.1
+
+    def _bump_versions(a, b):
+        if a is not None:
+            _increment_version(a)
+        if b is not None:
+            _increment_version(b)
+else:  # torch 1.13 has no way to bump a version counter without a kernel: nothing
+    def _bump_versions(a, b):
+        pass
 
 
 def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
@@ -465,7 +551,10 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
         stream, switch = None, -1
     else:
         _, stream, switch = _backend(dy)
-    s, o, dptr = _rng_of(rng)
+    if rng is None:
+        s = o = dptr = 0
+    else:
+        s, o, dptr = _rng_of(rng)
     if dy.is_contiguous():
         sdy = 0
         fmt = _preserve_format  # see _fwd_run
@@ -481,15 +570,18 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
         droptr = dresidual_out.data_ptr()
     else:
         sdro = droptr = 0
-    dx = _empty_like(dy, dtype=_DTYPE[dv[3]]) if fmt is _preserve_format else _empty_like(
-        dy, dtype=_DTYPE[dv[3]], memory_format=fmt)
+    xdt = _DTYPE[dv[3]]
+    if fmt is not _preserve_format:
+        dx = _empty_like(dy, dtype=xdt, memory_format=fmt)
+    else:  # dy has x's dtype unless out_dtype changed it: then without the keyword
+        dx = _empty_like(dy) if dy.dtype is xdt else _empty_like(dy, dtype=xdt)
     if want_dresidual and flags & _FLAG_HAS_RESIDUAL:
         dres = _empty_like(dy, dtype=_DTYPE[dv[4]]) if fmt is _preserve_format else _empty_like(
             dy, dtype=_DTYPE[dv[4]], memory_format=fmt)
         dresptr = dres.data_ptr()
     else:
         dres, dresptr = None, 0
-    dw = dy.new_empty((n,), dtype=weight.dtype)
+    dw = _empty_like(weight) if weight.is_contiguous() else dy.new_empty((n,), dtype=weight.dtype)
     if flags & _FLAG_HAS_BIAS:
         db = dy.new_empty((n,), dtype=_DTYPE[dv[6]])
         dbptr = db.data_ptr()
@@ -502,7 +594,13 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
               rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
               mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
               dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr)
-    _launch(False, block, ws_bytes, backend, stream, switch, dy)
+    if ws_bytes or switch >= 0:
+        st = _call(_bwd_c, block, ws_bytes, backend, stream, switch, dy)
+    else:
+        st = _bwd_c(block[1], block[2], None, 0, backend, stream)
+        _release_buffer(block)
+    if st:
+        L.raise_status(st, "darn_bwd")
     return dx, dres, dw, db
 
 
@@ -541,54 +639,62 @@ def _fn_plan(cfg, fwd):
     bias code or -1, dresidual_out used?))."""
     dv = fwd[0]
     flags = dv[8]
-    return fwd, (cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], dv[3], dv[4] if flags & _FLAG_HAS_RESIDUAL else -1,
-                 dv[6] if flags & _FLAG_HAS_BIAS else -1, bool(cfg[8] and cfg[6]))
+    has_res = bool(flags & _FLAG_HAS_RESIDUAL)
+    # dresidual = dh and dx = dh * keep / (1 - p) * rowscale, both rounded from fp32 (numerics.md §6): the same bits
+    # when p = 0, there is no rowscale and x and residual have one dtype. The backward then returns dx for both,
+    # as torch's own add and flash-attn do: one allocation and one [M, N] store fewer.
+    dres_is_dx = has_res and cfg[1] == 0.0 and not flags & _FLAG_HAS_ROWSCALE and dv[3] == dv[4]
+    return fwd, (cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], dv[3], dv[4] if has_res else -1,
+                 dv[6] if flags & _FLAG_HAS_BIAS else -1, bool(cfg[8] and cfg[6]), dres_is_dx)
 
 
 def _fn_backward(ctx, dout, dresout):
-    h, weight, rstd, mean, rowscale, mask, rng = ctx.saved_tensors
-    fwd, bcfg = ctx.plan
-    if rng is None:
-        rng = ctx.rng_host
+    h, weight, rowscale = ctx.saved_tensors
+    rstd, mean, mask, rng, (fwd, bcfg) = ctx.st
     res_code, bias_code, use_dresout = bcfg[6], bcfg[7], bcfg[8]
     want_dres = res_code >= 0 and ctx.needs_input_grad[3]
     if dout is None:  # only the prenorm output was used
         dout = torch.zeros(h.shape, dtype=fwd[2], device=h.device)
     dresout = dresout if use_dresout else None
+    alias = want_dres and bcfg[9]  # dresidual has dx's bits (see _fn_plan): darn writes dx only
     if dout.dtype is fwd[2]:  # always, from autograd (grads arrive in their output's dtype)
         dx, dres, dw, db = _bwd_run(fwd[0], fwd[8], fwd[7], dout, h, weight, rstd, mean, rowscale, dresout, mask,
-                                    rng, want_dres)
+                                    rng, want_dres and not alias)
     else:
-        dx, dres, dw, db = _bwd_impl(dout, h, weight, rstd, mean, rowscale, dresout, mask, rng, *bcfg[:8], want_dres)
-    # None for cfg and plan (torch drops the trailing None when apply got no plan)
-    return dx, dw, (db if bias_code >= 0 else None), (dres if want_dres else None), None, None, None
+        dx, dres, dw, db = _bwd_impl(dout, h, weight, rstd, mean, rowscale, dresout, mask, rng, *bcfg[:8],
+                                     want_dres and not alias)
+    if alias:
+        dres = dx
+    # None for rowscale, cfg, plan, out, residual_out (torch takes trailing Nones beyond apply's arguments)
+    return dx, dw, (db if bias_code >= 0 else None), (dres if want_dres else None), None, None, None, None, None
 
 
 _fn_backward_once = torch.autograd.function.once_differentiable(_fn_backward)
 
 
 class _DarnFn(torch.autograd.Function):
-    """Eager autograd path: apply(x, weight, bias, residual, rowscale, cfg, plan=None), cfg the 11 other
-    arguments of _fwd_impl as one tuple (fewer apply arguments: less per-call work), plan their _fn_plan
-    (eager calls pass their cached one) or None (derived here). Returns (out, residual_out or None,
-    mask or None): residual_out only with prenorm (the backward keeps it as h either way), mask only with
-    store_mask (non-differentiable); rstd / mean / the (seed, offset) pair are saved for the backward, not
-    returned (fewer outputs: less autograd bookkeeping). saved_tensors: (h, weight, rstd, mean, rowscale, mask,
-    rng), rng the device (seed, offset) tensor when darn read the pair from device memory (else None, and
-    ctx.rng_host holds it). ctx.plan: the plan, which the backward reuses (darn_bwd's desc and workspace size)."""
+    """Eager autograd path: apply(x, weight, bias, residual, rowscale, cfg, plan=None, out=None, residual_out=None),
+    cfg the 11 other arguments of _fwd_impl as one tuple (fewer apply arguments: less per-call work), optionally
+    followed by _out_args' checked preallocated outputs, plan their _fn_plan (eager calls pass their cached one)
+    or None (derived here); out / residual_out are the preallocated outputs again, as arguments, so that autograd
+    knows them: what the Function returns of them is a view of each, with this Function's grad_fn (flash-attn's
+    behaviour). Returns (out, residual_out or None, mask or None): residual_out only with prenorm (the backward
+    keeps it as h either way), mask only with store_mask (non-differentiable); rstd / mean / the (seed, offset)
+    pair are kept for the backward, not returned (fewer outputs: less autograd bookkeeping).
+    saved_tensors: (h, weight, rowscale), the tensors a caller may see (version-checked by autograd). ctx.st:
+    (rstd, mean, mask, rng, plan), darn's own (no one else holds them: no SavedVariable needed), rng as
+    _fwd_run returns it, plan the plan, which the backward reuses (darn_bwd's desc and workspace size).
+    _saved(node) gives them all in one tuple."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, residual, rowscale, cfg, plan=None):
+    def forward(ctx, x, weight, bias, residual, rowscale, cfg, plan=None, out=None, residual_out=None):
         if plan is None:
             plan = _fn_plan(cfg, _fwd_plan(x, weight, bias, residual, rowscale is not None, *cfg[:8], True))
-        out, resout, mask, rstd, mean, rng = _fwd_run(plan[0], x, weight, bias, residual, rowscale, cfg[9], cfg[10])
+        out, resout, mask, rstd, mean, rng = _fwd_run(plan[0], x, weight, bias, residual, rowscale, cfg[9], cfg[10],
+                                                      False, cfg[11] if len(cfg) > 11 else None)
         ctx.set_materialize_grads(False)
-        if rng.__class__ is tuple:
-            ctx.rng_host, rng = rng, None
-        else:
-            ctx.rng_host = None
-        ctx.save_for_backward(resout if cfg[6] else x, weight, rstd, mean, rowscale, mask, rng)
-        ctx.plan = plan
+        ctx.save_for_backward(resout if cfg[6] else x, weight, rowscale)
+        ctx.st = (rstd, mean, mask, rng, plan)
         if mask is not None:
             ctx.mark_non_differentiable(mask)
         return out, (resout if cfg[8] else None), mask
@@ -598,6 +704,24 @@ class _DarnFn(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph=True: the results must refuse a second backward
             return _fn_backward_once(ctx, dout, dresout)
         return _fn_backward(ctx, dout, dresout)
+
+
+def _saved(node):
+    """What a _DarnFn node keeps for its backward: (h, weight, rstd, mean, rowscale, mask, rng, plan), rng a tuple
+    of host ints, a device tensor or None (tests and tools)."""
+    h, weight, rowscale = node.saved_tensors
+    rstd, mean, mask, rng, plan = node.st
+    return h, weight, rstd, mean, rowscale, mask, rng, plan
+
+
+# _DarnFn.apply without torch 2.x's Python wrapper of Function.apply (default-argument binding for setup_context,
+# functorch's dead-wrapper unwrapping): the C entry point it ends in, when no functorch transform is active (then
+# the wrapper runs, as it must). torch 1.13's Function.apply is that C function already.
+try:
+    _fn_apply = torch._C._FunctionBase.__dict__["apply"].__get__(None, _DarnFn)
+except (AttributeError, KeyError, TypeError):  # a torch that moved it: the public entry point
+    _fn_apply = _DarnFn.apply
+_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", None)
 
 
 # ---- the custom ops (registered with torch >= 2.4; the bodies and fakes exist on every torch, for tests) ------
@@ -736,11 +860,12 @@ def _check_vector(t, n, what, dev):
 
 
 def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, residual_in_fp32, zero_centered_weight,
-               is_rms_norm, return_dropout_mask, out_dtype, needs_grad):
+               is_rms_norm, return_dropout_mask, out_dtype, needs_grad, want_resout=False):
     """Checks the arguments of a call whose tensors have the right types (shapes, devices, dtypes, values; raises
     on the first bad one) and returns what the call does with them, a function of their metadata alone:
     (eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32, out dtype code, store_residual_out,
-    store_mask, prenorm), _DarnFn's cfg without (seed, offset)."""
+    store_mask, prenorm), _DarnFn's cfg without (seed, offset). want_resout: a residual_out= was given, which
+    darn writes whenever h is not x (flash-attn), with prenorm or not."""
     shape = x.shape
     if len(shape) < 1 or shape[-1] < 1:
         raise ValueError("darn: x has shape %s; it needs a last dim N >= 1" % (tuple(shape),))
@@ -781,7 +906,7 @@ def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, res
                                   % out_dtype)
     rfp32 = residual is None and bool(residual_in_fp32)  # flash-attn: with a residual, h has its dtype
     h_is_x = (residual is None and rowscale is None and dropout_p == 0.0 and not (rfp32 and xdt != torch.float32))
-    store_resout = not h_is_x and bool(prenorm or needs_grad)
+    store_resout = not h_is_x and bool(prenorm or needs_grad or want_resout)
     store_mask = dropout_p > 0.0 and bool(return_dropout_mask)
     return (eps, dropout_p, bool(is_rms_norm), bool(zero_centered_weight), rfp32, out_code, store_resout, store_mask,
             bool(prenorm))
@@ -794,19 +919,74 @@ _plans: dict = {}
 _PLANS_MAX = 4096
 
 
+def _out_check(t, what, x, dtype):
+    """A preallocated output of x's shape, device and the given dtype, not requiring grad in grad mode, whose rows
+    darn can write (N contiguous elements each, one row stride): its row stride, else ValueError / TypeError."""
+    if t.shape != x.shape:
+        raise ValueError("darn: %s has shape %s, x has %s" % (what, tuple(t.shape), tuple(x.shape)))
+    if t.device != x.device:
+        raise ValueError("darn: %s is on %s but x is on %s" % (what, t.device, x.device))
+    if t.dtype != dtype:
+        raise TypeError("darn: %s has dtype %s, the call's %s is %s%s" % (
+            what, t.dtype, what, dtype, " (out_dtype)" if what == "out" else
+            " (residual's dtype; float32 with residual_in_fp32 and no residual; else x's)"))
+    if t.requires_grad and _grad_enabled():
+        raise RuntimeError("darn: %s= requires grad; darn writes into it, which autograd cannot differentiate "
+                           "(pass a tensor that does not require grad, or call under torch.no_grad())" % what)
+    s = _row_stride(t)
+    if s < 0:
+        raise ValueError("darn: %s (shape %s, strides %s) is not rows of N contiguous elements at one row stride "
+                         ">= N, which darn writes: its last dim must be contiguous, its leading dims must flatten "
+                         "into rows without a copy, and rows may not overlap" % (what, tuple(t.shape), t.stride()))
+    return s
+
+
+def _out_args(x, residual, out, residual_out, cfg, needs_grad, compiling=False):
+    """The checked preallocated outputs (out or None, its row stride, residual_out or None, its row stride) of a
+    call with _norm_plan's cfg: out has the output dtype, residual_out the residual-out dtype (h's). residual_out
+    is None here when the call does not produce h (h is x: as in flash-attn it is then neither written nor
+    returned). Overlaps between them and the inputs are darn_fwd's check (DARN_ERR_ALIASING), except one it cannot
+    see: with autograd, when the backward keeps x as h, out may not be x (in place). (Inside torch.compile the
+    outputs are filled with copy_ after the op, and autograd's version check covers that case.)"""
+    so = sro = 0
+    if out is not None:
+        so = _out_check(out, "out", x, _DTYPE[cfg[5]])
+    if residual_out is not None:
+        rd = residual.dtype if residual is not None else (_float32 if cfg[4] else x.dtype)
+        sro = _out_check(residual_out, "residual_out", x, rd)
+        if not cfg[6]:
+            residual_out = None
+    if needs_grad and out is not None and not cfg[6] and not compiling and x.numel() and \
+            out.data_ptr() == x.data_ptr():
+        raise ValueError("darn: out=x in place with autograd would overwrite x, which the backward needs (here h "
+                         "is x: no residual, dropout or rowscale)")
+    return out, so, residual_out, sro
+
+
+def _out_type_error(out, residual_out):
+    for t, what in ((out, "out"), (residual_out, "residual_out")):
+        if t is not None and not isinstance(t, _Tensor):
+            return TypeError("darn: %s must be a torch.Tensor or None, got %s" % (what, type(t).__name__))
+    return None
+
+
 def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm, residual_in_fp32,
              zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out, residual_out, seed, offset):
     """layer_norm_fn's body, positional (rms_norm_fn calls it without a second keyword-argument pass)."""
     if x1 is not None or weight1 is not None or bias1 is not None:
         raise NotImplementedError("darn: x1 / weight1 / bias1 (flash-attn's parallel-residual / two-weight "
                                   "variant) are not supported yet")
-    if out is not None or residual_out is not None:
-        raise NotImplementedError("darn: preallocated out= / residual_out= are not supported yet; darn "
-                                  "allocates its outputs")
     if not (isinstance(x, _Tensor) and isinstance(weight, _Tensor) and (bias is None or isinstance(bias, _Tensor))
             and (residual is None or isinstance(residual, _Tensor))
             and (rowscale is None or isinstance(rowscale, _Tensor))):
         raise _type_error(x, weight, bias, residual, rowscale)
+    given = out is not None or residual_out is not None
+    if given:
+        e = _out_type_error(out, residual_out)
+        if e is not None:
+            raise e
+        if out is not None and out_dtype is None:
+            out_dtype = out.dtype  # flash-attn writes y in out's dtype
     dropout_p, eps = float(dropout_p), float(eps)
     if seed is not None:
         seed, offset = _u64_arg(seed, "seed"), _u64_arg(offset, "offset")
@@ -817,21 +997,23 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
     needs_grad = _grad_enabled() and (
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
         or (residual is not None and residual.requires_grad))
+    want_resout = residual_out is not None
     compiling = _op_fwd is not None and _is_compiling()
     if compiling:  # dynamo traces this: no cache lookups in the graph
         cfg = _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, residual_in_fp32,
-                         zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, needs_grad)
+                         zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, needs_grad, want_resout)
     else:
         key = (x.shape, x.dtype, x.device, weight.shape, weight.dtype, weight.device,
                bias if bias is None else (bias.shape, bias.dtype, bias.device),
                residual if residual is None else (residual.shape, residual.dtype, residual.device),
                rowscale if rowscale is None else (rowscale.shape, rowscale.dtype, rowscale.device),
                eps, dropout_p, prenorm, residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask,
-               out_dtype, needs_grad)
+               out_dtype, needs_grad, want_resout)
         plan = _plans.get(key)
         if plan is None:
             cfg = _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, residual_in_fp32,
-                             zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, needs_grad)
+                             zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, needs_grad,
+                             want_resout)
             fwd = _fwd_plan(x, weight, bias, residual, rowscale is not None, *cfg[:8], needs_grad)
             if needs_grad:
                 fwd = _fn_plan(cfg, fwd)
@@ -846,9 +1028,10 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
     if rowscale is not None:
         rowscale = rowscale.reshape(-1).to(_float32).contiguous()
     eps, dropout_p, is_rms_norm, zero_centered_weight, rfp32, out_code, store_resout, store_mask, prenorm = cfg
+    outs = _out_args(x, residual, out, residual_out, cfg, needs_grad, compiling) if given else None
     if compiling:
         # the custom op (2-D rows); what it does not produce comes back as empty tensors: None here, as on the
-        # eager paths
+        # eager paths. Preallocated outputs are filled with copy_ (traceable; the same bits).
         shape = x.shape
         n = shape[-1]
         x2 = x if len(shape) == 2 else x.reshape(-1, n)
@@ -861,10 +1044,20 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
             y = y.reshape(shape)
             if store_resout:
                 resout = resout.reshape(shape)
+        if outs is not None:
+            if outs[0] is not None:
+                y = outs[0].copy_(y)
+            if outs[2] is not None:
+                resout = outs[2].copy_(resout)
     elif needs_grad:
-        y, resout, mask = _DarnFn.apply(x, weight, bias, residual, rowscale, cfg + (seed, offset), fwd)
+        if _functorch_active is None or not _functorch_active():
+            y, resout, mask = _fn_apply(x, weight, bias, residual, rowscale, cfg + (seed, offset, outs), fwd, out,
+                                        residual_out)
+        else:
+            y, resout, mask = _DarnFn.apply(x, weight, bias, residual, rowscale, cfg + (seed, offset, outs), fwd, out,
+                                            residual_out)
     else:  # nothing to differentiate: skip autograd's bookkeeping and rstd / mean
-        y, resout, mask, _, _, _ = _fwd_run(fwd, x, weight, bias, residual, rowscale, seed, offset)
+        y, resout, mask, _, _, _ = _fwd_run(fwd, x, weight, bias, residual, rowscale, seed, offset, False, outs)
     if not prenorm and not return_dropout_mask:
         return y
     res = [y]
@@ -897,8 +1090,10 @@ def layer_norm_fn(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: O
     residual_out has residual's dtype, float32 with residual_in_fp32 and no residual, else x's dtype; it is
     x itself when there is no residual, dropout or rowscale and no dtype change (as in flash-attn).
     darn extensions (keyword-only): seed / offset (integers in [0, 2**64)) fix the dropout stream instead of
-    drawing it from the default generator (see darn.ops). Not supported (NotImplementedError): x1 / weight1 /
-    bias1, out=, residual_out=.
+    drawing it from the default generator (see darn.ops). out= / residual_out= (flash-attn's): y and h are
+    written into them (shape, device and dtype as the call's; rows of N contiguous elements at one row stride,
+    e.g. the halves of one [M, 2N] buffer; no overlap with the inputs except exactly in place) and returned;
+    residual_out is unused when h is x. Not supported (NotImplementedError): x1 / weight1 / bias1.
     """
     return _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
                     residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out,

@@ -269,8 +269,7 @@ def test_modules():
 def test_not_implemented():
     x = make((2, 8), torch.float32)
     w = torch.ones(8)
-    for kw in ({"x1": x}, {"weight1": w}, {"bias1": w}, {"out": torch.empty_like(x)},
-               {"residual_out": torch.empty_like(x)}):
+    for kw in ({"x1": x}, {"weight1": w}, {"bias1": w}):
         with pytest.raises(NotImplementedError, match="darn"):
             darn.layer_norm_fn(x, w, None, **kw)
 
@@ -370,8 +369,9 @@ def test_missing_library_message():
 def fn_outputs(fb, store_resout, is_rms):
     """_DarnFn's results in darn::fwd's order, (out, residual_out, mask, rstd, mean), None where absent: the
     Function returns (out, residual_out with prenorm, mask) and saves (h, weight, rstd, mean, ...)."""
+    from darn import ops
     out, _, mask = fb
-    saved = out.grad_fn.saved_tensors
+    saved = ops._saved(out.grad_fn)
     return out, saved[0] if store_resout else None, mask, saved[2], None if is_rms else saved[3]
 
 
@@ -611,3 +611,241 @@ def test_fp8_out_dtype_forward(fp8):
     xg = x.clone().requires_grad_()
     with pytest.raises(NotImplementedError, match="fp8"):
         darn.rms_norm_fn(xg, w, None, r, out_dtype=fp8)
+
+
+# ---- preallocated outputs: out= / residual_out= (flash-attn's keyword arguments) ---------------------------------
+SENTINEL = -1234.5  # what the bytes darn must not write hold
+
+
+def _flat(v):
+    return list(v) if isinstance(v, tuple) else [v]
+
+
+OUT_CASES = [
+    # is_rms, shape, x, residual, weight, bias, out_dtype, rowscale, p, prenorm, residual_in_fp32, return mask
+    (True, (6, 40), torch.bfloat16, torch.bfloat16, torch.bfloat16, None, None, False, 0.0, True, False, False),
+    (True, (2, 3, 40), torch.float16, torch.float32, torch.float32, None, torch.float32, False, 0.3, True, False, True),
+    (False, (5, 48), torch.float32, None, torch.float32, torch.float32, None, True, 0.0, False, False, False),
+    (False, (4, 48), torch.bfloat16, None, torch.bfloat16, torch.bfloat16, None, False, 0.2, True, True, False),
+    (True, (4, 48), torch.float32, None, torch.float32, None, torch.bfloat16, False, 0.0, True, False, False),  # h is x
+]
+
+
+@pytest.mark.parametrize("case", OUT_CASES, ids=[str(i) for i in range(len(OUT_CASES))])
+@pytest.mark.parametrize("layout", ["own", "halves", "interleaved_rows", "in_place"])
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "autograd"])
+def test_preallocated_outputs_bitwise(case, layout, grad):
+    """out= / residual_out= give the bits of the allocated-output path (outputs and gradients), written into the
+    given tensors (own buffers, the two halves of one [.., 2N] buffer, even and odd rows of one buffer, or in
+    place over x and residual), nothing written outside their rows; residual_out is neither written nor returned
+    when h is x (flash-attn)."""
+    is_rms, shape, xd, rd, wd, bd, od, has_rs, p, prenorm, rfp32, want_mask = case
+    n = shape[-1]
+    torch.manual_seed(7)
+    base = [make(shape, xd), make(shape, rd) if rd else None, make((n,), wd, False, 0.2, 1.0),
+            make((n,), bd, False, 0.1) if bd else None]
+    rs = torch.rand(shape[:-1]) + 0.5 if has_rs else None
+    out_dt = od or xd
+    h_dt = rd if rd else (torch.float32 if rfp32 else xd)
+    h_is_x = rd is None and not has_rs and p == 0.0 and h_dt == xd
+    kw = dict(eps=1e-5, dropout_p=p, rowscale=rs, prenorm=prenorm, residual_in_fp32=rfp32, is_rms_norm=is_rms,
+              return_dropout_mask=want_mask, out_dtype=od, seed=21 if p else None, offset=4 if p else 0)
+    g = [make(shape, torch.float32) for _ in range(2)]
+
+    def leaves():
+        return [t.detach().clone().requires_grad_(grad and i != 1) if t is not None else None
+                for i, t in enumerate(base)]  # the residual stays without grad: in_place may write over it
+
+    def backward(outs, ts):
+        used = [o for o in outs[:2 if prenorm else 1] if o is not ts[0]]
+        if grad and used:
+            torch.autograd.backward(used, [gi.to(o.dtype) for gi, o in zip(g, used)])
+        return [t.grad for t in ts if t is not None and t.requires_grad]
+
+    x, r, w, b = leaves()
+    want = _flat(darn.layer_norm_fn(x, w, b, r, **kw))
+    want_g = backward(want, (x, r, w, b))
+    want = [t.detach() if t is not None else None for t in want]
+
+    x, r, w, b = leaves()
+    lead = shape[:-1]
+    if layout == "own":
+        out = torch.full(shape, SENTINEL, dtype=out_dt)
+        ro = torch.full(shape, SENTINEL, dtype=h_dt)
+    elif layout == "halves":  # out = buf[..., :N], residual_out = buf[..., N:] (one dtype: both views of buf)
+        if out_dt != h_dt:
+            pytest.skip("halves of one buffer need one dtype")
+        buf = torch.full(lead + (2 * n,), SENTINEL, dtype=out_dt)
+        out, ro = buf[..., :n], buf[..., n:]
+    elif layout == "interleaved_rows":  # rows 0, 2, 4, ... and 1, 3, 5, ... of one [2M, N] buffer
+        if out_dt != h_dt:
+            pytest.skip("interleaved rows of one buffer need one dtype")
+        m = x.numel() // n
+        buf = torch.full((2 * m, n), SENTINEL, dtype=out_dt)
+        out, ro = buf[0::2].view(shape), buf[1::2].view(shape)
+    else:  # in place: out over x, residual_out over residual (same dtype and strides only)
+        if grad or out_dt != xd or r is None or h_dt != r.dtype:
+            pytest.skip("in place needs out's dtype = x's, residual_out's = residual's, and no autograd on x")
+        out, ro = x, r
+    ro_before = ro.clone()
+    got = _flat(darn.layer_norm_fn(x, w, b, r, out=out, residual_out=ro, **kw))
+    got_g = backward(got, (x, r, w, b))
+    assert len(got) == len(want)
+    for i, (u, v) in enumerate(zip(got, want)):
+        assert (u is None) == (v is None), i
+        if u is not None:
+            assert_bitwise(u.detach(), v, "output %d" % i)
+    # y is the given out (no grad) or a view of it with darn's grad_fn (autograd): its memory either way
+    assert got[0].data_ptr() == out.data_ptr()
+    if grad:
+        assert got[0].grad_fn is not None and "DarnFn" in got[0].grad_fn.name()
+    else:
+        assert got[0] is out
+    assert_bitwise(out, want[0], "out")
+    if h_is_x:  # flash-attn: residual_out is not used, the prenorm output is x
+        if layout != "in_place":
+            assert_bitwise(ro, ro_before, "residual_out untouched")
+        if prenorm:
+            assert got[1] is x
+    else:  # h, also without prenorm (flash-attn writes it whenever h is not x)
+        h = want[1] if prenorm else darn.layer_norm_fn(base[0], base[2], base[3], base[1],
+                                                       **dict(kw, prenorm=True, return_dropout_mask=False))[1]
+        assert_bitwise(ro, h, "residual_out")
+        if prenorm:
+            assert got[1].data_ptr() == ro.data_ptr()
+    for u, v in zip(got_g, want_g):
+        assert_bitwise(u, v, "gradient")
+
+
+def test_preallocated_outputs_strided_rows_leave_gaps_alone():
+    """out / residual_out with row stride > N (columns [3, 3 + N) of a wider buffer): the bytes between rows stay."""
+    n = 32
+    x, r = make((5, n), torch.float32), make((5, n), torch.float32)
+    w = make((n,), torch.float32, False, 0.2, 1.0)
+    buf = torch.full((5, 2 * n + 7), SENTINEL)
+    out, ro = buf[:, 3:3 + n], buf[:, 3 + n + 2:3 + 2 * n + 2]
+    y, h = darn.rms_norm_fn(x, w, None, r, prenorm=True, out=out, residual_out=ro)
+    y0, h0 = darn.rms_norm_fn(x, w, None, r, prenorm=True)
+    assert y is out and h is ro
+    assert_bitwise(out, y0)
+    assert_bitwise(ro, h0)
+    rest = torch.ones_like(buf, dtype=torch.bool)
+    rest[:, 3:3 + n] = False
+    rest[:, 3 + n + 2:3 + 2 * n + 2] = False
+    assert (buf[rest] == SENTINEL).all()
+
+
+def test_preallocated_outputs_modules_and_custom_op_path(monkeypatch):
+    """The modules pass out= / residual_out= through; the custom-op path (what torch.compile traces; emulated on
+    torch < 2.4) fills them with the same bits."""
+    from darn import ops
+    n = 48
+    x, r = make((3, n), torch.bfloat16), make((3, n), torch.float32)
+    mod = darn.DropoutAddRMSNorm(n, prenorm=True, dtype=torch.bfloat16)
+    want = mod(x, r)
+    out, ro = torch.empty_like(x), torch.empty_like(r)
+    got = mod(x, r, out=out, residual_out=ro)  # the weight requires grad: views of out / ro with darn's grad_fn
+    assert got[0].data_ptr() == out.data_ptr() and got[1].data_ptr() == ro.data_ptr()
+    for u, v in zip(got, want):
+        assert_bitwise(u, v)
+    ln = darn.LayerNorm(n, dtype=torch.bfloat16)
+    out2 = torch.empty_like(x)
+    with torch.no_grad():
+        assert ln(x, out=out2) is out2 and torch.equal(out2, ln(x))
+    monkeypatch.setattr(ops, "_is_compiling", lambda: True)
+    monkeypatch.setattr(ops, "_op_fwd", torch.ops.darn.fwd if darn.HAS_CUSTOM_OP else _EmulatedOp.apply)
+    xg = x.clone().requires_grad_()
+    out3, ro3 = torch.empty_like(x), torch.empty_like(r)
+    y, h = darn.rms_norm_fn(xg, mod.weight, None, r, prenorm=True, eps=1e-5, out=out3, residual_out=ro3)
+    assert_bitwise(out3, want[0].detach())
+    assert_bitwise(ro3, want[1].detach())
+    assert y.data_ptr() == out3.data_ptr() and y.requires_grad
+
+
+def test_preallocated_outputs_errors():
+    x, r = make((4, 16), torch.float32), make((4, 16), torch.bfloat16)
+    w = torch.ones(16)
+    with pytest.raises(ValueError, match="out has shape"):
+        darn.rms_norm_fn(x, w, None, r, out=torch.empty(4, 17))
+    with pytest.raises(ValueError, match="residual_out has shape"):
+        darn.rms_norm_fn(x, w, None, r, residual_out=torch.empty(2, 16, dtype=torch.bfloat16))
+    with pytest.raises(TypeError, match="out has dtype torch.float16, the call's out is torch.float32"):
+        darn.rms_norm_fn(x, w, None, r, out=torch.empty(4, 16, dtype=torch.float16), out_dtype=torch.float32)
+    with pytest.raises(TypeError, match="float32, torch.float16 and torch.bfloat16"):
+        darn.rms_norm_fn(x, w, None, r, out=torch.empty(4, 16, dtype=torch.float64))
+    with pytest.raises(TypeError, match="residual_out has dtype torch.float32, the call's residual_out is "
+                                        "torch.bfloat16"):
+        darn.rms_norm_fn(x, w, None, r, prenorm=True, residual_out=torch.empty(4, 16))
+    with pytest.raises(ValueError, match="out is on meta but x is on cpu"):
+        darn.rms_norm_fn(x, w, None, r, out=torch.empty(4, 16, device="meta"))
+    with pytest.raises(TypeError, match="out must be a torch.Tensor or None, got list"):
+        darn.rms_norm_fn(x, w, None, r, out=[0.0] * 64)
+    with pytest.raises(TypeError, match="residual_out must be a torch.Tensor or None, got int"):
+        darn.rms_norm_fn(x, w, None, r, residual_out=3)
+    # layouts darn cannot write: last dim strided (interleaved columns), broadcast rows, leading dims that
+    # do not flatten into rows
+    with pytest.raises(ValueError, match="not rows of N contiguous elements"):
+        darn.rms_norm_fn(x, w, None, r, out=torch.empty(4, 16, 2)[..., 0])
+    with pytest.raises(ValueError, match="not rows of N contiguous elements"):
+        darn.rms_norm_fn(x, w, None, r, out=torch.empty(1, 16).expand(4, 16))
+    x3 = make((2, 3, 16), torch.float32)
+    with pytest.raises(ValueError, match="not rows of N contiguous elements"):
+        darn.rms_norm_fn(x3, w, None, out=torch.empty(3, 2, 16).transpose(0, 1))
+    # overlaps: darn_fwd's check, named for out= / residual_out=
+    buf = torch.empty(4, 24)
+    with pytest.raises(darn.DarnArgumentError, match="out= / residual_out= may not overlap.*output out overlaps "
+                                                     "input x"):
+        xo = buf[:, :16]
+        darn.rms_norm_fn(xo, w, None, out=buf[:, 8:24])
+    shared = torch.empty(4, 16, dtype=torch.bfloat16)
+    with pytest.raises(darn.DarnArgumentError, match="overlaps"):
+        darn.rms_norm_fn(x.bfloat16(), w, None, r, prenorm=True, out=shared, residual_out=shared)
+    with pytest.raises(darn.DarnArgumentError, match="overlaps input weight"):
+        wide = torch.ones(4, 16)
+        darn.rms_norm_fn(x, wide[3], None, r, out=wide)
+    assert isinstance(darn.DarnArgumentError(9, "m"), ValueError)
+    # in place on x is allowed with the same dtype and stride only
+    xb = x.bfloat16()
+    with pytest.raises(darn.DarnArgumentError, match="in place is allowed only"):
+        darn.rms_norm_fn(xb, w, None, out=xb.view(torch.float16))
+    # autograd: out= may not require grad, and may not be x when the backward keeps x as h
+    xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+    with pytest.raises(RuntimeError, match="out= requires grad"):
+        darn.rms_norm_fn(x, wg, None, r, out=torch.empty(4, 16, requires_grad=True))
+    with pytest.raises(ValueError, match="out=x in place with autograd"):
+        darn.rms_norm_fn(x, wg, None, out=x)
+    with torch.no_grad():  # under no_grad an output that requires grad is fine (as for torch's in-place ops)
+        o = torch.empty(4, 16, requires_grad=True)
+        assert darn.rms_norm_fn(xg, wg, None, r, out=o) is o
+
+
+@pytest.mark.parametrize("cfg", [(True, torch.bfloat16, torch.bfloat16, 0.0, False, False),
+                                 (False, torch.float32, torch.float32, 0.0, True, False),
+                                 (True, torch.bfloat16, torch.float32, 0.0, True, False),  # two dtypes: no alias
+                                 (True, torch.float16, torch.float16, 0.2, False, False),  # dropout: no alias
+                                 (False, torch.float32, torch.float32, 0.0, False, True)],  # rowscale: no alias
+                         ids=["rms-bf16", "ln-f32-prenorm", "two-dtypes", "dropout", "rowscale"])
+def test_dresidual_is_dx_only_when_the_bits_are_equal(cfg):
+    """With p = 0, no rowscale and one dtype for x and residual, the backward returns dx as dresidual too (one
+    tensor, as torch's add does): its bits are the dresidual darn_bwd writes when asked for it."""
+    from darn import ops
+    is_rms, xd, rd, p, prenorm, has_rs = cfg
+    n = 40
+    x, r = make((6, n), xd, True), make((6, n), rd, True)
+    w = make((n,), torch.float32, True, 0.2, 1.0)
+    rs = torch.rand(6) + 0.5 if has_rs else None
+    outs = _flat(darn.layer_norm_fn(x, w, None, r, dropout_p=p, rowscale=rs, prenorm=prenorm, is_rms_norm=is_rms,
+                                    seed=3))
+    gy = make((6, n), xd)
+    gh = make((6, n), rd)
+    h, weight, rstd, mean, rowscale, mask, rng, (fwd, bcfg) = ops._saved(outs[0].grad_fn)
+    dx, dres, dw, _ = ops._bwd_run(fwd[0], fwd[8], fwd[7], gy, h, weight, rstd, mean, rowscale,
+                                   gh if prenorm else None, mask, rng, True)
+    torch.autograd.backward(outs, [gy, gh] if prenorm else [gy])
+    assert_bitwise(x.grad, dx, "dx")
+    assert_bitwise(r.grad, dres, "dresidual")
+    assert_bitwise(w.grad, dw, "dweight")
+    alias = p == 0.0 and not has_rs and xd == rd
+    assert bcfg[9] == alias
+    if alias:
+        assert_bitwise(dres, dx, "dresidual = dx")

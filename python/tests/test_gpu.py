@@ -115,6 +115,39 @@ def test_noncontiguous_and_side_stream_bitwise():
     assert_bitwise(darn.rms_norm_fn(xt, w, None), darn.rms_norm_fn(xt.to(DEV), w.to(DEV), None).cpu(), "transposed")
 
 
+def test_preallocated_outputs_and_cached_workspace_bitwise():
+    """out= / residual_out= as the two halves of one [M, 2N] buffer on the GPU: the CPU's bits, forward and
+    backward; the backward's workspace (one per device and stream) reused across calls and streams."""
+    m, n = 24, 1024
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(m, n, generator=g).bfloat16()
+    r = torch.randn(m, n, generator=g).bfloat16()
+    w = (torch.randn(n, generator=g) * 0.1 + 1).bfloat16()
+    gy = torch.randn(m, n, generator=g).bfloat16()
+
+    def run(dev, stream=None):
+        xx, ww = x.to(dev).requires_grad_(), w.to(dev).requires_grad_()
+        buf = torch.empty(m, 2 * n, dtype=torch.bfloat16, device=dev)
+        y, h = darn.rms_norm_fn(xx, ww, None, r.to(dev), prenorm=True, dropout_p=0.1, seed=3,
+                                out=buf[:, :n], residual_out=buf[:, n:])
+        assert y.data_ptr() == buf.data_ptr()
+        y.backward(gy.to(dev))
+        return [t.detach().cpu() for t in (buf, xx.grad, ww.grad)]
+
+    want = run("cpu")
+    for _ in range(2):
+        for got in (run(DEV), run(DEV)):
+            for u, v in zip(got, want):
+                assert_bitwise(u, v)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        got = run(DEV)
+    s.synchronize()
+    for u, v in zip(got, want):
+        assert_bitwise(u, v)
+
+
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_second_device():
     x = torch.randn(8, 256)
@@ -199,7 +232,7 @@ def test_cuda_graph_capture_and_replay():
 
     def step():
         y, h, mask, _ = darn.rms_norm_fn(x, w, None, r, dropout_p=0.3, prenorm=True, return_dropout_mask=True)
-        rng = _darn_node(y).saved_tensors[6]  # the (seed, offset) device tensor darn read
+        rng = darn.ops._saved(_darn_node(y))[6]  # the (seed, offset) device tensor darn read
         torch.autograd.backward([y, h], [gy, gh])
         return y, h, mask, rng
 
@@ -304,7 +337,10 @@ def test_overhead_small_batch():
         res["fwd_no_grad_us"] = per_call(lambda: darn.rms_norm_fn(x, w, None, r))
         res["fwd_prenorm_no_grad_us"] = per_call(lambda: darn.rms_norm_fn(x, w, None, r, prenorm=True))
         res["fwd_dropout_no_grad_us"] = per_call(lambda: darn.rms_norm_fn(x, w, None, r, dropout_p=0.1))
+        out = torch.empty_like(x)
+        res["fwd_no_grad_out_us"] = per_call(lambda: darn.rms_norm_fn(x, w, None, r, out=out))
         res["torch_add_us"] = per_call(lambda: x + r)
+        res["torch_add_out_us"] = per_call(lambda: torch.add(x, r, out=out))
         if hasattr(torch.nn.functional, "rms_norm"):
             res["torch_F_rms_norm_us"] = per_call(lambda: torch.nn.functional.rms_norm(x, (n,), w, 1e-6))
     res["fwd_autograd_us"] = per_call(lambda: darn.rms_norm_fn(xg, wg, None, r, prenorm=True))

@@ -177,8 +177,21 @@ def darn_cases(b, darn, x, r, w, g):
         b.time("darn.fwd_nograd_p0.1", lambda: darn.rms_norm_fn(x, w, None, r, dropout_p=0.1))
         b.time("darn.layer_norm_fwd_nograd", lambda: darn.layer_norm_fn(x, w, w, r))
         b.device_time("darn.fwd_nograd", lambda: darn.rms_norm_fn(x, w, None, r))
+        # preallocated outputs (out= / residual_out=): no allocation, like torch.add_out_no_alloc
+        out, ro = torch.empty_like(x), torch.empty_like(r)
+        both = torch.empty(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype, device=x.device)
+        n = x.shape[-1]
+        b.time("darn.fwd_nograd_out", lambda: darn.rms_norm_fn(x, w, None, r, out=out))
+        b.time("darn.fwd_nograd_prenorm_out_residual_out",
+               lambda: darn.rms_norm_fn(x, w, None, r, prenorm=True, out=out, residual_out=ro))
+        lo, hi = both[..., :n], both[..., n:]  # views made once: their slicing is the caller's cost
+        b.time("darn.fwd_nograd_prenorm_out_residual_out_halves",
+               lambda: darn.rms_norm_fn(x, w, None, r, prenorm=True, out=lo, residual_out=hi))
     backward_cases(b, "darn", lambda xx, rr, ww: darn.rms_norm_fn(xx, ww, None, rr, eps=EPS), x, r, w, g)
     xg, rg, wg = leaves(x, r, w)
+    out = torch.empty_like(x)
+    b.time("darn.fwd_grad_out", lambda: darn.rms_norm_fn(xg, wg, None, rg, prenorm=True, out=out))
+    b.time("darn.fwd_bwd_out.backward_xw", lambda: darn.rms_norm_fn(xg, wg, None, r, out=out).backward(g))
     b.time("darn.fwd_grad_p0.1", lambda: darn.rms_norm_fn(xg, wg, None, rg, dropout_p=0.1))
     b.time("darn.fwd_bwd_p0.1.autograd_grad",
            lambda: torch.autograd.grad(darn.rms_norm_fn(xg, wg, None, rg, dropout_p=0.1), (xg, wg, rg), g))
@@ -224,6 +237,24 @@ class _Noop(torch.autograd.Function):
         return grads[0], grads[1], None, grads[2], None, None, None
 
 
+class _NoopAlloc(torch.autograd.Function):
+    """_Noop with darn's allocations: forward out, h, rstd; backward dx, dweight (no darn call)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, residual, rowscale, cfg, plan):
+        ctx.set_materialize_grads(False)
+        h = torch.empty_like(x)
+        rstd = x.new_empty((x.shape[0],), dtype=torch.float32)
+        ctx.save_for_backward(h, weight, None)
+        ctx.st = (rstd, None, None, None, plan)
+        return torch.empty_like(x), None, None
+
+    @staticmethod
+    def backward(ctx, dout, dresout, dmask):
+        h, weight, _ = ctx.saved_tensors
+        return torch.empty_like(h), torch.empty_like(weight), None, None, None, None, None
+
+
 def darn_backward_parts(b, darn, x, r, w, g):
     """darn.fwd_bwd taken apart: see the module docstring (bwd.*, autograd.noop.*)."""
     from darn import _lib as L
@@ -232,8 +263,11 @@ def darn_backward_parts(b, darn, x, r, w, g):
     xg, rg, wg = leaves(x, r, w)
     y = darn.rms_norm_fn(xg, wg, None, rg, eps=EPS)  # the graph the retained-graph cases reuse
     node = y.grad_fn
-    h, weight, rstd, mean, rowscale, mask, rng = node.saved_tensors
-    fwd, bcfg = node.plan
+    if hasattr(ops, "_saved"):
+        h, weight, rstd, mean, rowscale, mask, rng, (fwd, bcfg) = ops._saved(node)
+    else:  # an older darn (before/after comparisons with this script): everything in saved_tensors
+        h, weight, rstd, mean, rowscale, mask, rng = node.saved_tensors
+        fwd, bcfg = node.plan
     dv, ws_bytes, backend = fwd[0], fwd[8], fwd[7]
     b.cur.setdefault("info", {})["bwd_workspace_bytes"] = ws_bytes
     b.time("bwd.ws_alloc", lambda: x.new_empty((ws_bytes,), dtype=torch.uint8))
@@ -272,6 +306,17 @@ def darn_backward_parts(b, darn, x, r, w, g):
         return _Noop.apply(xx, ww, None, rr, None, cfg, grads)[0]
     yn = noop(xg, rg, wg)
     b.time("autograd.noop.fwd", lambda: noop(xg, rg, wg))
+    # the same through the C entry point darn calls (torch 2.x: without Function.apply's Python wrapper)
+    c_apply = torch._C._FunctionBase.__dict__["apply"].__get__(None, _Noop)
+    b.time("autograd.noop.fwd_c_apply", lambda: c_apply(xg, wg, None, rg, None, cfg, grads)[0])
+    # the no-op with darn's allocations (out, h, rstd; dx, dweight) and no darn call: autograd + allocator alone
+    b.time("autograd.noop_alloc.fwd_bwd.backward_xw",
+           lambda: _NoopAlloc.apply(xg, wg, None, r, None, cfg, None)[0].backward(g))
+    if ops.HAS_CUSTOM_OP:  # the registered custom op, eagerly (what torch.compile traces): its dispatcher + autograd
+        op_args = (EPS, 0.0, True, False, False, L.BF16, True, False, True, None, 0)
+        b.time("darn.custom_op.fwd_grad", lambda: torch.ops.darn.fwd(xg, wg, None, rg, None, *op_args)[0])
+        b.time("darn.custom_op.fwd_bwd.backward_xw",
+               lambda: torch.ops.darn.fwd(xg, wg, None, r, None, *op_args)[0].backward(g))
     b.time("autograd.noop.engine", lambda: torch.autograd.grad(yn, (xg, wg, rg), g, retain_graph=True))
     b.time("autograd.noop.fwd_bwd.backward_xw", lambda: noop(xg, r, wg).backward(g))
     b.time("autograd.noop.fwd_bwd.autograd_grad", lambda: torch.autograd.grad(noop(xg, rg, wg), (xg, wg, rg), g))
