@@ -140,8 +140,8 @@ void darn_cpu_wgrad_reduce(const darn_plan *pl, float *qw, float *qb, void *dwei
 
 darn_status darn_cpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace)
 {
-    float *qw = (float *)workspace;
-    float *qb = pl->has_bias ? qw + pl->wgrad_chunks * pl->n : NULL;
+    float *qw = (float *)workspace; /* NULL when m == 0: the workspace size is then 0 */
+    float *qb = pl->has_bias && qw ? qw + pl->wgrad_chunks * pl->n : NULL;
     if (pl->m > 0) darn_cpu_bwd_chunks(pl, t, qw, qb);
     darn_cpu_wgrad_reduce(pl, qw, qb, t->dweight, t->dbias);
     return DARN_OK;
