@@ -39,6 +39,7 @@ struct darn_bwd_args {
     const float *rstd, *mean, *rowscale;   /* [M] */
     const uint8_t *mask;                   /* [M][mask_row_bytes], read when mask_read */
     float *partial_w, *partial_b;          /* [G][N] chunk partials (workspace) */
+    float *rowc;                           /* [M][2] (c1, c2) of re-read rows (workspace; darn_bwd_rowsums) */
     int64_t m, n, groups, mask_row_bytes, chunk_rows, chunks;
     darn_rng_args rng;
     uint32_t opt;

@@ -1,6 +1,7 @@
 /*
- * bwd.hip — the backward (docs/numerics.md §6): one body, darn_bwd<Dt, K, REREAD, BIAS>, the pass of the
- * dweight/dbias tree, and the backward rows of the dispatch table.
+ * bwd.hip — the backward (docs/numerics.md §6): one body for rows in registers, darn_bwd<Dt, K, BIAS>, the two
+ * kernels of re-read rows (darn_bwd_rowsums, darn_bwd_cols), the pass of the dweight/dbias tree, and the
+ * backward rows of the dispatch table.
  *
  * Rows come in the chunks of §6 (a function of M and N only). A slot (the P threads of a row) takes whole
  * chunks and walks their rows in order, adding each row's dweight (dbias) terms to the partial of its
@@ -9,8 +10,7 @@
  * With the row in registers (K <= 4 groups per thread) a thread issues the loads of its next row's first
  * groups before the current row's sums and reads those groups of the current row again (cache hits) for
  * its outputs, so the sums and stores overlap the next row's memory traffic (DARN_BWD_PREFETCH=0 keeps
- * the row instead). Re-read rows
- * (REREAD) read h and dy twice and keep the partials in the workspace.
+ * the row instead). Re-read rows: see darn_bwd_rowsums below.
  */
 #include "kernels.h"
 
@@ -20,7 +20,6 @@
 
 #define DARN_BWD_REREAD_BATCH 2 /* groups per thread and step in the re-read rows (compile-time dtypes; 1 otherwise) */
 
-template <bool REREAD> __host__ __device__ constexpr int darn_bwd_bound() { return 512; }
 
 /* xhat, gy and g = gy * w' of a group (§6). */
 template <class Dt>
@@ -146,16 +145,14 @@ __device__ __forceinline__ void bwd_load_w(const darn_bwd_args &a, int t, typena
     if (j < a.groups) Dt::template load<DARN_ROLE_W>(rw[k], a.w, 0, j, a.n);
 }
 
-template <class Dt, int K, bool REREAD, bool BIAS>
-__global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD || K > 2 ? 2 : 8)) darn_bwd(const darn_bwd_args a)
+template <class Dt, int K, bool BIAS>
+__global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(const darn_bwd_args a)
 {
     using RH = typename Dt::template raw<DARN_ROLE_RO>;
     using RDY = typename Dt::template raw<DARN_ROLE_O>;
     using RW = typename Dt::template raw<DARN_ROLE_W>;
-    constexpr int B = REREAD ? (Dt::is_static ? DARN_BWD_REREAD_BATCH : 1) : K;
-    __shared__ float smem[2 * 2 * B * 32]; /* darn_row_allreduce's two halves of 2 * B values */
+    __shared__ float smem[2 * 2 * K * 32]; /* darn_row_allreduce's two halves of 2 * K values */
     int phase = 0;
-    __shared__ float stack[REREAD ? 2 * DARN_STREAM_LEVELS + 2 : 1];
     const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p;
     const int64_t groups = a.groups, R = a.chunk_rows;
     const int64_t slot_stride = (int64_t)gridDim.x * a.rows_per_block;
@@ -164,7 +161,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD || K > 2 
     uint64_t seed = 0, offset = 0;
     if ((a.opt & DARN_OPT_DROPOUT) && !a.mask_read) darn_rng_state(a.rng, seed, offset);
 
-    if constexpr (!REREAD) {
+    {
         /* What stays in registers across a row's sums decides the order of work: the next row's first
          * PFK groups are loaded before this row's sums (this row's are read again afterwards: cache hits);
          * the weight stays in registers across rows only for K = 1; dresidual_out is loaded after the
@@ -277,117 +274,149 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_bwd_bound<REREAD>()), (REREAD || K > 2 
                 });
             }
         }
-    } else {
-        /* Re-read rows: one slot per block (P = DARN_REREAD_P), B groups per thread per step. */
-        const int64_t kr = (groups + p - 1) / p;
-        float *const st1 = stack, *const st2 = stack + DARN_STREAM_LEVELS;
-        for (int64_t g = blockIdx.x; g < a.chunks; g += gridDim.x) {
-            for (int64_t i = 0; i < R; i++) {
-                bool on;
-                const int64_t r = bwd_walk_row(a, g, i, on);
-                if (!on) break; /* uniform: one slot per block */
-                const float rstd = a.rstd[r];
-                const float mean = layer ? a.mean[r] : 0.0f;
-                const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
-                /* Pass one: the row's sums, B columns at a time, into the trees over columns. */
-                for (int64_t kb = 0; kb < kr; kb += B) {
-                    RH rh[B] = {};
-                    RDY rdy[B] = {};
-                    RW rw[B] = {};
-                    darn_unroll<B>([&](auto bb) {
-                        constexpr int b = decltype(bb)::value;
-                        const int64_t j = t + (kb + b) * p;
-                        if (j < groups) {
-                            Dt::template load<DARN_ROLE_RO>(rh[b], a.h, r, j, a.n);
-                            Dt::template load<DARN_ROLE_O>(rdy[b], a.dy, r, j, a.n);
-                            Dt::template load<DARN_ROLE_W>(rw[b], a.w, 0, j, a.n);
-                        }
-                    });
-                    float acc[2 * B];
-                    darn_unroll<B>([&](auto bb) {
-                        constexpr int b = decltype(bb)::value;
-                        const int64_t j = t + (kb + b) * p;
-                        acc[b] = acc[B + b] = -0.0f;
-                        if (j < groups) {
-                            float xhat[8], gy[8], gg[8];
-                            bwd_group_terms<Dt>(a, rh[b], rdy[b], rw[b], mean, rstd, xhat, gy, gg);
-                            bwd_group_sums<Dt>(a, j, xhat, gg, acc[b], acc[B + b]);
-                        }
-                    });
-                    darn_row_allreduce<2 * B>(acc, p, smem, phase);
-                    if (t == 0) {
+    }
+}
+
+/* ---- re-read rows (rows too wide for a slot's registers): two kernels --------------------------------
+ * A row's c1 / c2 need the whole row, and a chunk's dweight partial needs its rows in order; one block
+ * per chunk doing both left a grid of G = ceil(M / R) blocks (32 at N = 65536, M·N = 2^26). So the sums
+ * come first, one row per block (darn_bwd_rowsums: P = DARN_REREAD_P threads, B groups per thread and
+ * step, the column sums into the stream tree of reduce.h), into the workspace as (c1, c2) per row; then
+ * darn_bwd_cols gives each thread one group of one chunk: it walks the chunk's rows in order (the §6
+ * sequential sum, in registers) and writes their dresidual / dx, its loads DARN_BWD_COLS_AHEAD rows ahead.
+ * G · ceil(N / 8) threads: 2^18 and more once M·N >= 2^21 (§6). h and dy are read twice. */
+
+/* c1, c2 (the row means of §6's two sums) of row r into rowc[2r], rowc[2r + 1]. */
+template <class Dt>
+__global__ void DARN_LAUNCH_BOUNDS(DARN_REREAD_P, 2) darn_bwd_rowsums(const darn_bwd_args a)
+{
+    using RH = typename Dt::template raw<DARN_ROLE_RO>;
+    using RDY = typename Dt::template raw<DARN_ROLE_O>;
+    using RW = typename Dt::template raw<DARN_ROLE_W>;
+    constexpr int B = Dt::is_static ? DARN_BWD_REREAD_BATCH : 1;
+    __shared__ float smem[2 * 2 * B * 32]; /* darn_row_allreduce's two halves of 2 * B values */
+    int phase = 0;
+    __shared__ float stack[2 * DARN_STREAM_LEVELS]; /* thread 0's (shared memory: indexed at run time) */
+    float *const st1 = stack, *const st2 = stack + DARN_STREAM_LEVELS;
+    const int p = DARN_REREAD_P, t = threadIdx.x;
+    const int64_t groups = a.groups, kr = (groups + p - 1) / p;
+    const float nf = (float)a.n;
+    const bool layer = a.opt & DARN_OPT_LAYER;
+    for (int64_t r = blockIdx.x; r < a.m; r += gridDim.x) {
+        const float rstd = a.rstd[r];
+        const float mean = layer ? a.mean[r] : 0.0f;
+        for (int64_t kb = 0; kb < kr; kb += B) {
+            RH rh[B] = {};
+            RDY rdy[B] = {};
+            RW rw[B] = {};
+            darn_unroll<B>([&](auto bb) {
+                constexpr int b = decltype(bb)::value;
+                const int64_t j = t + (kb + b) * p;
+                if (j < groups) {
+                    Dt::template load<DARN_ROLE_RO>(rh[b], a.h, r, j, a.n);
+                    Dt::template load<DARN_ROLE_O>(rdy[b], a.dy, r, j, a.n);
+                    Dt::template load<DARN_ROLE_W>(rw[b], a.w, 0, j, a.n);
+                }
+            });
+            float acc[2 * B];
+            darn_unroll<B>([&](auto bb) {
+                constexpr int b = decltype(bb)::value;
+                const int64_t j = t + (kb + b) * p;
+                acc[b] = acc[B + b] = -0.0f;
+                if (j < groups) {
+                    float xhat[8], gy[8], gg[8];
+                    bwd_group_terms<Dt>(a, rh[b], rdy[b], rw[b], mean, rstd, xhat, gy, gg);
+                    bwd_group_sums<Dt>(a, j, xhat, gg, acc[b], acc[B + b]);
+                }
+            });
+            darn_row_allreduce<2 * B>(acc, p, smem, phase);
+            if (t == 0) {
 #pragma unroll
-                        for (int b = 0; b < B; b++)
-                            if (kb + b < kr) {
-                                darn_stream_push(st1, kb + b, acc[b]);
-                                darn_stream_push(st2, kb + b, acc[B + b]);
-                            }
+                for (int b = 0; b < B; b++)
+                    if (kb + b < kr) {
+                        darn_stream_push(st1, kb + b, acc[b]);
+                        darn_stream_push(st2, kb + b, acc[B + b]);
                     }
-                }
-                __syncthreads();
-                if (t == 0) {
-                    stack[2 * DARN_STREAM_LEVELS] = darn_stream_total(st1, kr);
-                    stack[2 * DARN_STREAM_LEVELS + 1] = darn_stream_total(st2, kr);
-                }
-                __syncthreads();
-                const float c1 = darn_row_mean(stack[2 * DARN_STREAM_LEVELS], nf);
-                const float c2 = layer ? darn_row_mean(stack[2 * DARN_STREAM_LEVELS + 1], nf) : 0.0f;
-                __syncthreads(); /* the stacks are rewritten by the next row */
-                /* Pass two: outputs; the chunk partials of the thread's columns, read and written per row. */
-                for (int64_t kb = 0; kb < kr; kb += B) {
-                    RH rh[B] = {}, rdr[B] = {};
-                    RDY rdy[B] = {};
-                    RW rw[B] = {};
-                    uint32_t bits[B];
-                    darn_unroll<B>([&](auto bb) {
-                        constexpr int b = decltype(bb)::value;
-                        const int64_t j = t + (kb + b) * p;
-                        bits[b] = 0xFFu;
-                        if (j < groups) {
-                            Dt::template load<DARN_ROLE_RO>(rh[b], a.h, r, j, a.n);
-                            Dt::template load<DARN_ROLE_O>(rdy[b], a.dy, r, j, a.n);
-                            Dt::template load<DARN_ROLE_W>(rw[b], a.w, 0, j, a.n);
-                            if (a.dresout.p) Dt::template load<DARN_ROLE_RO>(rdr[b], a.dresout, r, j, a.n);
-                            /* the seed in vector registers: the Philox round keys are then computed where
-                             * they are used, not held in scalar registers across the loops (compat.h) */
-                            bits[b] = bwd_group_bits<Dt>(a, (uint64_t)darn_in_vgpr((int64_t)seed), offset, r, j);
-                        }
-                    });
-                    darn_unroll<B>([&](auto bb) {
-                        constexpr int b = decltype(bb)::value;
-                        const int64_t j = t + (kb + b) * p;
-                        if (j < groups) {
-                            float pw[8], pb[8], xhat[8], gy[8], gg[8];
-                            /* Compile-time dtypes: the partials' loads fly with the row's. Run-time dtypes: the
-                             * row's terms first (added to -0.0, which gives the term itself), the partials after
-                             * (p + t, the same addition): fewer values live at once (AMD spilled). */
-                            constexpr bool EARLY = Dt::is_static;
-#pragma unroll
-                            for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
-                            if (EARLY && i > 0) {
-                                partial_load(a.partial_w + g * a.n, j, a.n, pw);
-                                if constexpr (BIAS) partial_load(a.partial_b + g * a.n, j, a.n, pb);
-                            }
-                            bwd_group_terms<Dt>(a, rh[b], rdy[b], rw[b], mean, rstd, xhat, gy, gg);
-                            bwd_group_out<Dt, BIAS>(a, r, j, xhat, gy, gg, c1, c2, rstd, rs, bits[b], rdr[b], pw, pb);
-                            if (!EARLY && i > 0) {
-                                float q[8];
-                                partial_load(a.partial_w + g * a.n, j, a.n, q);
-#pragma unroll
-                                for (int e = 0; e < 8; e++) pw[e] = q[e] + pw[e];
-                                if constexpr (BIAS) {
-                                    partial_load(a.partial_b + g * a.n, j, a.n, q);
-#pragma unroll
-                                    for (int e = 0; e < 8; e++) pb[e] = q[e] + pb[e];
-                                }
-                            }
-                            partial_store(a.partial_w + g * a.n, j, a.n, pw);
-                            if constexpr (BIAS) partial_store(a.partial_b + g * a.n, j, a.n, pb);
-                        }
-                    });
-                }
             }
         }
+        if (t == 0) {
+            a.rowc[2 * r] = darn_row_mean(darn_stream_total(st1, kr), nf);
+            a.rowc[2 * r + 1] = layer ? darn_row_mean(darn_stream_total(st2, kr), nf) : 0.0f;
+        }
+    }
+}
+
+#ifndef DARN_BWD_COLS_AHEAD
+#define DARN_BWD_COLS_AHEAD 2 /* rows whose loads are in flight while a row is computed */
+#endif /* DARN_BWD_COLS_AHEAD */
+
+/* What a thread of darn_bwd_cols loads of row r for its group j. */
+template <class Dt> struct bwd_col_row {
+    typename Dt::template raw<DARN_ROLE_RO> h, dro;
+    typename Dt::template raw<DARN_ROLE_O> dy;
+    uint32_t mbits;
+    float rstd, mean, rs, c1, c2;
+};
+
+template <class Dt>
+__device__ __forceinline__ void bwd_col_load(const darn_bwd_args &a, int64_t r, int64_t j, bool on, bwd_col_row<Dt> &v)
+{
+    v.h = {};
+    v.dro = {};
+    v.dy = {};
+    v.mbits = 0xFFu;
+    v.rstd = v.mean = v.c1 = v.c2 = 0.0f;
+    v.rs = 1.0f;
+    if (!on) return;
+    Dt::template load<DARN_ROLE_RO>(v.h, a.h, r, j, a.n);
+    Dt::template load<DARN_ROLE_O>(v.dy, a.dy, r, j, a.n);
+    if (a.dresout.p) Dt::template load<DARN_ROLE_RO>(v.dro, a.dresout, r, j, a.n);
+    if (a.mask_read) v.mbits = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
+    v.rstd = a.rstd[r];
+    if (a.opt & DARN_OPT_LAYER) v.mean = a.mean[r];
+    if (a.opt & DARN_OPT_ROWSCALE) v.rs = a.rowscale[r];
+    v.c1 = a.rowc[2 * r];
+    v.c2 = a.rowc[2 * r + 1];
+}
+
+/* One thread per (chunk, group): blockIdx walks units u = g * col_blocks + column block. */
+template <class Dt, bool BIAS>
+__global__ void DARN_LAUNCH_BOUNDS(DARN_SMALL_BLOCK, 4) darn_bwd_cols(const darn_bwd_args a)
+{
+    constexpr int D = DARN_BWD_COLS_AHEAD;
+    const int64_t col_blocks = (a.groups + DARN_SMALL_BLOCK - 1) / DARN_SMALL_BLOCK, R = a.chunk_rows;
+    uint64_t seed = 0, offset = 0;
+    if ((a.opt & DARN_OPT_DROPOUT) && !a.mask_read) darn_rng_state(a.rng, seed, offset);
+    for (int64_t u = blockIdx.x; u < a.chunks * col_blocks; u += gridDim.x) { /* no barriers inside */
+        const int64_t g = u / col_blocks, j = (u - g * col_blocks) * DARN_SMALL_BLOCK + threadIdx.x;
+        if (j >= a.groups) continue;
+        const int64_t r0 = g * R, r1 = r0 + R < a.m ? r0 + R : a.m;
+        typename Dt::template raw<DARN_ROLE_W> rw;
+        Dt::template load<DARN_ROLE_W>(rw, a.w, 0, j, a.n);
+        float pw[8], pb[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
+        bwd_col_row<Dt> ring[D];
+        darn_unroll<D>([&](auto dd) {
+            constexpr int d = decltype(dd)::value;
+            bwd_col_load<Dt>(a, r0 + d, j, r0 + d < r1, ring[d]);
+        });
+        for (int64_t r = r0; r < r1; r += D) {
+            darn_unroll<D>([&](auto dd) { /* rows r + d in order: the partial's sequential sum */
+                constexpr int d = decltype(dd)::value;
+                if (r + d < r1) {
+                    const bwd_col_row<Dt> v = ring[d];
+                    bwd_col_load<Dt>(a, r + d + D, j, r + d + D < r1, ring[d]); /* D rows ahead */
+                    float xhat[8], gy[8], gg[8];
+                    bwd_group_terms<Dt>(a, v.h, v.dy, rw, v.mean, v.rstd, xhat, gy, gg);
+                    uint32_t bits = v.mbits;
+                    if (!a.mask_read && (a.opt & DARN_OPT_DROPOUT)) bits = bwd_group_bits<Dt>(a, seed, offset, r + d, j);
+                    bwd_group_out<Dt, BIAS>(a, r + d, j, xhat, gy, gg, v.c1, v.c2, v.rstd, v.rs, bits, v.dro, pw, pb);
+                }
+            });
+        }
+        partial_store(a.partial_w + g * a.n, j, a.n, pw);
+        if constexpr (BIAS) partial_store(a.partial_b + g * a.n, j, a.n, pb);
     }
 }
 
@@ -425,11 +454,15 @@ __global__ void __launch_bounds__(256) darn_wgrad_pass(const darn_wgrad_args a)
 const void *const darn_wgrad_pass_kernel = (const void *)darn_wgrad_pass;
 
 #ifndef DARN_NO_TABLE /* (experiments compile single instances of the body) */
-/* The backward rows of the dispatch table for each dtype configuration, in dispatch.h's order. */
-#define DARN_BWD_VARIANT(K, RR, ...) (const void *)darn_bwd<__VA_ARGS__, K, RR, false>, (const void *)darn_bwd<__VA_ARGS__, K, RR, true>,
-#define DARN_BWD_ROW(...) DARN_BWD_VARIANT(1, false, __VA_ARGS__) DARN_BWD_VARIANT(2, false, __VA_ARGS__) \
-                          DARN_BWD_VARIANT(1, true, __VA_ARGS__)
+/* The backward rows of the dispatch table for each dtype configuration, in dispatch.h's order; the re-read
+ * entries name darn_bwd_cols, whose row sums darn_bwd_rowsums_table[cfg] computes first. */
+#define DARN_BWD_VARIANT(K, ...) (const void *)darn_bwd<__VA_ARGS__, K, false>, (const void *)darn_bwd<__VA_ARGS__, K, true>,
+#define DARN_BWD_ROW(...) DARN_BWD_VARIANT(1, __VA_ARGS__) DARN_BWD_VARIANT(2, __VA_ARGS__) \
+                          (const void *)darn_bwd_cols<__VA_ARGS__, false>, (const void *)darn_bwd_cols<__VA_ARGS__, true>,
 #define DARN_BWD_STATIC_ROW(X, R, RO, W, O) DARN_BWD_ROW(darn_dt_static<X, R, RO, W, O>)
 const void *const darn_bwd_table[DARN_N_BWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_BWD_STATIC_ROW) DARN_BWD_ROW(darn_dt_runtime)};
 static_assert(DARN_BWD_MAX_K == 2, "darn_bwd_table rows list K = 1, 2 and the re-read variant");
+#define DARN_BWD_ROWSUMS(X, R, RO, W, O) (const void *)darn_bwd_rowsums<darn_dt_static<X, R, RO, W, O>>,
+const void *const darn_bwd_rowsums_table[DARN_N_CONFIGS] = {DARN_STATIC_CONFIGS(DARN_BWD_ROWSUMS)(const void *)
+                                                                darn_bwd_rowsums<darn_dt_runtime>};
 #endif /* DARN_NO_TABLE */

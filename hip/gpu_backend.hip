@@ -4,6 +4,7 @@
  * src/dispatch.c (darn_choose_fwd / darn_choose_bwd); this file only looks the kernel up in the table.
  */
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -26,6 +27,7 @@ static darn_status device_error(const char *fn, const char *what, hipError_t e)
 static std::atomic<int> sm_count[DARN_MAX_DEVICES];                               /* 0: not asked yet */
 static std::atomic<int> fwd_occ[DARN_MAX_DEVICES][DARN_N_FWD_ENTRIES][2];       /* blocks per SM, by block class */
 static std::atomic<int> bwd_occ[DARN_MAX_DEVICES][DARN_N_BWD_ENTRIES][2];
+static std::atomic<int> rowsums_occ[DARN_MAX_DEVICES][DARN_N_CONFIGS];
 
 static int block_class(int block) { return block > DARN_SMALL_BLOCK ? 1 : 0; }
 
@@ -106,7 +108,8 @@ extern "C" darn_status darn_gpu_fwd_workspace(const darn_plan *pl, size_t *bytes
 
 extern "C" darn_status darn_gpu_bwd_workspace(const darn_plan *pl, size_t *bytes)
 {
-    return darn_bwd_partials_workspace(pl, bytes);
+    size_t at = 0;
+    return darn_bwd_workspace_layout(pl, 1, &at, bytes);
 }
 
 static darn_status launch(const void *kernel, int64_t grid, int block, void *args, hipStream_t stream, const char *fn)
@@ -145,9 +148,10 @@ extern "C" darn_status darn_gpu_fwd(const darn_plan *pl, const darn_fwd_tensors 
     return launch(darn_fwd_table[c.entry], grid_of(0, c), c.block, &a, (hipStream_t)stream, "darn_fwd");
 }
 
-/* The backward kernel: dx, dresidual and the chunk partials into pw / pb (M > 0). */
-static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, float *pw, float *pb, hipStream_t s,
-                              const char *fn)
+/* The backward kernels: dx, dresidual and the chunk partials into pw / pb (M > 0); re-read rows first get
+ * their (c1, c2) into rowc. */
+static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, float *pw, float *pb, float *rowc,
+                              hipStream_t s, const char *fn)
 {
     const darn_desc &d = pl->desc;
     darn_choice c;
@@ -176,6 +180,15 @@ static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, fl
     a.mask_read = pl->mask_read;
     a.p = c.p;
     a.rows_per_block = c.rows_per_block;
+    a.rowc = rowc;
+    if (c.variant == DARN_VARIANT_REREAD) {
+        int dev = 0;
+        if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= DARN_MAX_DEVICES) dev = 0;
+        const void *sums = darn_bwd_rowsums_table[c.cfg];
+        const int64_t cap = resident_blocks(sums, &rowsums_occ[dev][c.cfg], DARN_REREAD_P);
+        const darn_status st = launch(sums, full_grid() || pl->m < cap ? pl->m : cap, DARN_REREAD_P, &a, s, fn);
+        if (st != DARN_OK) return st;
+    }
     return launch(darn_bwd_table[c.entry], grid_of(1, c), c.block, &a, s, fn);
 }
 
@@ -215,9 +228,12 @@ extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors 
     const hipStream_t s = (hipStream_t)stream;
     float *pw = (float *)workspace;
     float *pb = pl->has_bias ? pw + pl->wgrad_chunks * pl->n : nullptr;
+    size_t at = 0, total = 0;
+    darn_status st = darn_bwd_workspace_layout(pl, 1, &at, &total); /* (checked by darn_bwd: cannot fail here) */
+    float *rowc = total > at ? (float *)((char *)workspace + at) : nullptr;
     /* Everything that can be computed is computed before the first launch; what can still fail after it
      * is the device itself (darn.h: a DARN_ERR_DEVICE status may leave outputs written). */
-    darn_status st = pl->m == 0 ? DARN_OK : bwd_kernel(pl, t, pw, pb, s, "darn_bwd");
+    if (st == DARN_OK && pl->m > 0) st = bwd_kernel(pl, t, pw, pb, rowc, s, "darn_bwd");
     return st == DARN_OK ? wgrad_passes(pl, pw, pb, t->dweight, t->dbias, s, "darn_bwd") : st;
 }
 
@@ -225,9 +241,9 @@ extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors 
  * an aligned pair of chunks (numerics.md §7 allows it for the tree's first level) must not do so here: a block may
  * start at an odd global chunk, and the caller reduces per-chunk partials. */
 extern "C" darn_status darn_gpu_bwd_partials(const darn_plan *pl, const darn_bwd_tensors *t, float *pw, float *pb,
-                                             void *stream)
+                                             void *rowsums, void *stream)
 {
-    return bwd_kernel(pl, t, pw, pb, (hipStream_t)stream, "darn_bwd_partials");
+    return bwd_kernel(pl, t, pw, pb, (float *)rowsums, (hipStream_t)stream, "darn_bwd_partials");
 }
 
 extern "C" darn_status darn_gpu_wgrad_reduce(const darn_plan *pl, float *pw, float *pb, void *dweight, void *dbias,

@@ -195,7 +195,7 @@ darn_status darn_bwd(const darn_desc *desc, const darn_bwd_tensors *t, void *wor
     darn_plan pl;
     size_t need = 0;
     darn_status s;
-    if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_validate_bwd(&pl, desc, t, workspace)) != DARN_OK ||
+    if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_validate_bwd(&pl, desc, t, workspace, backend == DARN_BACKEND_GPU)) != DARN_OK ||
         (s = bwd_workspace(&pl, backend, &need)) != DARN_OK ||
         (s = darn_check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
         return s;
@@ -249,7 +249,7 @@ darn_status darn_debug_bwd_kernel(const darn_desc *desc, const darn_bwd_tensors 
     darn_plan pl;
     darn_status s;
     if (!info) return darn_fail(DARN_ERR_NULL_POINTER, "%s: info is NULL", fn);
-    if ((s = darn_validate_bwd(&pl, desc, t, NULL)) != DARN_OK) return s;
+    if ((s = darn_validate_bwd(&pl, desc, t, NULL, 1)) != DARN_OK) return s;
     darn_clear_error();
     darn_choice c;
     darn_choose_bwd(&pl, t, &c);

@@ -1,6 +1,7 @@
 /* dispatch.c — which GPU kernel a call runs (see dispatch.h). */
 #include "dispatch.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -124,6 +125,12 @@ void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice
                     (!pl->has_bias || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = DARN_CFG_RUNTIME;
     shape(c, pl->n, ro, DARN_BWD_MAX_K, pl->wgrad_chunks); /* a slot walks one chunk at a time */
+    if (c->variant == DARN_VARIANT_REREAD) { /* darn_bwd_cols: a thread per (chunk, group), blocks of 256 */
+        c->rows_per_block = 1;
+        c->block = DARN_SMALL_BLOCK;
+        c->units = pl->wgrad_chunks * ((pl->groups + DARN_SMALL_BLOCK - 1) / DARN_SMALL_BLOCK);
+        c->blocks = c->units;
+    }
     c->cfg = cfg;
     c->bias = pl->has_bias;
     c->entry = darn_bwd_entry(cfg, c->variant, c->bias);
@@ -167,4 +174,31 @@ void darn_entry_name(int backward, int entry, char *buf, size_t bytes)
     if (c.variant == DARN_VARIANT_REREAD) snprintf(var, sizeof var, "re-read");
     else snprintf(var, sizeof var, "K=%d", c.variant + 1);
     snprintf(buf, bytes, "darn_%s %s %s%s", backward ? "bwd" : "fwd", cfg, var, backward && c.bias ? " bias" : "");
+}
+
+int darn_bwd_rereads(const darn_plan *pl)
+{
+    int p, k, variant;
+    darn_row_geometry(pl->n, pl->resout_dtype == DARN_F32 ? 2 : DARN_MAX_K, DARN_BWD_MAX_K, &p, &k, &variant);
+    return variant == DARN_VARIANT_REREAD;
+}
+
+size_t darn_gpu_bwd_rowsum_bytes(const darn_plan *pl)
+{
+    /* 8 bytes per row, rounded up to 16 (what follows it in a workspace stays 16-byte aligned); m * 8 cannot
+     * overflow: validation bounds m * n * (element size) */
+    return darn_bwd_rereads(pl) ? ((size_t)pl->m * 8 + 15) / 16 * 16 : 0;
+}
+
+darn_status darn_bwd_workspace_layout(const darn_plan *pl, int gpu, size_t *rowsums_at, size_t *total)
+{
+    size_t partials = 0;
+    const darn_status st = darn_bwd_partials_workspace(pl, &partials);
+    if (st != DARN_OK) return st;
+    const size_t rs = gpu ? darn_gpu_bwd_rowsum_bytes(pl) : 0, at = rs ? (partials + 15) / 16 * 16 : partials;
+    if (at < partials || at > SIZE_MAX - rs)
+        return darn_fail(DARN_ERR_OVERFLOW, "darn_bwd_workspace_size: the workspace size overflows size_t");
+    *rowsums_at = at;
+    *total = at + rs;
+    return DARN_OK;
 }

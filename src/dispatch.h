@@ -97,6 +97,16 @@ int darn_static_config_dtypes(int cfg, darn_dtype out[5]);
  * K at all (dispatch.c). */
 void darn_row_geometry(int64_t n, int cap, int kmax, int *p, int *k, int *variant);
 
+/* Whether the backward of the plan re-reads its rows (N too wide for K <= DARN_BWD_MAX_K in registers; the
+ * same for every dtype configuration). */
+int darn_bwd_rereads(const darn_plan *pl);
+/* Workspace bytes the GPU backward needs beyond the chunk partials: the (c1, c2) pair of each of the plan's m
+ * rows when they are re-read (darn_bwd_rowsums), else 0. */
+size_t darn_gpu_bwd_rowsum_bytes(const darn_plan *pl);
+/* darn_bwd's workspace on the GPU (gpu != 0) or the CPU: the chunk partials (darn_bwd_partials_workspace), then,
+ * from *rowsums_at (a 16-byte boundary), darn_gpu_bwd_rowsum_bytes; *total bytes in all. */
+darn_status darn_bwd_workspace_layout(const darn_plan *pl, int gpu, size_t *rowsums_at, size_t *total);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -3,6 +3,7 @@
  * one block with the whole batch's dropout index and dweight chunks; darn_wgrad_reduce applies the tree
  * over the chunk partials of all blocks. */
 #include "cpu_backend.h"
+#include "dispatch.h"
 
 #include <string.h>
 #ifdef DARN_HAVE_GPU
@@ -98,7 +99,11 @@ darn_status darn_bwd_partials_workspace_size(const darn_desc *desc, int64_t row0
     TRY(darn_check_backend(backend, fn));
     TRY(block_desc(desc, row0, rows, &bd, fn));
     TRY(split_check(desc->rows, desc->cols, row0, rows, NULL, NULL, fn));
-    *bytes = 0; /* the partials go straight to the caller's buffers on every backend */
+    darn_plan pl;
+    TRY(darn_plan_init(&pl, &bd, fn));
+    /* the partials go straight to the caller's buffers on every backend; the GPU's re-read rows need their
+     * (c1, c2) pairs */
+    *bytes = backend == DARN_BACKEND_GPU ? darn_gpu_bwd_rowsum_bytes(&pl) : 0;
     darn_clear_error();
     return DARN_OK;
 }
@@ -114,8 +119,9 @@ darn_status darn_bwd_partials(const darn_desc *desc, int64_t row0, int64_t rows,
     TRY(darn_check_backend(backend, fn));
     TRY(block_desc(desc, row0, rows, &bd, fn));
     TRY(split_check(desc->rows, desc->cols, row0, rows, NULL, &chunks, fn));
-    TRY(darn_validate_bwd_partials(&pl, &bd, t, dweight_partials, dbias_partials, chunks, workspace, fn));
-    TRY(darn_check_workspace(0, workspace, workspace_bytes, fn));
+    const int gpu = backend == DARN_BACKEND_GPU;
+    TRY(darn_validate_bwd_partials(&pl, &bd, t, dweight_partials, dbias_partials, chunks, workspace, gpu, fn));
+    TRY(darn_check_workspace(gpu ? darn_gpu_bwd_rowsum_bytes(&pl) : 0, workspace, workspace_bytes, fn));
     /* the whole batch's chunks, as many as the block covers; dropout's index of the whole batch */
     pl.wgrad_rows = darn_wgrad_chunk_rows_for(desc->rows, desc->cols);
     pl.wgrad_chunks = chunks;
@@ -123,7 +129,7 @@ darn_status darn_bwd_partials(const darn_desc *desc, int64_t row0, int64_t rows,
     darn_clear_error();
     if (pl.m == 0) return DARN_OK;
 #ifdef DARN_HAVE_GPU
-    if (backend == DARN_BACKEND_GPU) return darn_gpu_bwd_partials(&pl, t, dweight_partials, dbias_partials, stream);
+    if (backend == DARN_BACKEND_GPU) return darn_gpu_bwd_partials(&pl, t, dweight_partials, dbias_partials, workspace, stream);
 #endif /* DARN_HAVE_GPU */
     (void)stream;
     darn_cpu_bwd_chunks(&pl, t, dweight_partials, pl.has_bias ? dbias_partials : NULL);

@@ -1,6 +1,8 @@
 /* validate.c — every check a darn call makes before it touches memory (see validate.h). */
 #include "validate.h"
 
+#include "dispatch.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -371,7 +373,7 @@ typedef struct bwd_partials {
 } bwd_partials;
 
 static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_bwd_tensors *t,
-                                const void *workspace, const bwd_partials *part, const char *fn)
+                                const void *workspace, int gpu, const bwd_partials *part, const char *fn)
 {
     TRY(darn_plan_init(pl, desc, fn));
     if (!t) return darn_fail(DARN_ERR_NULL_POINTER, "%s: tensors is NULL", fn);
@@ -454,11 +456,13 @@ static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn
             TRY(add_vector(&L, "dweight_partials", part->w, (uint64_t)part->chunks * n, 4, true));
             TRY(add_vector(&L, "dbias_partials", part->b, (uint64_t)part->chunks * n, 4, true));
         }
+        const size_t ws_need = gpu ? darn_gpu_bwd_rowsum_bytes(pl) : 0;
+        if (workspace && ws_need) TRY(add_vector(&L, "workspace", workspace, ws_need, 1, true));
     } else {
         TRY(add_vector(&L, "t->dweight", t->dweight, n, darn_dtype_size(d->weight_dtype), true));
         TRY(add_vector(&L, "t->dbias", t->dbias, n, darn_dtype_size(d->bias_dtype), true));
-        size_t ws_need = 0;
-        TRY(darn_bwd_partials_workspace(pl, &ws_need));
+        size_t at = 0, ws_need = 0;
+        TRY(darn_bwd_workspace_layout(pl, gpu, &at, &ws_need));
         if (workspace && ws_need) TRY(add_vector(&L, "workspace", workspace, ws_need, 1, true));
     }
     allow_in_place(&L, t->dx, t->dy);
@@ -466,18 +470,18 @@ static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn
     return check_overlaps(&L);
 }
 
-darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_bwd_tensors *t, const void *workspace)
+darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_bwd_tensors *t, const void *workspace,
+                              int gpu)
 {
-    return validate_bwd(pl, desc, t, workspace, NULL, "darn_bwd");
+    return validate_bwd(pl, desc, t, workspace, gpu, NULL, "darn_bwd");
 }
 
 darn_status darn_validate_bwd_partials(darn_plan *pl, const darn_desc *block_desc, const darn_bwd_tensors *t,
                                        const float *dweight_partials, const float *dbias_partials, int64_t chunks,
-                                       const void *workspace, const char *fn)
+                                       const void *workspace, int gpu, const char *fn)
 {
-    (void)workspace; /* none is used in this version: nothing to check against the tensors */
     const bwd_partials part = {dweight_partials, dbias_partials, chunks};
-    return validate_bwd(pl, block_desc, t, NULL, &part, fn);
+    return validate_bwd(pl, block_desc, t, workspace, gpu, &part, fn);
 }
 
 darn_status darn_bwd_partials_workspace(const darn_plan *pl, size_t *bytes)

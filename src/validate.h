@@ -55,14 +55,16 @@ const char *darn_dtype_name(darn_dtype d);
 darn_status darn_plan_init(darn_plan *plan, const darn_desc *desc, const char *fn);
 
 darn_status darn_validate_fwd(darn_plan *plan, const darn_desc *desc, const darn_fwd_tensors *t);
-/* `workspace` (may be NULL) is checked not to overlap any tensor. */
-darn_status darn_validate_bwd(darn_plan *plan, const darn_desc *desc, const darn_bwd_tensors *t, const void *workspace);
+/* `workspace` (may be NULL) is checked not to overlap any tensor: the bytes darn_bwd uses of it on the GPU
+ * (gpu != 0) or the CPU backend (dispatch.h: darn_bwd_workspace_layout). */
+darn_status darn_validate_bwd(darn_plan *plan, const darn_desc *desc, const darn_bwd_tensors *t, const void *workspace,
+                              int gpu);
 
 /* darn_validate_bwd for darn_bwd_partials (src/rows.c): the plan of the block (m = its rows), with
  * dweight / dbias replaced by the [chunks, N] fp32 partial buffers (t->dweight / t->dbias must be NULL). */
 darn_status darn_validate_bwd_partials(darn_plan *plan, const darn_desc *block_desc, const darn_bwd_tensors *t,
                                        const float *dweight_partials, const float *dbias_partials, int64_t chunks,
-                                       const void *workspace, const char *fn);
+                                       const void *workspace, int gpu, const char *fn);
 
 /* The entry points' shared checks (api.c): `backend` is a darn_backend that is available; a workspace of
  * `have` bytes at `ws` holds `need` bytes and is 16-byte aligned. */

@@ -243,13 +243,19 @@ static void run_split(const batch *B, const pcfg *c, darn_backend be, const int6
         next_chunk += cnt;
         size_t ws = 99;
         cr_assert_eq(darn_bwd_partials_workspace_size(&B->d, row0, rows, be, &ws), DARN_OK, "%s", darn_last_error());
-        cr_assert_eq(ws, 0);
+        /* the CPU needs none; the GPU the (c1, c2) pairs of re-read rows, 8 bytes per row of the block */
+        if (be == DARN_BACKEND_CPU) cr_assert_eq(ws, 0);
+        else cr_assert(ws == 0 || ws == ((size_t)rows * 8 + 15) / 16 * 16, "%s rank %d: workspace %zu", what, k, ws);
+        void *wsp = ws ? bk_alloc(be, ws) : NULL;
         /* the rank's own partial buffers (as a rank would send them), then "gathered" in chunk order */
         const size_t pbytes = (size_t)cnt * (size_t)n * 4;
         float *pw = (float *)bk_alloc(be, pbytes), *pb = has_bias ? (float *)bk_alloc(be, pbytes) : NULL;
         b.dweight = b.dbias = NULL;
-        cr_assert_eq(darn_bwd_partials(&B->d, row0, rows, &b, pw, pb, NULL, 0, be, NULL), DARN_OK, "%s rank %d: %s",
+        if (ws && rows > 0) /* too small: refused */
+            cr_assert_eq(darn_bwd_partials(&B->d, row0, rows, &b, pw, pb, wsp, ws - 1, be, NULL), DARN_ERR_WORKSPACE);
+        cr_assert_eq(darn_bwd_partials(&B->d, row0, rows, &b, pw, pb, wsp, ws, be, NULL), DARN_OK, "%s rank %d: %s",
                      what, k, darn_last_error());
+        if (wsp) bk_free(be, wsp);
         bk_copy(be, qw + g0 * n, pw, pbytes);
         if (has_bias) bk_copy(be, qb + g0 * n, pb, pbytes);
         bk_free(be, pw);

@@ -305,7 +305,8 @@ DARN_API darn_status darn_fwd_rows(const darn_desc *desc, int64_t row0, int64_t 
  * NULL) the fp32 chunk partials of §6 for the block's chunks g0 … g0 + chunks - 1 (darn_wgrad_split):
  * dweight_partials [chunks, N] (required when chunks > 0), dbias_partials [chunks, N] (with
  * DARN_FLAG_HAS_BIAS, required when chunks > 0; else NULL), contiguous, 16-byte aligned, in the backend's
- * memory. Workspace: darn_bwd_partials_workspace_size bytes (0 in this version). */
+ * memory. Workspace: darn_bwd_partials_workspace_size bytes (0 on the CPU; on the GPU 8 per row of the block,
+ * rounded up to 16, when N is wide enough that its rows are re-read), 16-byte aligned. */
 DARN_API darn_status darn_bwd_partials_workspace_size(const darn_desc *desc, int64_t row0, int64_t rows,
                                                       darn_backend backend, size_t *bytes);
 DARN_API darn_status darn_bwd_partials(const darn_desc *desc, int64_t row0, int64_t rows, const darn_bwd_tensors *t,

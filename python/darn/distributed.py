@@ -70,6 +70,7 @@ def _fns():
             "darn_wgrad_chunks": (i64, i64, i64),
             "darn_wgrad_split": (i32, i64, i64, i64, i64, p, p),
             "darn_fwd_rows": (i32, p, i64, i64, p, p, ctypes.c_size_t, i32, p),
+            "darn_bwd_partials_workspace_size": (i32, p, i64, i64, i32, p),
             "darn_bwd_partials": (i32, p, i64, i64, p, p, p, p, ctypes.c_size_t, i32, p),
             "darn_wgrad_reduce": (i32, p, p, p, p, p, i32, p),
         }
@@ -315,9 +316,15 @@ class _SequenceParallelNorm(torch.autograd.Function):
                          rowscale=_ptr(rs), dresidual_out=_ptr(dro), dx=_ptr(dx), dresidual=_ptr(dres))
         d = _desc(dv, total, seed, offset)
         backend, stream, devctx = _backend(h)
+        ws_bytes = ctypes.c_size_t(0)
+        st = _fns()["darn_bwd_partials_workspace_size"](ctypes.addressof(d), row0, m, backend, ctypes.byref(ws_bytes))
+        if st:
+            _raise(st, "darn_bwd_partials_workspace_size")
+        # (the GPU's re-read rows keep 8 bytes per row there; 16-byte aligned like every fresh allocation)
+        ws = torch.empty((ws_bytes.value,), dtype=torch.uint8, device=dev) if ws_bytes.value else None
         with devctx:
             st = _fns()["darn_bwd_partials"](ctypes.addressof(d), row0, m, ctypes.addressof(t), _ptr(pw), _ptr(pb),
-                                             None, 0, backend, stream)
+                                             _ptr(ws), ws_bytes.value, backend, stream)
         if st:
             _raise(st, "darn_bwd_partials")
         if w > 1 and maxc > 0:

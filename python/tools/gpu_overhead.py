@@ -333,7 +333,7 @@ def darn_parts(b, darn, x, r, w):
     backend, stream, _ = ops._backend(x)
     # rms_norm_fn(x, w, None, r)'s darn_fwd arguments (darn_desc fields, then darn_fwd_tensors), packed once
     args = (L.RMSNORM, m, n, L.BF16, L.BF16, L.BF16, L.BF16, L.BF16, L.FLAG_HAS_RESIDUAL, EPS, 0.0, 0, 0, 0, 0,
-            x.data_ptr(), 0, r.data_ptr(), 0, 0, w.data_ptr(), 0, out.data_ptr(), 0, 0, 0, 0, 0, 0)
+            *L.DESC_TAIL, x.data_ptr(), 0, r.data_ptr(), 0, 0, w.data_ptr(), 0, out.data_ptr(), 0, 0, 0, 0, 0, 0, 0)
     block = L.call_buffer()
     L.pack_fwd(block[0], 0, *args)
     ws = ctypes.c_size_t(0)

@@ -13,7 +13,18 @@
 #define darn_validate_fwd unit_darn_validate_fwd
 #define darn_validate_bwd unit_darn_validate_bwd
 #define darn_bwd_partials_workspace unit_darn_bwd_partials_workspace
+/* validate.c sizes the backward's workspace with dispatch.c's functions (internal to libdarn): this copy too */
+#define darn_static_config_dtypes unit_darn_static_config_dtypes
+#define darn_row_geometry unit_darn_row_geometry
+#define darn_choose_fwd unit_darn_choose_fwd
+#define darn_choose_bwd unit_darn_choose_bwd
+#define darn_entry_choice unit_darn_entry_choice
+#define darn_entry_name unit_darn_entry_name
+#define darn_bwd_rereads unit_darn_bwd_rereads
+#define darn_gpu_bwd_rowsum_bytes unit_darn_gpu_bwd_rowsum_bytes
+#define darn_bwd_workspace_layout unit_darn_bwd_workspace_layout
 #include "validate.c"
+#include "dispatch.c"
 
 #include <criterion/criterion.h>
 
