@@ -466,6 +466,8 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
         _release_buffer(block)
     if st:
         _fwd_failed(st, outs)
+    if outs is not None:  # written in place, as a torch op with out= would: saved copies elsewhere see it
+        _bump_versions(outs[0], resout if outs[2] is not None else None)
     return out, resout, mask, rstd, mean, rng
 
 
@@ -690,9 +692,6 @@ class _DarnFn(torch.autograd.Function):
             plan = _fn_plan(cfg, _fwd_plan(x, weight, bias, residual, rowscale is not None, *cfg[:8], True))
         out, resout, mask, rstd, mean, rng = _fwd_run(plan[0], x, weight, bias, residual, rowscale, cfg[9], cfg[10],
                                                       False, cfg[11] if len(cfg) > 11 else None)
-        # No version bump of given outputs here (flash-attn's behaviour): torch returns such an input as a view
-        # with this node as grad_fn, and torch 2.x regenerates a view's grad_fn from its base once the version
-        # counter moves, which lost x's gradient (device run 9). mark_dirty cannot take two views of one buffer.
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(resout if cfg[6] else x, weight, rowscale)
         ctx.st = (rstd, mean, mask, rng, plan)
@@ -1059,8 +1058,6 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
                                             residual_out)
     else:  # nothing to differentiate: skip autograd's bookkeeping and rstd / mean
         y, resout, mask, _, _, _ = _fwd_run(fwd, x, weight, bias, residual, rowscale, seed, offset, False, outs)
-        if outs is not None:  # written in place, as a torch op with out= would: saved copies elsewhere see it
-            _bump_versions(outs[0], outs[2])
     if not prenorm and not return_dropout_mask:
         return y
     res = [y]
