@@ -126,7 +126,9 @@ def test_preallocated_outputs_and_cached_workspace_bitwise():
     gy = torch.randn(m, n, generator=g).bfloat16()
 
     def run(dev, stream=None):
-        xx, ww = x.to(dev).requires_grad_(), w.to(dev).requires_grad_()
+        # detach: x.to("cpu") is x itself, so the CPU run makes x require grad, and x.to(DEV) would then be a
+        # non-leaf copy (no .grad): run 9 read that as a lost gradient
+        xx, ww = x.detach().to(dev).requires_grad_(), w.detach().to(dev).requires_grad_()
         buf = torch.empty(m, 2 * n, dtype=torch.bfloat16, device=dev)
         y, h = darn.rms_norm_fn(xx, ww, None, r.to(dev), prenorm=True, dropout_p=0.1, seed=3,
                                 out=buf[:, :n], residual_out=buf[:, n:])
