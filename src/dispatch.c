@@ -5,6 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifndef DARN_FWD_F32H_MAX_K
+#define DARN_FWD_F32H_MAX_K DARN_MAX_K /* (an experiment's knob, run 11) */
+#endif
+
 static const darn_dtype static_cfgs[DARN_N_STATIC_CONFIGS][5] = {
 #define DARN_X_ROW(X, R, RO, W, O) {X, R, RO, W, O},
     DARN_STATIC_CONFIGS(DARN_X_ROW)
@@ -108,7 +112,8 @@ void darn_choose_fwd(const darn_plan *pl, const darn_fwd_tensors *t, darn_choice
                     vec_ok(t->out, pl->s_out, d->out_dtype) && vec_ok(t->residual_out, pl->s_resout, ro) &&
                     (!pl->has_bias || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = DARN_CFG_RUNTIME;
-    shape(c, pl->n, ro, cfg == DARN_CFG_RUNTIME ? DARN_RUNTIME_MAX_K : DARN_MAX_K, pl->m);
+    shape(c, pl->n, ro, cfg == DARN_CFG_RUNTIME ? DARN_RUNTIME_MAX_K : ro == DARN_F32 ? DARN_FWD_F32H_MAX_K : DARN_MAX_K,
+          pl->m);
     c->cfg = cfg;
     c->bias = pl->has_bias;
     c->entry = darn_fwd_entry(cfg, c->variant);

@@ -277,7 +277,7 @@ def darn_backward_parts(b, darn, x, r, w, g):
     ws = x.new_empty((max(ws_bytes, 1),), dtype=torch.uint8)
     dx, dw, dres = torch.empty_like(x), torch.empty_like(w), torch.empty_like(r)
     block = L.call_buffer()
-    L.pack_bwd(block[0], 0, *dv, 0, 0, 0, 0, g.data_ptr(), 0, h.data_ptr(), 0, weight.data_ptr(), rstd.data_ptr(), 0,
+    L.pack_bwd(block[0], 0, *dv, 0, 0, 0, 0, *L.DESC_TAIL, g.data_ptr(), 0, h.data_ptr(), 0, weight.data_ptr(), rstd.data_ptr(), 0,
                0, 0, 0, 0, dx.data_ptr(), 0, dres.data_ptr(), 0, dw.data_ptr(), 0)
     bwd_c = ops._bwd_c
     wsp = ws.data_ptr() if ws_bytes else None

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Device run 12 (2026-12-02, session 6): runs 10 and 11's A/B again, this time with the alternative library first on
+# the search path (.devbundle/run puts the bundle's lib/ first, so those runs timed the bundle's library twice):
+# the re-read backward's rows in flight (DARN_BWD_COLS_AHEAD 2 = lib, 1 = lib-d1) and the forward of fp32-h rows
+# at N = 12288 / 16384 (K <= 4 = lib, K <= 3 = lib-k3, K <= 2 = lib-k2), alternating; gpu_overhead.py's breakdown.
+set -uo pipefail
+out=${OUT:-out}; mkdir -p "$out/gpu"
+SECONDS=0
+b() { # b LIBDIR TAG DIR NS
+  LD_LIBRARY_PATH=$PWD/.devbundle/$1:$PWD/.devbundle/lib .devbundle/bin/darn-bench --config train,f32,layernorm,mask \
+    --n "$4" --reps 20 --latency-m none --json "$out/bench-$2.json" > "$out/gpu/bench-$2.txt" 2>&1
+  echo "== $2"; grep -a -E "^(copy|train|f32|layernorm|mask) " "$out/gpu/bench-$2.txt" | grep -a -E "$3 |copy" | head -n 30
+}
+for r in a b; do
+  b lib k4$r fwd 12288,16384; b lib-k3 k3$r fwd 12288,16384; b lib-k2 k2$r fwd 12288,16384
+  b lib d2$r bwd 16384,65536; b lib-d1 d1$r bwd 16384,65536
+done
+echo "bench: ${SECONDS}s"
+export DARN_LIBRARY=$PWD/.devbundle/lib/libdarn.so.0 PYTHONPATH=$PWD/python
+timeout 60 python3 python/tools/gpu_overhead.py --repeats 1 --out "$out/gpu-overhead.json" > "$out/gpu/gpu-overhead.log" 2>&1
+echo "gpu_overhead rc=$?"; python3 - "$out/gpu-overhead.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); us = r.get("us", {})
+for k in sorted(us):
+    if k.startswith("part."): print("%-50s %8.2f" % (k, us[k]))
+print("errors:", r.get("errors"))
+PY
+echo "total: ${SECONDS}s"
+tar czf "$out/gpu-logs.tar.gz" -C "$out" gpu && rm -rf "$out/gpu"
