@@ -425,6 +425,11 @@ Test(fp8, forward_m0_writes_amax_zero)
     t.amax = &amax;
     cr_assert_eq(darn_fwd(&d, &t, NULL, 0, DARN_BACKEND_CPU, NULL), DARN_OK, "%s", darn_last_error());
     cr_expect_eq(bits(amax), 0u, "amax of no elements is +0, got 0x%08x", bits(amax));
+    /* a row block of no rows (darn_fwd_rows) likewise: its amax is that of no elements */
+    d.rows = 40;
+    memset(&amax, 0xA5, 4);
+    cr_assert_eq(darn_fwd_rows(&d, 16, 0, &t, NULL, 0, DARN_BACKEND_CPU, NULL), DARN_OK, "%s", darn_last_error());
+    cr_expect_eq(bits(amax), 0u, "darn_fwd_rows: amax of no rows is +0, got 0x%08x", bits(amax));
 }
 
 /* ---- the backward's dy dtype ------------------------------------------------------------------------ */

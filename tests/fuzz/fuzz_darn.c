@@ -38,7 +38,7 @@ static unsigned char *arena, *pristine[2];
  * successful calls with interesting layouts, or only bad input?). DARN_FUZZ_TRACE=1: one line per call,
  * its status and message (to see what a corpus file does: darn_fuzz FILE...). */
 enum { ST_FWD, ST_BWD, ST_QUERY, ST_KINDS };
-static long stats[ST_KINDS][3], stats_status[16];
+static long stats[ST_KINDS][3], stats_status[DARN_ERR_CHUNK_SPLIT + 2]; /* every status, then unknown */
 static bool trace;
 static void print_stats(void)
 {
@@ -46,7 +46,7 @@ static void print_stats(void)
     for (int k = 0; k < ST_KINDS; ++k)
         fprintf(stderr, "fuzz_darn: %-17s %8ld ok (%ld with M > 0) %8ld failed\n", kind[k], stats[k][0],
                 stats[k][2], stats[k][1]);
-    for (int s = 1; s < 16; ++s)
+    for (int s = 1; s <= DARN_ERR_CHUNK_SPLIT; ++s)
         if (stats_status[s])
             fprintf(stderr, "fuzz_darn:   %8ld %s\n", stats_status[s], darn_status_string((darn_status)s));
 }
@@ -58,7 +58,7 @@ static void count(int kind, darn_status s, int64_t m)
         fprintf(stderr, "fuzz_darn: %s M = %lld: %s %s\n",
                 kind == ST_FWD ? "darn_fwd" : kind == ST_BWD ? "darn_bwd" : "query", (long long)m,
                 darn_status_string(s), darn_last_error());
-    stats_status[(unsigned)s < 16 ? (unsigned)s : 15]++;
+    stats_status[(unsigned)s <= DARN_ERR_CHUNK_SPLIT ? (unsigned)s : DARN_ERR_CHUNK_SPLIT + 1]++;
 }
 
 static uint64_t splitmix(uint64_t *s)
@@ -154,6 +154,17 @@ static float pick_eps(rd *r)
     return f;
 }
 
+static float pick_scale(rd *r)
+{
+    static const float t[] = {1.0f, 0.5f, 448.0f, 57344.0f, 0x1p-20f, 0.0f, -0.0f, -1.0f, NAN, INFINITY, FLT_MIN,
+                              0x1p-149f, FLT_MAX, 3.0f};
+    const uint8_t b = u8(r);
+    if (b < 200) return t[b % (sizeof t / sizeof t[0])];
+    const uint32_t bits = u32(r);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
 static double pick_p(rd *r)
 {
     static const double t[] = {0.0, 0.1, 0.5, 0.9, 1.0, 1.0 - 0x1p-53, 0x1p-32, 0x1p-33, 1e-300, -0.0, -1e-300,
@@ -292,7 +303,7 @@ static void only_outputs_written(const unsigned char *pr, const view *outs, int 
 
 static void check_failed(darn_status s, const unsigned char *pr, const char *fn)
 {
-    if ((int)s < 1 || (int)s > 14) die("unknown status", fn);
+    if ((int)s < 1 || (int)s > DARN_ERR_CHUNK_SPLIT) die("unknown status", fn);
     if (darn_last_error()[0] == '\0') die("a failing call left no message", fn);
     if (memcmp(arena, pr, ARENA) != 0) die("a failing call changed a byte", darn_last_error());
 }
@@ -308,7 +319,7 @@ static void clean_rng(darn_desc *c, const darn_desc *d, const unsigned char *pr,
 }
 
 /* ---- the calls ------------------------------------------------------------------------------------ */
-enum { S_X, S_RES, S_ROWSCALE, S_W, S_B, S_OUT, S_RESOUT, S_MASK, S_RSTD, S_MEAN, S_RNG, S_WS };
+enum { S_X, S_RES, S_ROWSCALE, S_W, S_B, S_OUT, S_RESOUT, S_MASK, S_RSTD, S_MEAN, S_RNG, S_WS, S_SCALE, S_AMAX };
 enum { S_DY = 0, S_H = 1, S_DRESOUT = 2, S_DX = 5, S_DRES = 6, S_DW = 3, S_DB = 4, S_BMASK = 7, S_BRSTD = 8,
        S_BMEAN = 9, S_BROWSCALE = 12, S_BW = 13 };
 
@@ -349,11 +360,13 @@ static void run_fwd(rd *r, const darn_desc *d, darn_backend be, const unsigned c
     t.mask = pick_ptr(r, S_MASK, 1, NULL);
     t.rstd = pick_ptr(r, S_RSTD, 4, NULL);
     t.mean = pick_ptr(r, S_MEAN, 4, NULL);
+    t.amax = pick_ptr(r, S_AMAX, 4, NULL);
     /* optional tensors are absent unless their flag asks for them, or the byte says keep (% 4 == 3) */
     if (!(d->flags & DARN_FLAG_HAS_RESIDUAL) && u8(r) % 4 != 3) t.residual = NULL;
     if (!(d->flags & DARN_FLAG_HAS_BIAS) && u8(r) % 4 != 3) t.bias = NULL;
     if (!(d->flags & DARN_FLAG_HAS_ROWSCALE) && u8(r) % 4 != 3) t.rowscale = NULL;
     if (d->norm != DARN_LAYERNORM && u8(r) % 4 != 3) t.mean = NULL;
+    if (darn_dtype_size(d->out_dtype) != 1 && u8(r) % 4 != 3) t.amax = NULL; /* amax: fp8 outputs only */
     size_t need = 0;
     (void)darn_fwd_workspace_size(d, be, &need);
     size_t ws_bytes;
@@ -367,33 +380,39 @@ static void run_fwd(rd *r, const darn_desc *d, darn_backend be, const unsigned c
     view in[5] = {mat(t.x, m, n, t.x_stride, d->x_dtype), mat(t.residual, m, n, t.residual_stride, d->residual_dtype),
                   vec(t.rowscale, 4 * m), vec(t.weight, n * (int64_t)darn_dtype_size(d->weight_dtype)),
                   vec(t.bias, n * (int64_t)darn_dtype_size(d->bias_dtype))};
-    view out[5] = {mat(t.out, m, n, t.out_stride, d->out_dtype),
+    view out[6] = {mat(t.out, m, n, t.out_stride, d->out_dtype),
                    mat(t.residual_out, m, n, t.residual_out_stride, ro), vec(t.mask, m * mrb),
-                   vec(t.rstd, 4 * m), vec(t.mean, 4 * m)};
-    only_outputs_written(pr, out, 5);
-    if (m == 0) return; /* nothing read, nothing written */
+                   vec(t.rstd, 4 * m), vec(t.mean, 4 * m), vec(t.amax, 4)}; /* amax: written at M = 0 too */
+    only_outputs_written(pr, out, 6);
+    if (m == 0) return; /* nothing read; nothing written but amax */
     /* the clean run */
     darn_desc cd = *d;
     uint64_t w[2];
+    float scale;
     clean_rng(&cd, d, pr, w);
+    if (d->out_scale_ptr) { /* the value the arena held */
+        memcpy(&scale, pr + ((const unsigned char *)d->out_scale_ptr - arena), 4);
+        cd.out_scale_ptr = &scale;
+    }
     darn_fwd_tensors c = {0};
     c.x = dup_view(&in[0], pr);
     c.residual = dup_view(&in[1], pr);
     c.rowscale = dup_view(&in[2], pr);
     c.weight = dup_view(&in[3], pr);
     c.bias = dup_view(&in[4], pr);
-    void *cout[5];
-    for (int k = 0; k < 5; ++k) cout[k] = fresh(out[k].p, (size_t)(out[k].rows * out[k].width));
+    void *cout[6];
+    for (int k = 0; k < 6; ++k) cout[k] = fresh(out[k].p, (size_t)(out[k].rows * out[k].width));
     c.out = cout[0];
     c.residual_out = cout[1];
     c.mask = cout[2];
     c.rstd = cout[3];
     c.mean = cout[4];
+    c.amax = cout[5];
     if (darn_fwd(&cd, &c, NULL, 0, DARN_BACKEND_CPU, NULL) != DARN_OK)
         die("the clean darn_fwd failed", darn_last_error());
-    static const char *names[5] = {"out", "residual_out", "mask", "rstd", "mean"};
-    for (int k = 0; k < 5; ++k) same_rows(&out[k], cout[k], names[k]);
-    for (int k = 0; k < 5; ++k) free(cout[k]);
+    static const char *names[6] = {"out", "residual_out", "mask", "rstd", "mean", "amax"};
+    for (int k = 0; k < 6; ++k) same_rows(&out[k], cout[k], names[k]);
+    for (int k = 0; k < 6; ++k) free(cout[k]);
     free((void *)(uintptr_t)c.x);
     free((void *)(uintptr_t)c.residual);
     free((void *)(uintptr_t)c.rowscale);
@@ -407,7 +426,8 @@ static void run_bwd(rd *r, const darn_desc *d, darn_backend be, const unsigned c
     const darn_dtype ro = darn_residual_out_dtype(d);
 #define ES(dt) (darn_dtype_size(dt) ? darn_dtype_size(dt) : 1)
     darn_bwd_tensors t = {0};
-    t.dy = pick_ptr(r, S_DY, ES(d->out_dtype), NULL);
+    const darn_dtype dyt = d->dy_dtype == DARN_DTYPE_SAME_AS_OUT ? d->out_dtype : d->dy_dtype;
+    t.dy = pick_ptr(r, S_DY, ES(dyt), NULL);
     t.dy_stride = pick_stride(r, n);
     t.h = pick_ptr(r, S_H, ES(ro), NULL);
     t.h_stride = pick_stride(r, n);
@@ -441,7 +461,7 @@ static void run_bwd(rd *r, const darn_desc *d, darn_backend be, const unsigned c
     if (darn_last_error()[0] != '\0') die("a successful darn_bwd left a message", darn_last_error());
     const int64_t ew = (int64_t)darn_dtype_size(d->weight_dtype), eb = (int64_t)darn_dtype_size(d->bias_dtype);
     const int64_t mm = m > 0 ? m : 0; /* M = 0: only dweight / dbias */
-    view in[8] = {mat(mm ? t.dy : NULL, m, n, t.dy_stride, d->out_dtype), mat(mm ? t.h : NULL, m, n, t.h_stride, ro),
+    view in[8] = {mat(mm ? t.dy : NULL, m, n, t.dy_stride, dyt), mat(mm ? t.h : NULL, m, n, t.h_stride, ro),
                   vec(mm ? t.weight : NULL, n * ew), vec(mm ? t.rstd : NULL, 4 * m),
                   vec(mm ? t.mean : NULL, 4 * m), vec(mm ? t.rowscale : NULL, 4 * m),
                   mat(mm ? t.dresidual_out : NULL, m, n, t.dresidual_out_stride, ro),
@@ -539,6 +559,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     d.rng_seed_ptr = (const uint64_t *)(const void *)rs;
     d.rng_offset_ptr = (const uint64_t *)(const void *)ro;
+    /* fp8 output scale (a value; or a pointer: its slot, misaligned, or into another slot) and dy's dtype */
+    const uint8_t sb = u8(&r);
+    if (sb % 4 == 1) d.out_scale = pick_scale(&r);
+    if (sb % 8 == 2) d.out_scale_ptr = (const float *)(const void *)slot(S_SCALE);
+    if (sb % 8 == 6) d.out_scale_ptr = (const float *)(const void *)at(&r, sb & 0x80 ? 1 : 4);
+    if (sb >= 0xC0) d.dy_dtype = pick_dtype(&r);
     const uint8_t bb = u8(&r);
     const darn_backend be = bb < 250 ? DARN_BACKEND_CPU : bb < 253 ? DARN_BACKEND_GPU : (darn_backend)(bb - 250);
 
