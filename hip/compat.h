@@ -55,22 +55,6 @@ __device__ __forceinline__ float darn_shfl_xor(float v, int d)
 #define DARN_LAUNCH_BOUNDS(threads, amd_max_waves) __launch_bounds__(threads) __attribute__((amdgpu_waves_per_eu(2, amd_max_waves)))
 #endif /* __HIP_PLATFORM_NVIDIA__ */
 
-/* A wave-uniform value moved to a vector register (AMD), so that the compiler does not hold it, or what it
- * derives from it, in the scarce scalar registers across a loop. Only where the resource report asked for it:
- * the re-read backward had 298 SGPR spills on gfx90a, with VGPR spills among them (tools/amd-resource-check,
- * 2026-12-02). NVIDIA has no such split: the value itself. */
-#if defined(__HIP_PLATFORM_NVIDIA__)
-template <class T> __device__ __forceinline__ T darn_in_vgpr(T v) { return v; }
-#else
-__device__ __forceinline__ int64_t darn_in_vgpr(int64_t v)
-{
-    uint32_t lo = (uint32_t)v, hi = (uint32_t)((uint64_t)v >> 32);
-    asm volatile("" : "+v"(lo));
-    asm volatile("" : "+v"(hi));
-    return (int64_t)((uint64_t)hi << 32 | lo);
-}
-#endif /* __HIP_PLATFORM_NVIDIA__ */
-
 /* Read-only loads through the non-coherent path where the vendor has one: only for data no thread of
  * the call writes before reading it (in-place outputs are written after their own last read). */
 #if defined(__HIP_PLATFORM_NVIDIA__)

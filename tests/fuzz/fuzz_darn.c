@@ -142,28 +142,27 @@ static darn_dtype pick_dtype(rd *r)
     return b < 250 ? (darn_dtype)(b % 3) : (darn_dtype)(b - 250 + 3); /* 3..6: fp8 (out only), 7, 8: not a dtype */
 }
 
-static float pick_eps(rd *r)
+/* A float: mostly one of the table's (edge values), else any 32 bits. */
+static float pick_float(rd *r, const float *t, size_t count)
 {
-    static const float t[] = {1e-5f, 1e-6f, 1.0f, 1e-30f, FLT_MIN, 0x1p-149f, FLT_MAX, 0.0f, -0.0f, -1e-6f, NAN,
-                              INFINITY, -INFINITY, 1e-12f};
     const uint8_t b = u8(r);
-    if (b < 200) return t[b % (sizeof t / sizeof t[0])];
+    if (b < 200) return t[b % count];
     const uint32_t bits = u32(r);
     float f;
     memcpy(&f, &bits, 4);
     return f;
 }
-
+static float pick_eps(rd *r)
+{
+    static const float t[] = {1e-5f, 1e-6f, 1.0f, 1e-30f, FLT_MIN, 0x1p-149f, FLT_MAX, 0.0f, -0.0f, -1e-6f, NAN,
+                              INFINITY, -INFINITY, 1e-12f};
+    return pick_float(r, t, sizeof t / sizeof t[0]);
+}
 static float pick_scale(rd *r)
 {
     static const float t[] = {1.0f, 0.5f, 448.0f, 57344.0f, 0x1p-20f, 0.0f, -0.0f, -1.0f, NAN, INFINITY, FLT_MIN,
                               0x1p-149f, FLT_MAX, 3.0f};
-    const uint8_t b = u8(r);
-    if (b < 200) return t[b % (sizeof t / sizeof t[0])];
-    const uint32_t bits = u32(r);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return pick_float(r, t, sizeof t / sizeof t[0]);
 }
 static double pick_p(rd *r)
 {
