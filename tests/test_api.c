@@ -316,6 +316,32 @@ Test(api, workspace_sizes)
     cr_expect_eq(bytes, 0, "M = 0 needs no workspace");
 }
 
+/* The GPU's backward workspace (numerics.md §6): the CPU's partials, then, for rows it re-reads (N > 2 * 512
+ * groups), 8 bytes per row from the next 16-byte boundary; darn_bwd_partials_workspace_size: those 8 bytes per
+ * row of the block only. (On a machine with a device: the GPU test runs.) */
+Test(api, gpu_workspace_sizes)
+{
+    if (!darn_backend_available(DARN_BACKEND_GPU)) return;
+    static const struct { int64_t m, n; int bias, reread; } c[] = {
+        {1000, 300, 0, 0}, {1000, 8192, 1, 0}, {5461, 12288, 0, 1}, {1023, 65536, 1, 1}, {7, 8193, 0, 1}, {0, 65536, 0, 1}};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        darn_desc d;
+        darn_desc_init(&d, DARN_RMSNORM, c[i].m, c[i].n, DARN_BF16);
+        if (c[i].bias) d.flags = DARN_FLAG_HAS_BIAS;
+        size_t cpu = 0, gpu = 0, part = 99;
+        cr_assert_eq(darn_bwd_workspace_size(&d, DARN_BACKEND_CPU, &cpu), DARN_OK, "%s", darn_last_error());
+        cr_assert_eq(darn_bwd_workspace_size(&d, DARN_BACKEND_GPU, &gpu), DARN_OK, "%s", darn_last_error());
+        const size_t rows = c[i].reread && c[i].m > 0 ? ((size_t)c[i].m * 8 + 15) / 16 * 16 : 0;
+        const size_t want = rows ? (cpu + 15) / 16 * 16 + rows : cpu;
+        cr_expect_eq(gpu, want, "M = %lld, N = %lld: GPU workspace %zu, want %zu", (long long)c[i].m,
+                     (long long)c[i].n, gpu, want);
+        cr_assert_eq(darn_bwd_partials_workspace_size(&d, 0, c[i].m, DARN_BACKEND_GPU, &part), DARN_OK, "%s",
+                     darn_last_error());
+        cr_expect_eq(part, rows, "M = %lld, N = %lld: darn_bwd_partials workspace %zu, want %zu", (long long)c[i].m,
+                     (long long)c[i].n, part, rows);
+    }
+}
+
 typedef darn_status (*ws_fn)(const darn_desc *, darn_backend, size_t *);
 
 static void expect_ws_fail(ws_fn fn, const char *fname, const darn_desc *d, darn_backend be, darn_status want,
