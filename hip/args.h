@@ -32,6 +32,12 @@ struct darn_fwd_args {
     float eps;
     uint32_t opt; /* DARN_OPT_* */
     int32_t p, rows_per_block;
+    /* fp8 out (a.out.dt one of them; run-time-dtype kernels only): y8 = fp8(y * scale), scale = *out_scale_ptr
+     * when given, else out_scale; amax (or NULL): the uint32 max of the amax terms (numerics.md §9), zeroed by
+     * the launcher before the kernel */
+    float out_scale;
+    const float *out_scale_ptr;
+    uint32_t *amax;
 };
 
 struct darn_bwd_args {

@@ -98,11 +98,41 @@ __device__ __forceinline__ float fwd_group_term_sum(const darn_fwd_args &a, int6
     return darn_group_sum(t, Dt::valid(j, a.n));
 }
 
-/* y of group j. */
+/* fp8 out (run-time dtypes only, §9): the amax terms of the group's elements (those before N) into amax, then
+ * y * scale, which the store rounds to fp8. */
+template <class Dt>
+__device__ __forceinline__ void fwd_group_fp8(const darn_fwd_args &a, int64_t j, float (&y)[8], uint32_t &amax, float scale)
+{
+    if constexpr (!Dt::is_static) {
+        if (darn_is_fp8(a.out.dt)) {
+            const int valid = Dt::valid(j, a.n);
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                if (e < valid) amax = darn_amax_combine(amax, darn_amax_term(y[e]));
+                y[e] = darn_fp8_scaled(y[e], scale);
+            }
+        }
+    }
+}
+
+/* The thread's amax terms into *a.amax (zeroed before the kernel): the maximum over the wave, then one atomic per
+ * wave. A uint32 maximum, so the result is the same in any order (§9). Every thread of the block calls it. */
+template <class Dt> __device__ __forceinline__ void fwd_amax_flush(const darn_fwd_args &a, uint32_t amax)
+{
+    if constexpr (!Dt::is_static) {
+        if (!a.amax) return; /* uniform */
+#pragma unroll
+        for (int d = 1; d < DARN_WAVE; d *= 2) amax = darn_amax_combine(amax, darn_f32_bits(darn_shfl_xor(darn_bits_f32(amax), d)));
+        if ((int)threadIdx.x % DARN_WAVE == 0 && amax) atomicMax(a.amax, amax);
+    }
+}
+
+/* y of group j (fp8 out: see fwd_group_fp8). */
 template <class Dt, bool STREAM = false>
 __device__ __forceinline__ void fwd_group_y(const darn_fwd_args &a, int64_t r, int64_t j, const float (&h)[8], float mean,
                                             float rstd, const typename Dt::template raw<DARN_ROLE_W> &rw,
-                                            const typename Dt::template raw<DARN_ROLE_W> &rb)
+                                            const typename Dt::template raw<DARN_ROLE_W> &rb, uint32_t &amax,
+                                            float scale)
 {
     float w[8], b[8], y[8];
     Dt::template cvt<DARN_ROLE_W>(w, rw, a.w);
@@ -114,6 +144,7 @@ __device__ __forceinline__ void fwd_group_y(const darn_fwd_args &a, int64_t r, i
 #pragma unroll
         for (int e = 0; e < 8; e++) y[e] = darn_fwd_y(h[e], mean, rstd, darn_weight(w[e], a.opt), b[e], a.opt);
     }
+    fwd_group_fp8<Dt>(a, j, y, amax, scale);
     Dt::template store<DARN_ROLE_O, STREAM>(a.out, r, j, a.n, y);
 }
 
@@ -135,6 +166,10 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
     uint64_t seed = 0, offset = 0;
     if (a.opt & DARN_OPT_DROPOUT) darn_rng_state(a.rng, seed, offset);
     const int64_t r_first = (int64_t)blockIdx.x * a.rows_per_block;
+    uint32_t amax = 0; /* fp8 out: the thread's amax terms (+0: none yet) */
+    float scale = 1.0f;
+    if constexpr (!Dt::is_static) /* fp8 out: the scale, read when the work runs (§9) */
+        if (darn_is_fp8(a.out.dt)) scale = a.out_scale_ptr ? *a.out_scale_ptr : a.out_scale;
 
     if constexpr (!REREAD) {
         /* Registers decide two orders of work: the weights (and bias) of the thread's groups stay in
@@ -206,7 +241,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                 darn_unroll<K>([&](auto kk) {
                     constexpr int k = decltype(kk)::value;
                     const int64_t j = t + (int64_t)k * p;
-                    if (j < groups) fwd_group_y<Dt>(a, r, j, h[k], mean, rstd, rw[k], rb[k]);
+                    if (j < groups) fwd_group_y<Dt>(a, r, j, h[k], mean, rstd, rw[k], rb[k], amax, scale);
                 });
                 if (t == 0) {
                     if (a.rstd) a.rstd[r] = darn_canonical_f32(rstd);
@@ -325,7 +360,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                 darn_unroll<B>([&](auto bb) {
                     constexpr int b = decltype(bb)::value;
                     const int64_t j = t + (kb + b) * p;
-                    if (j < groups) fwd_group_y<Dt, true>(a, r, j, h[b], mean, rstd, rw[b], rb[b]);
+                    if (j < groups) fwd_group_y<Dt, true>(a, r, j, h[b], mean, rstd, rw[b], rb[b], amax, scale);
                 });
             }
             if (t == 0) {
@@ -336,6 +371,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
             }
         }
     }
+    fwd_amax_flush<Dt>(a, amax);
 }
 
 #ifndef DARN_NO_TABLE /* (experiments compile single instances of the body) */

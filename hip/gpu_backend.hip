@@ -145,6 +145,14 @@ extern "C" darn_status darn_gpu_fwd(const darn_plan *pl, const darn_fwd_tensors 
     a.opt = pl->opt;
     a.p = c.p;
     a.rows_per_block = c.rows_per_block;
+    a.out_scale = d.out_scale;
+    a.out_scale_ptr = d.out_scale_ptr;
+    a.amax = (uint32_t *)t->amax; /* the amax's bits: a uint32 maximum (§9) */
+    if (t->amax) { /* +0 (also the result for M = 0), then the kernel's atomic maxima */
+        const hipError_t e = hipMemsetAsync(t->amax, 0, 4, (hipStream_t)stream);
+        if (e != hipSuccess) return device_error("darn_fwd", "hipMemsetAsync", e);
+        if (pl->m == 0) return DARN_OK;
+    }
     return launch(darn_fwd_table[c.entry], grid_of(0, c), c.block, &a, (hipStream_t)stream, "darn_fwd");
 }
 

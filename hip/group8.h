@@ -193,7 +193,7 @@ struct darn_dt_runtime {
 
     static __device__ __forceinline__ const char *row_of(const darn_view &v, int64_t r)
     {
-        return (const char *)v.p + r * v.stride * (v.dt == DARN_F32 ? 4 : 2);
+        return (const char *)v.p + r * v.stride * (v.dt == DARN_F32 ? 4 : darn_is_fp8(v.dt) ? 1 : 2);
     }
     template <int MODE> static __device__ __forceinline__ float ld1(const darn_view &v, const char *row, int64_t c)
     {
@@ -251,6 +251,20 @@ struct darn_dt_runtime {
         char *row = (char *)row_of(v, r);
         const int64_t c0 = j * 8;
         const bool full = v.vec && c0 + 8 <= n;
+        if (darn_is_fp8(v.dt)) { /* fp8 out: f holds y * scale (§9); 8 bytes per full group */
+            uint32_t u[2] = {0u, 0u};
+#pragma unroll
+            for (int e = 0; e < 8; e++) u[e / 4] |= (uint32_t)darn_f32_to_fp8(f[e], v.dt) << (8 * (e % 4));
+            uint8_t *p = (uint8_t *)row + c0;
+            if (full) {
+                *(uint2 *)p = make_uint2(u[0], u[1]);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    if (c0 + e < n) p[e] = (uint8_t)(u[e / 4] >> (8 * (e % 4)));
+            }
+            return;
+        }
         if (v.dt == DARN_F32) {
             uint32_t u[8];
 #pragma unroll

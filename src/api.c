@@ -102,14 +102,6 @@ darn_status darn_check_backend(darn_backend backend, const char *fn)
 
 /* The GPU kernels have no fp8 store yet (docs/numerics.md §9): an fp8 forward on the GPU is refused here, on the
  * host, before any launch. The backward of an fp8 layer reads dy in 16/32 bits and runs everywhere. */
-darn_status darn_check_gpu_fwd(const darn_plan *pl, darn_backend backend, const char *fn)
-{
-    if (backend == DARN_BACKEND_GPU && pl->fp8_out)
-        return darn_fail(DARN_ERR_UNSUPPORTED_ON_GPU,
-                         "%s: desc->out_dtype = %s: fp8 outputs are not supported by the GPU backend yet (CPU backend "
-                         "only)", fn, darn_dtype_name(pl->desc.out_dtype));
-    return DARN_OK;
-}
 
 darn_status darn_check_workspace(size_t need, const void *ws, size_t have, const char *fn)
 {
@@ -149,7 +141,7 @@ darn_status darn_fwd_workspace_size(const darn_desc *desc, darn_backend backend,
     darn_status s;
     if (!bytes) return darn_fail(DARN_ERR_NULL_POINTER, "%s: bytes is NULL", fn);
     if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_plan_init(&pl, desc, fn)) != DARN_OK ||
-        (s = darn_check_gpu_fwd(&pl, backend, fn)) != DARN_OK || (s = fwd_workspace(&pl, backend, bytes)) != DARN_OK)
+        (s = fwd_workspace(&pl, backend, bytes)) != DARN_OK)
         return s;
     darn_clear_error();
     return DARN_OK;
@@ -176,11 +168,11 @@ darn_status darn_fwd(const darn_desc *desc, const darn_fwd_tensors *t, void *wor
     size_t need = 0;
     darn_status s;
     if ((s = darn_check_backend(backend, fn)) != DARN_OK || (s = darn_validate_fwd(&pl, desc, t)) != DARN_OK ||
-        (s = darn_check_gpu_fwd(&pl, backend, fn)) != DARN_OK || (s = fwd_workspace(&pl, backend, &need)) != DARN_OK ||
+        (s = fwd_workspace(&pl, backend, &need)) != DARN_OK ||
         (s = darn_check_workspace(need, workspace, workspace_bytes, fn)) != DARN_OK)
         return s;
     darn_clear_error();
-    if (pl.m == 0 && !t->amax) return DARN_OK; /* (amax, fp8 only, hence CPU only: +0 for M = 0) */
+    if (pl.m == 0 && !t->amax) return DARN_OK; /* (amax is written for M = 0 too: +0) */
 #ifdef DARN_HAVE_GPU
     if (backend == DARN_BACKEND_GPU) return darn_gpu_fwd(&pl, t, workspace, stream);
 #endif /* DARN_HAVE_GPU */
@@ -229,7 +221,7 @@ darn_status darn_debug_fwd_kernel(const darn_desc *desc, const darn_fwd_tensors 
     darn_plan pl;
     darn_status s;
     if (!info) return darn_fail(DARN_ERR_NULL_POINTER, "%s: info is NULL", fn);
-    if ((s = darn_validate_fwd(&pl, desc, t)) != DARN_OK || (s = darn_check_gpu_fwd(&pl, DARN_BACKEND_GPU, fn)) != DARN_OK)
+    if ((s = darn_validate_fwd(&pl, desc, t)) != DARN_OK)
         return s;
     darn_clear_error();
     darn_choice c;

@@ -34,13 +34,7 @@ static inline float cpu_fp8_load(uint8_t c, darn_dtype dt)
            : dt == DARN_FP8_E4M3FNUZ ? darn_e4m3fnuz_to_f32(c)
                                      : darn_e5m2fnuz_to_f32(c);
 }
-static inline uint8_t cpu_fp8_store(float v, darn_dtype dt)
-{
-    return dt == DARN_FP8_E4M3FN  ? darn_f32_to_e4m3fn(v)
-           : dt == DARN_FP8_E5M2  ? darn_f32_to_e5m2(v)
-           : dt == DARN_FP8_E4M3FNUZ ? darn_f32_to_e4m3fnuz(v)
-                                     : darn_f32_to_e5m2fnuz(v);
-}
+static inline uint8_t cpu_fp8_store(float v, darn_dtype dt) { return darn_f32_to_fp8(v, (int)dt); }
 
 /* dst[k] = load(src[k]) for k < cnt; src points at the tile's first element. */
 static inline void cpu_load_tile(float *dst, const void *src, darn_dtype dt, int64_t cnt)

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "darn/darn.h"   /* the DARN_FP8_* dtypes */
 #include "darn/philox.h" /* DARN_HOST_DEVICE */
 
 /* Canonical NaN codes: the one NaN each encoding stores (sign and payload of the input dropped). */
@@ -121,6 +122,17 @@ DARN_HOST_DEVICE float darn_e4m3fn_to_f32(uint8_t c) { return darn_fp8_to_f32_ge
 DARN_HOST_DEVICE float darn_e5m2_to_f32(uint8_t c) { return darn_fp8_to_f32_generic(c, 2u, 15u, 1u); }
 DARN_HOST_DEVICE float darn_e4m3fnuz_to_f32(uint8_t c) { return darn_fp8_to_f32_generic(c, 3u, 8u, 2u); }
 DARN_HOST_DEVICE float darn_e5m2fnuz_to_f32(uint8_t c) { return darn_fp8_to_f32_generic(c, 2u, 16u, 2u); }
+
+/* The code of v in fp8 dtype dt (a DARN_FP8_* value; darn.h's enum, as an int for device code). */
+DARN_HOST_DEVICE uint8_t darn_f32_to_fp8(float v, int dt)
+{
+    return dt == DARN_FP8_E4M3FN    ? darn_f32_to_e4m3fn(v)
+           : dt == DARN_FP8_E5M2    ? darn_f32_to_e5m2(v)
+           : dt == DARN_FP8_E4M3FNUZ ? darn_f32_to_e4m3fnuz(v)
+                                     : darn_f32_to_e5m2fnuz(v);
+}
+/* Whether dtype dt is one of the fp8 ones. */
+DARN_HOST_DEVICE int darn_is_fp8(int dt) { return dt >= DARN_FP8_E4M3FN && dt <= DARN_FP8_E5M2FNUZ; }
 
 /* §9: the value an fp8 output encodes: y * scale, one fp32 multiply (nothing to contract it with). */
 DARN_HOST_DEVICE float darn_fp8_scaled(float y, float scale) { return y * scale; }

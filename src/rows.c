@@ -75,7 +75,6 @@ darn_status darn_fwd_rows(const darn_desc *desc, int64_t row0, int64_t rows, con
     TRY(darn_check_backend(backend, fn));
     TRY(block_desc(desc, row0, rows, &bd, fn));
     TRY(darn_validate_fwd(&pl, &bd, t));
-    TRY(darn_check_gpu_fwd(&pl, backend, fn));
 #ifdef DARN_HAVE_GPU
     if (backend == DARN_BACKEND_GPU) TRY(darn_gpu_fwd_workspace(&pl, &need));
 #endif /* DARN_HAVE_GPU */

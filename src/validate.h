@@ -70,8 +70,6 @@ darn_status darn_validate_bwd_partials(darn_plan *plan, const darn_desc *block_d
  * `have` bytes at `ws` holds `need` bytes and is 16-byte aligned. */
 darn_status darn_check_backend(darn_backend backend, const char *fn);
 darn_status darn_check_workspace(size_t need, const void *ws, size_t have, const char *fn);
-/* DARN_ERR_UNSUPPORTED_ON_GPU for what the GPU kernels cannot do yet (an fp8 out), on the host, before any launch. */
-darn_status darn_check_gpu_fwd(const darn_plan *pl, darn_backend backend, const char *fn);
 
 /* Workspace of the backward on every backend: the G * N dweight chunk partials (and again for dbias). */
 darn_status darn_bwd_partials_workspace(const darn_plan *plan, size_t *bytes);

@@ -146,10 +146,6 @@ static void run_config(const char *config, const darn_mem *mem, int64_t pad, dar
     cr_assert_eq(rc, 0, "%s on %s: %s", config, mem->name, res->error);
 }
 
-/* Jobs the GPU backend refuses until its kernels store fp8 (darn_check_gpu_fwd, docs/numerics.md §9): fp8 outs
- * (out=e4m3fn, e5m2, e4m3fnuz, e5m2fnuz; every other out dtype's name starts with f or b). */
-static int gpu_refuses(const char *config) { return strstr(config, " out=e") != NULL; }
-
 static void check_backend(darn_backend backend)
 {
     const darn_mem *mem = darn_mem_for(backend);
@@ -157,7 +153,6 @@ static void check_backend(darn_backend backend)
     size_t n;
     darn_golden_entry *e = load_golden(&n);
     for (size_t i = 0; i < n; ++i) {
-        if (backend == DARN_BACKEND_GPU && gpu_refuses(e[i].config)) continue;
         darn_job_result res;
         run_config(e[i].config, mem, 0, &res);
         char hex[DARN_SHA256_HEX];
@@ -201,7 +196,6 @@ Test(golden, gpu_matches_cpu_tensor_by_tensor)
     size_t n;
     darn_golden_entry *e = load_golden(&n);
     for (size_t i = 0; i < n; ++i) {
-        if (gpu_refuses(e[i].config)) continue;
         darn_job_result a, b;
         char msg[256];
         run_config(e[i].config, darn_mem_cpu(), 0, &a);

@@ -206,9 +206,9 @@ DARN_API int64_t darn_mask_row_bytes(int64_t cols);
  *          before the scale, NaN if any y is NaN, +0 for M = 0 (written then too); docs/numerics.md §9.
  * Pointers given without their flag (residual, bias, rowscale) are DARN_ERR_UNSUPPORTED, not ignored.
  * In place: out == x and residual_out == residual are allowed (same pointer, dtype and stride).
- * fp8 out_dtype: CPU backend only for now; DARN_BACKEND_GPU returns DARN_ERR_UNSUPPORTED_ON_GPU (also from
- * darn_fwd_workspace_size and darn_debug_fwd_kernel). The backward of such a layer (dy in 16/32 bits) runs
- * on both backends.
+ * fp8 out_dtype: both backends (the GPU through its run-time-dtype kernels; amax zeroed on the stream, then
+ * the kernels' atomic maxima of its bits: capture-safe, deterministic). The backward of such a layer (dy in
+ * 16/32 bits) runs on both backends.
  */
 typedef struct darn_fwd_tensors {
     const void *x;        int64_t x_stride;

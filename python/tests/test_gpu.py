@@ -437,3 +437,23 @@ def test_return_conventions_match_flash_attn():
             assert (u is None) == (v is None), kw
             if u is not None:
                 assert u.shape == v.shape and u.dtype == v.dtype, (kw, u.shape, v.shape, u.dtype, v.dtype)
+
+
+_FP8 = [getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+        if hasattr(torch, n)]
+
+
+@pytest.mark.skipif(not _FP8, reason="this torch has no float8 dtypes")
+@pytest.mark.parametrize("fp8", _FP8, ids=str)
+@pytest.mark.parametrize("n", [300, 4096, 20000])  # a partial last group; the 8-byte store; re-read rows
+def test_fp8_out_gpu_equals_cpu_bitwise(fp8, n):
+    """An fp8 out on the GPU (the run-time-dtype kernels' fp8 store) has the CPU's codes, with dropout."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(9, n, generator=g, dtype=torch.bfloat16)
+    r = torch.randn(9, n, generator=g)
+    w = torch.randn(n, generator=g) * 200  # some |y| past every format's max
+    with torch.no_grad():
+        want = darn.rms_norm_fn(x, w, None, r, out_dtype=fp8, dropout_p=0.2, seed=5)
+        got = darn.rms_norm_fn(x.to(DEV), w.to(DEV), None, r.to(DEV), out_dtype=fp8, dropout_p=0.2, seed=5)
+    assert got.dtype is fp8 and got.device.type == "cuda"
+    assert torch.equal(got.cpu().view(torch.uint8), want.view(torch.uint8))
