@@ -67,7 +67,8 @@ DARN_API const char *darn_version_string(void);
 /* The numerics contract the linked library implements (DARN_CONTRACT_VERSION at its build). */
 DARN_API int darn_contract_version(void);
 
-/* ---- Status codes: values are stable and never reused. ------------------------------------------ */
+/* ---- Status codes: values are stable and never reused (DARN_ERR_UNSUPPORTED_ON_GPU: returned by no call of this
+ * version, whose GPU backend does all the CPU's does; kept for one that cannot). ---------------------- */
 #define DARN_STATUS_LIST(X)                                                                              \
     X(DARN_OK, 0, "success")                                                                             \
     X(DARN_ERR_NULL_POINTER, 1, "a required pointer is NULL")                                            \
