@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Device run 12 (2026-12-02, session 6): runs 10 and 11's A/B again, this time with the alternative library first on
-# the search path (.devbundle/run puts the bundle's lib/ first, so those runs timed the bundle's library twice):
-# the re-read backward's rows in flight (DARN_BWD_COLS_AHEAD 2 = lib, 1 = lib-d1) and the forward of fp32-h rows
-# at N = 12288 / 16384 (K <= 4 = lib, K <= 3 = lib-k3, K <= 2 = lib-k2), alternating; gpu_overhead.py's breakdown.
+# Device run 12 (prepared 2026-12-02, session 6; not run yet: the session's device time ran out). First the merged
+# tree's checks: tests/device/run-on-gpu (every test binary — test_golden now runs the fp8 jobs on the GPU, test_api
+# the GPU workspace sizes — compute-sanitizer, darn-demo) and the Python GPU tests (the fp8 out test is new). Then
+# runs 10 and 11's A/B again, this time with the alternative library first on the search path (.devbundle/run puts
+# the bundle's lib/ first, so those runs timed the bundle's library twice): the re-read backward's rows in flight
+# (DARN_BWD_COLS_AHEAD 2 = lib, 1 = lib-d1) and the forward of fp32-h rows at N = 12288 / 16384 (K <= 4 = lib,
+# K <= 3 = lib-k3, K <= 2 = lib-k2), alternating; gpu_overhead.py's breakdown.
+# Bundle: build/nvidia (sm_90) as usual, then the variants' libdarn.so.0 into .devbundle/lib-{d1,k3,k2}/ from builds
+# configured with -DCMAKE_CUDA_ARCHITECTURES=90 -DDARN_BUILD_TESTS=OFF and -DCMAKE_CUDA_FLAGS=-DDARN_BWD_COLS_AHEAD=1
+# (d1), -DCMAKE_C_FLAGS=-DDARN_FWD_F32H_MAX_K=3 (k3) or =2 (k2).
 set -uo pipefail
 out=${OUT:-out}; mkdir -p "$out/gpu"
 SECONDS=0
+tests/device/run-on-gpu "$out/gpu/suite" 2>&1 | tail -n 30
+echo "suite: ${SECONDS}s"
 b() { # b LIBDIR TAG DIR NS
   LD_LIBRARY_PATH=$PWD/.devbundle/$1:$PWD/.devbundle/lib .devbundle/bin/darn-bench --config train,f32,layernorm,mask \
     --n "$4" --reps 20 --latency-m none --json "$out/bench-$2.json" > "$out/gpu/bench-$2.txt" 2>&1
@@ -17,6 +25,7 @@ for r in a b; do
 done
 echo "bench: ${SECONDS}s"
 export DARN_LIBRARY=$PWD/.devbundle/lib/libdarn.so.0 PYTHONPATH=$PWD/python
+timeout 150 python3 -m pytest python/tests/test_gpu.py -q -p no:cacheprovider 2>&1 | tail -n 6
 timeout 60 python3 python/tools/gpu_overhead.py --repeats 1 --out "$out/gpu-overhead.json" > "$out/gpu/gpu-overhead.log" 2>&1
 echo "gpu_overhead rc=$?"; python3 - "$out/gpu-overhead.json" <<'PY'
 import json, sys
