@@ -93,9 +93,26 @@ void darn_row_geometry(int64_t n, int cap, int kmax, int *p, int *k, int *varian
     *variant = DARN_VARIANT_REREAD;
 }
 
+#ifndef DARN_BWD_MIN_UTIL
+#define DARN_BWD_MIN_UTIL 0.0 /* (an experiment's knob, run 12: backward rows in registers that keep fewer than this
+                                 fraction of their P * K group slots busy are re-read instead; 0: never) */
+#endif
+
+/* The backward's row geometry: darn_row_geometry, or the re-read rows below DARN_BWD_MIN_UTIL. */
+static void bwd_geometry(int64_t n, darn_dtype h_dtype, int *p, int *k, int *variant)
+{
+    darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, DARN_BWD_MAX_K, p, k, variant);
+    if (*variant != DARN_VARIANT_REREAD && (double)darn_groups_for(n) < DARN_BWD_MIN_UTIL * (double)*p * (double)*k) {
+        *p = DARN_REREAD_P;
+        *k = (int)((darn_groups_for(n) + DARN_REREAD_P - 1) / DARN_REREAD_P);
+        *variant = DARN_VARIANT_REREAD;
+    }
+}
+
 static void shape(darn_choice *c, int64_t n, darn_dtype h_dtype, int kmax, int64_t units)
 {
-    darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, kmax, &c->p, &c->k, &c->variant);
+    if (kmax < 0) bwd_geometry(n, h_dtype, &c->p, &c->k, &c->variant);
+    else darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, kmax, &c->p, &c->k, &c->variant);
     c->rows_per_block = c->p < DARN_SMALL_BLOCK ? DARN_SMALL_BLOCK / c->p : 1;
     c->block = c->p * c->rows_per_block;
     c->units = units;
@@ -129,7 +146,7 @@ void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice
                     vec_ok(t->dx, pl->s_dx, d->x_dtype) && vec_ok(t->dresidual, pl->s_dres, d->residual_dtype) &&
                     (!pl->has_bias || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = DARN_CFG_RUNTIME;
-    shape(c, pl->n, ro, DARN_BWD_MAX_K, pl->wgrad_chunks); /* a slot walks one chunk at a time */
+    shape(c, pl->n, ro, -1, pl->wgrad_chunks); /* (-1: bwd_geometry) a slot walks one chunk at a time */
     if (c->variant == DARN_VARIANT_REREAD) { /* darn_bwd_cols: a thread per (chunk, group), blocks of 256 */
         c->rows_per_block = 1;
         c->block = DARN_SMALL_BLOCK;
@@ -184,7 +201,7 @@ void darn_entry_name(int backward, int entry, char *buf, size_t bytes)
 int darn_bwd_rereads(const darn_plan *pl)
 {
     int p, k, variant;
-    darn_row_geometry(pl->n, pl->resout_dtype == DARN_F32 ? 2 : DARN_MAX_K, DARN_BWD_MAX_K, &p, &k, &variant);
+    bwd_geometry(pl->n, pl->resout_dtype, &p, &k, &variant);
     return variant == DARN_VARIANT_REREAD;
 }
 

@@ -5,10 +5,12 @@
 # runs 10 and 11's A/B again, this time with the alternative library first on the search path (.devbundle/run puts
 # the bundle's lib/ first, so those runs timed the bundle's library twice): the re-read backward's rows in flight
 # (DARN_BWD_COLS_AHEAD 2 = lib, 1 = lib-d1) and the forward of fp32-h rows at N = 12288 / 16384 (K <= 4 = lib,
-# K <= 3 = lib-k3, K <= 2 = lib-k2), alternating; gpu_overhead.py's breakdown.
+# K <= 3 = lib-k3, K <= 2 = lib-k2), and the backward at N = 768 / 5120, whose rows in registers leave 25 / 38 % of
+# the group slots idle, against the two-kernel re-read backward (lib-u8: DARN_BWD_MIN_UTIL = 0.8), alternating;
+# gpu_overhead.py's breakdown.
 # Bundle: build/nvidia (sm_90) as usual, then the variants' libdarn.so.0 into .devbundle/lib-{d1,k3,k2}/ from builds
 # configured with -DCMAKE_CUDA_ARCHITECTURES=90 -DDARN_BUILD_TESTS=OFF and -DCMAKE_CUDA_FLAGS=-DDARN_BWD_COLS_AHEAD=1
-# (d1), -DCMAKE_C_FLAGS=-DDARN_FWD_F32H_MAX_K=3 (k3) or =2 (k2).
+# (d1), -DCMAKE_C_FLAGS=-DDARN_FWD_F32H_MAX_K=3 (k3) or =2 (k2), -DCMAKE_C_FLAGS=-DDARN_BWD_MIN_UTIL=0.8 (u8).
 set -uo pipefail
 out=${OUT:-out}; mkdir -p "$out/gpu"
 SECONDS=0
@@ -22,6 +24,7 @@ b() { # b LIBDIR TAG DIR NS
 for r in a b; do
   b lib k4$r fwd 12288,16384; b lib-k3 k3$r fwd 12288,16384; b lib-k2 k2$r fwd 12288,16384
   b lib d2$r bwd 16384,65536; b lib-d1 d1$r bwd 16384,65536
+  b lib u0$r bwd 768,5120; b lib-u8 u8$r bwd 768,5120
 done
 echo "bench: ${SECONDS}s"
 export DARN_LIBRARY=$PWD/.devbundle/lib/libdarn.so.0 PYTHONPATH=$PWD/python
