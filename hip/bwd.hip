@@ -145,17 +145,25 @@ __device__ __forceinline__ void bwd_load_w(const darn_bwd_args &a, int t, typena
     if (j < a.groups) Dt::template load<DARN_ROLE_W>(rw[k], a.w, 0, j, a.n);
 }
 
-template <class Dt, int K, bool BIAS>
-__global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(const darn_bwd_args a)
+/* The body of the backward with the row in registers. CL > 1 (compat.h's clusters, DARN_CLUSTER_BWD builds only):
+ * a row is split over the CL blocks of a cluster, block b holding groups [b K P, (b + 1) K P) — an aligned subtree
+ * of §5 — and the blocks' row sums are combined by the tree over b (darn_cluster_sums), so the bits are the
+ * one-block row's; the cluster walks its chunks as one slot (one row per block: P = 512). */
+template <class Dt, int K, bool BIAS, int CL>
+__device__ __forceinline__ void darn_bwd_body(const darn_bwd_args &a)
 {
     using RH = typename Dt::template raw<DARN_ROLE_RO>;
     using RDY = typename Dt::template raw<DARN_ROLE_O>;
     using RW = typename Dt::template raw<DARN_ROLE_W>;
     __shared__ float smem[2 * 2 * K * 32]; /* darn_row_allreduce's two halves of 2 * K values */
     int phase = 0;
-    const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p;
+    [[maybe_unused]] __shared__ float xch[CL > 1 ? 4 : 1]; /* darn_cluster_sums' two (s1, s2) slots */
+    [[maybe_unused]] int xphase = 0;
+    const int block = (int)(blockIdx.x / CL), blocks = (int)(gridDim.x / CL);
+    /* t: the thread's first group in the row (its block's slice of the row, with clusters) */
+    const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p + (CL > 1 ? (int)(blockIdx.x % CL) * K * p : 0);
     const int64_t groups = a.groups, R = a.chunk_rows;
-    const int64_t slot_stride = (int64_t)gridDim.x * a.rows_per_block;
+    const int64_t slot_stride = (int64_t)blocks * a.rows_per_block;
     const float nf = (float)a.n;
     const bool layer = a.opt & DARN_OPT_LAYER;
     uint64_t seed = 0, offset = 0;
@@ -175,10 +183,10 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
         uint32_t mbits[K]; /* mask bytes, loaded with the row when the mask is read */
         bool first_on;
         if (PFK > 0) {
-            const int64_t r1 = bwd_walk_row(a, (int64_t)blockIdx.x * a.rows_per_block + slot, 0, first_on);
+            const int64_t r1 = bwd_walk_row(a, (int64_t)block * a.rows_per_block + slot, 0, first_on);
             darn_unroll<PFK>([&](auto kk) { bwd_load_group<Dt, K, decltype(kk)::value>(a, t, r1, rh, rdy, mbits); });
         }
-        for (int64_t gb = (int64_t)blockIdx.x * a.rows_per_block; gb < a.chunks; gb += slot_stride) { /* uniform */
+        for (int64_t gb = (int64_t)block * a.rows_per_block; gb < a.chunks; gb += slot_stride) { /* uniform */
             const int64_t g = gb + slot;
             float pw[K][8], pb[BIAS ? K : 1][8];
             darn_unroll<K>([&](auto kk) {
@@ -231,13 +239,17 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
                     float s1[K], s2[K];
 #pragma unroll
                     for (int k = 0; k < K; k++) s1[k] = acc[k], s2[k] = acc[K + k];
-                    c1 = darn_row_mean(darn_tree_k<K>(s1), nf);
-                    c2 = darn_row_mean(darn_tree_k<K>(s2), nf);
+                    float t1 = darn_tree_k<K>(s1), t2 = darn_tree_k<K>(s2);
+                    if constexpr (CL > 1) darn_cluster_sums<CL>(t1, t2, xch, xphase);
+                    c1 = darn_row_mean(t1, nf);
+                    c2 = darn_row_mean(t2, nf);
                 } else {
                     float s1[K];
 #pragma unroll
                     for (int k = 0; k < K; k++) s1[k] = acc[k];
-                    c1 = darn_row_mean(darn_row_sum<K>(s1, p, smem, phase), nf);
+                    float t1 = darn_row_sum<K>(s1, p, smem, phase), t2 = 0.0f;
+                    if constexpr (CL > 1) darn_cluster_sums<CL>(t1, t2, xch, xphase);
+                    c1 = darn_row_mean(t1, nf);
                 }
                 if (!on) continue;
                 /* dh -> dresidual, dx; dweight (dbias) terms. */
@@ -275,7 +287,31 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
             }
         }
     }
+    darn_cluster_exit<CL>();
 }
+
+template <class Dt, int K, bool BIAS>
+__global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(const darn_bwd_args a)
+{
+    darn_bwd_body<Dt, K, BIAS, 1>(a);
+}
+
+#if DARN_CLUSTER_BWD
+/* Rows of up to CL * 2 * 512 groups over a cluster of CL blocks (an experiment: see darn_bwd_body). */
+template <class Dt, bool BIAS, int CL>
+__global__ void __cluster_dims__(CL, 1, 1) __launch_bounds__(DARN_MAX_P_REG) darn_bwd_cluster(const darn_bwd_args a)
+{
+    darn_bwd_body<Dt, 2, BIAS, CL>(a);
+}
+#define DARN_BWD_CLUSTER_CL(X, R, RO, W, O)                                                                          \
+    {(const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, false, 2>,                                      \
+     (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, true, 2>,                                       \
+     (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, false, 4>,                                      \
+     (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, true, 4>,                                       \
+     (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, false, 8>,                                      \
+     (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, true, 8>},
+const void *const darn_bwd_cluster_table[DARN_N_STATIC_CONFIGS][6] = {DARN_STATIC_CONFIGS(DARN_BWD_CLUSTER_CL)};
+#endif /* DARN_CLUSTER_BWD */
 
 /* ---- re-read rows (rows too wide for a slot's registers): two kernels --------------------------------
  * A row's c1 / c2 need the whole row, and a chunk's dweight partial needs its rows in order; one block

@@ -189,6 +189,23 @@ static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, fl
     a.p = c.p;
     a.rows_per_block = c.rows_per_block;
     a.rowc = rowc;
+#if DARN_CLUSTER_BWD
+    /* The experiment: re-read rows of static dtypes and up to 8 * 1024 groups over a cluster of 2, 4 or 8
+     * blocks of 512 threads (K = 2 each), on devices of compute capability 9 and later. */
+    int dev = 0, major = 0;
+    if (c.variant == DARN_VARIANT_REREAD && c.cfg < DARN_N_STATIC_CONFIGS && pl->groups <= 8 * 1024 &&
+        hipGetDevice(&dev) == hipSuccess &&
+        hipDeviceGetAttribute(&major, hipDeviceAttributeComputeCapabilityMajor, dev) == hipSuccess && major >= 9) {
+        const int cl = pl->groups <= 2 * 1024 ? 2 : pl->groups <= 4 * 1024 ? 4 : 8;
+        const void *k = darn_bwd_cluster_table[c.cfg][(cl == 2 ? 0 : cl == 4 ? 2 : 4) + (c.bias ? 1 : 0)];
+        a.p = DARN_MAX_P_REG;
+        a.rows_per_block = 1;
+        int sms = 1;
+        if (hipDeviceGetAttribute(&sms, hipDeviceAttributeMultiprocessorCount, dev) != hipSuccess || sms < 1) sms = 1;
+        const int64_t clusters = pl->wgrad_chunks < sms ? pl->wgrad_chunks : sms; /* ~ one block per SM resident */
+        return launch(k, clusters * cl, DARN_MAX_P_REG, &a, s, fn);
+    }
+#endif /* DARN_CLUSTER_BWD */
     if (c.variant == DARN_VARIANT_REREAD) {
         int dev = 0;
         if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= DARN_MAX_DEVICES) dev = 0;
