@@ -145,7 +145,7 @@ __device__ __forceinline__ void bwd_load_w(const darn_bwd_args &a, int t, typena
     if (j < a.groups) Dt::template load<DARN_ROLE_W>(rw[k], a.w, 0, j, a.n);
 }
 
-/* The body of the backward with the row in registers. CL > 1 (compat.h's clusters, DARN_CLUSTER_BWD builds only):
+/* The body of the backward with the row in registers. CL > 1 (compat.h's clusters, DARN_CLUSTER builds only):
  * a row is split over the CL blocks of a cluster, block b holding groups [b K P, (b + 1) K P) — an aligned subtree
  * of §5 — and the blocks' row sums are combined by the tree over b (darn_cluster_sums), so the bits are the
  * one-block row's; the cluster walks its chunks as one slot (one row per block: P = 512). */
@@ -296,7 +296,7 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
     darn_bwd_body<Dt, K, BIAS, 1>(a);
 }
 
-#if DARN_CLUSTER_BWD
+#if DARN_CLUSTER
 /* Rows of up to CL * 2 * 512 groups over a cluster of CL blocks (an experiment: see darn_bwd_body). */
 template <class Dt, bool BIAS, int CL>
 __global__ void __cluster_dims__(CL, 1, 1) __launch_bounds__(DARN_MAX_P_REG) darn_bwd_cluster(const darn_bwd_args a)
@@ -311,7 +311,7 @@ __global__ void __cluster_dims__(CL, 1, 1) __launch_bounds__(DARN_MAX_P_REG) dar
      (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, false, 8>,                                      \
      (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, true, 8>},
 const void *const darn_bwd_cluster_table[DARN_N_STATIC_CONFIGS][6] = {DARN_STATIC_CONFIGS(DARN_BWD_CLUSTER_CL)};
-#endif /* DARN_CLUSTER_BWD */
+#endif /* DARN_CLUSTER */
 
 /* ---- re-read rows (rows too wide for a slot's registers): two kernels --------------------------------
  * A row's c1 / c2 need the whole row, and a chunk's dweight partial needs its rows in order; one block

@@ -56,14 +56,14 @@ __device__ __forceinline__ float darn_shfl_xor(float v, int d)
 #endif /* __HIP_PLATFORM_NVIDIA__ */
 
 /* Thread block clusters (NVIDIA sm_90, CUDA >= 11.8): an experiment's build only (cmake
- * -DCMAKE_CUDA_FLAGS=-DDARN_CLUSTER_BWD=1 -DCMAKE_CUDA_ARCHITECTURES=90; hip/bwd.hip's darn_bwd_cluster). AMD has
+ * -DCMAKE_CUDA_FLAGS=-DDARN_CLUSTER=1 -DCMAKE_CUDA_ARCHITECTURES=90; hip/bwd.hip's darn_bwd_cluster). AMD has
  * no clusters: there the same bits come from the two-kernel re-read backward. */
-#ifndef DARN_CLUSTER_BWD
-#define DARN_CLUSTER_BWD 0
+#ifndef DARN_CLUSTER
+#define DARN_CLUSTER 0
 #endif
-#if DARN_CLUSTER_BWD
+#if DARN_CLUSTER
 #if !defined(__HIP_PLATFORM_NVIDIA__)
-#error "DARN_CLUSTER_BWD needs NVIDIA thread block clusters"
+#error "DARN_CLUSTER needs NVIDIA thread block clusters"
 #endif
 #include <cooperative_groups.h>
 /* Every block of the cluster passes its row sums (s1, s2); each gets back the pairwise tree of §5 over the blocks'
@@ -101,7 +101,7 @@ template <int CL> __device__ __forceinline__ void darn_cluster_exit()
 #else
 template <int CL> __device__ __forceinline__ void darn_cluster_sums(float &, float &, float *, int &) {}
 template <int CL> __device__ __forceinline__ void darn_cluster_exit() {}
-#endif /* DARN_CLUSTER_BWD */
+#endif /* DARN_CLUSTER */
 
 /* Read-only loads through the non-coherent path where the vendor has one: only for data no thread of
  * the call writes before reading it (in-place outputs are written after their own last read). */

@@ -148,8 +148,11 @@ __device__ __forceinline__ void fwd_group_y(const darn_fwd_args &a, int64_t r, i
     Dt::template store<DARN_ROLE_O, STREAM>(a.out, r, j, a.n, y);
 }
 
-template <class Dt, int K, bool REREAD>
-__global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(const darn_fwd_args a)
+/* The forward's body. CL > 1 (compat.h's clusters, DARN_CLUSTER builds only; rows in registers): a row is split over
+ * the CL blocks of a cluster, block b holding groups [b K P, (b + 1) K P) — an aligned subtree of §5 — and each
+ * row sum is completed by the tree over the blocks' sums (darn_cluster_sums): the one-block row's bits. */
+template <class Dt, int K, bool REREAD, int CL>
+__device__ __forceinline__ void darn_fwd_body(const darn_fwd_args &a)
 {
     using RX = typename Dt::template raw<DARN_ROLE_X>;
     using RR = typename Dt::template raw<DARN_ROLE_R>;
@@ -159,13 +162,17 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
     __shared__ float smem[2 * B * 32]; /* darn_row_allreduce's two halves */
     int phase = 0;
     __shared__ float stack[REREAD ? DARN_STREAM_LEVELS + 1 : 1];
-    const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p;
-    const int64_t groups = a.groups, stride_rows = (int64_t)gridDim.x * a.rows_per_block;
+    [[maybe_unused]] __shared__ float xch[CL > 1 ? 4 : 1]; /* darn_cluster_sums' two slots */
+    [[maybe_unused]] int xphase = 0;
+    /* t: the thread's first group in the row (its block's slice of the row, with clusters; t == 0 in one thread
+     * per row) */
+    const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p + (CL > 1 ? (int)(blockIdx.x % CL) * K * p : 0);
+    const int64_t groups = a.groups, stride_rows = (int64_t)(gridDim.x / CL) * a.rows_per_block;
     const float nf = (float)a.n;
     const bool layer = a.opt & DARN_OPT_LAYER;
     uint64_t seed = 0, offset = 0;
     if (a.opt & DARN_OPT_DROPOUT) darn_rng_state(a.rng, seed, offset);
-    const int64_t r_first = (int64_t)blockIdx.x * a.rows_per_block;
+    const int64_t r_first = (int64_t)(blockIdx.x / CL) * a.rows_per_block;
     uint32_t amax = 0; /* fp8 out: the thread's amax terms (+0: none yet) */
     float scale = 1.0f;
     if constexpr (!Dt::is_static) /* fp8 out: the scale, read when the work runs (§9) */
@@ -224,7 +231,8 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                 }
             });
             if (PF && r0 + stride_rows < a.m) load_row(r_next); /* in flight during this row's sums */
-            float sum = darn_row_sum<K>(acc, p, smem, phase);
+            float sum = darn_row_sum<K>(acc, p, smem, phase), unused = 0.0f;
+            if constexpr (CL > 1) darn_cluster_sums<CL>(sum, unused, xch, xphase);
             float mean = 0.0f;
             if (layer) {
                 mean = darn_row_mean(sum, nf);
@@ -234,6 +242,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                     acc[k] = j < groups ? fwd_group_term_sum<Dt>(a, j, h[k], mean, 1) : -0.0f;
                 });
                 sum = darn_row_sum<K>(acc, p, smem, phase);
+                if constexpr (CL > 1) darn_cluster_sums<CL>(sum, unused, xch, xphase);
             }
             const float rstd = darn_row_rstd(sum, nf, a.eps);
             if (active) {
@@ -372,7 +381,33 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
         }
     }
     fwd_amax_flush<Dt>(a, amax);
+    darn_cluster_exit<CL>();
 }
+
+template <class Dt, int K, bool REREAD>
+__global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(const darn_fwd_args a)
+{
+    darn_fwd_body<Dt, K, REREAD, 1>(a);
+}
+
+#if DARN_CLUSTER
+/* Rows of up to CL * K * 512 groups over a cluster of CL blocks (an experiment: see darn_fwd_body); K = 2 for rows
+ * of fp32 h or fp32 weights (K = 4 spilled them), else 4 — the launcher's rule too (gpu_backend.hip). */
+template <class Dt> __host__ __device__ constexpr int darn_fwd_cluster_k()
+{
+    return Dt::template dt<DARN_ROLE_RO>() == DARN_F32 || Dt::template dt<DARN_ROLE_W>() == DARN_F32 ? 2 : 4;
+}
+template <class Dt, int CL>
+__global__ void __cluster_dims__(CL, 1, 1) __launch_bounds__(DARN_MAX_P_REG) darn_fwd_cluster(const darn_fwd_args a)
+{
+    darn_fwd_body<Dt, darn_fwd_cluster_k<Dt>(), false, CL>(a);
+}
+#define DARN_FWD_CLUSTER_CL(X, R, RO, W, O)                                                                          \
+    {(const void *)darn_fwd_cluster<darn_dt_static<X, R, RO, W, O>, 2>,                                             \
+     (const void *)darn_fwd_cluster<darn_dt_static<X, R, RO, W, O>, 4>,                                             \
+     (const void *)darn_fwd_cluster<darn_dt_static<X, R, RO, W, O>, 8>},
+const void *const darn_fwd_cluster_table[DARN_N_STATIC_CONFIGS][3] = {DARN_STATIC_CONFIGS(DARN_FWD_CLUSTER_CL)};
+#endif /* DARN_CLUSTER */
 
 #ifndef DARN_NO_TABLE /* (experiments compile single instances of the body) */
 /* The forward row of the dispatch table for each dtype configuration, in dispatch.h's order. */

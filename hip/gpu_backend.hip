@@ -148,6 +148,27 @@ extern "C" darn_status darn_gpu_fwd(const darn_plan *pl, const darn_fwd_tensors 
     a.out_scale = d.out_scale;
     a.out_scale_ptr = d.out_scale_ptr;
     a.amax = (uint32_t *)t->amax; /* the amax's bits: a uint32 maximum (§9) */
+#if DARN_CLUSTER
+    /* The experiment: rows of static dtypes that are re-read, or held at K > 2 with K = 2 cluster blocks, over a
+     * cluster of 2, 4 or 8 blocks of 512 threads, on devices of compute capability 9 and later. */
+    {
+        const int kc = pl->resout_dtype == DARN_F32 || d.weight_dtype == DARN_F32 ? 2 : 4; /* darn_fwd_cluster_k */
+        int dev = 0, major = 0;
+        if (c.cfg < DARN_N_STATIC_CONFIGS && (c.variant == DARN_VARIANT_REREAD || (kc == 2 && c.k > 2)) &&
+            pl->groups <= (int64_t)8 * kc * DARN_MAX_P_REG && pl->m > 0 && !t->amax && hipGetDevice(&dev) == hipSuccess &&
+            hipDeviceGetAttribute(&major, hipDeviceAttributeComputeCapabilityMajor, dev) == hipSuccess && major >= 9) {
+            const int64_t per = (int64_t)kc * DARN_MAX_P_REG;
+            const int cl = pl->groups <= 2 * per ? 2 : pl->groups <= 4 * per ? 4 : 8;
+            a.p = DARN_MAX_P_REG;
+            a.rows_per_block = 1;
+            int sms = 1;
+            if (hipDeviceGetAttribute(&sms, hipDeviceAttributeMultiprocessorCount, dev) != hipSuccess || sms < 1) sms = 1;
+            const int64_t clusters = pl->m < sms ? pl->m : sms;
+            return launch(darn_fwd_cluster_table[c.cfg][cl == 2 ? 0 : cl == 4 ? 1 : 2], clusters * cl, DARN_MAX_P_REG,
+                          &a, (hipStream_t)stream, "darn_fwd");
+        }
+    }
+#endif /* DARN_CLUSTER */
     if (t->amax) { /* +0 (also the result for M = 0), then the kernel's atomic maxima */
         const hipError_t e = hipMemsetAsync(t->amax, 0, 4, (hipStream_t)stream);
         if (e != hipSuccess) return device_error("darn_fwd", "hipMemsetAsync", e);
@@ -189,7 +210,7 @@ static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, fl
     a.p = c.p;
     a.rows_per_block = c.rows_per_block;
     a.rowc = rowc;
-#if DARN_CLUSTER_BWD
+#if DARN_CLUSTER
     /* The experiment: re-read rows of static dtypes and up to 8 * 1024 groups over a cluster of 2, 4 or 8
      * blocks of 512 threads (K = 2 each), on devices of compute capability 9 and later. */
     int dev = 0, major = 0;
@@ -205,7 +226,7 @@ static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, fl
         const int64_t clusters = pl->wgrad_chunks < sms ? pl->wgrad_chunks : sms; /* ~ one block per SM resident */
         return launch(k, clusters * cl, DARN_MAX_P_REG, &a, s, fn);
     }
-#endif /* DARN_CLUSTER_BWD */
+#endif /* DARN_CLUSTER */
     if (c.variant == DARN_VARIANT_REREAD) {
         int dev = 0;
         if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= DARN_MAX_DEVICES) dev = 0;

@@ -11,9 +11,11 @@ extern const void *const darn_fwd_table[DARN_N_FWD_ENTRIES];
 extern const void *const darn_bwd_table[DARN_N_BWD_ENTRIES];
 /* The row sums of the re-read backward, per dtype configuration (darn_bwd_rowsums<Dt>, a darn_bwd_args). */
 extern const void *const darn_bwd_rowsums_table[DARN_N_CONFIGS];
-#if DARN_CLUSTER_BWD
+#if DARN_CLUSTER
 /* The cluster backward's kernels (an experiment, hip/bwd.hip): [cfg][2 * log2(CL / 2) + bias]. */
 extern const void *const darn_bwd_cluster_table[DARN_N_STATIC_CONFIGS][6];
+/* The cluster forward's kernels: [cfg][log2(CL / 2)]. */
+extern const void *const darn_fwd_cluster_table[DARN_N_STATIC_CONFIGS][3];
 #endif
 /* One pass of the dweight/dbias tree over chunk partials (bwd.hip). */
 extern const void *const darn_wgrad_pass_kernel;

@@ -7,32 +7,34 @@
 # (DARN_BWD_COLS_AHEAD 2 = lib, 1 = lib-d1) and the forward of fp32-h rows at N = 12288 / 16384 (K <= 4 = lib,
 # K <= 3 = lib-k3, K <= 2 = lib-k2), and the backward at N = 768 / 5120, whose rows in registers leave 25 / 38 % of
 # the group slots idle, against the two-kernel re-read backward (lib-u8: DARN_BWD_MIN_UTIL = 0.8), alternating;
-# and the cluster backward (lib-cl: re-read rows of up to 8192 groups split over a cluster of 2 / 4 / 8 blocks,
-# hip/bwd.hip darn_bwd_cluster) — first its bits (the dispatch-table walk, test_backward, test_partials,
-# test_golden with lib-cl first on the path), then its speed at N = 12288 ... 65536; gpu_overhead.py's breakdown.
+# and the cluster kernels (lib-cl: rows split over a thread block cluster of 2 / 4 / 8 blocks — the backward's re-read
+# rows, the forward's re-read rows and its fp32-h / fp32-weight rows at K = 3, 4, which spill; hip/bwd.hip
+# darn_bwd_cluster, hip/fwd.hip darn_fwd_cluster) — first their bits (the dispatch-table walk, test_forward,
+# test_backward, test_partials, test_golden with lib-cl first on the path), then their speed at N = 12288 ... 65536;
+# gpu_overhead.py's breakdown.
 # Bundle: build/nvidia (sm_90) as usual, then the variants' libdarn.so.0 into .devbundle/lib-{d1,k3,k2}/ from builds
 # configured with -DCMAKE_CUDA_ARCHITECTURES=90 -DDARN_BUILD_TESTS=OFF and -DCMAKE_CUDA_FLAGS=-DDARN_BWD_COLS_AHEAD=1
 # (d1), -DCMAKE_C_FLAGS=-DDARN_FWD_F32H_MAX_K=3 (k3) or =2 (k2), -DCMAKE_C_FLAGS=-DDARN_BWD_MIN_UTIL=0.8 (u8),
-# -DCMAKE_CUDA_FLAGS=-DDARN_CLUSTER_BWD=1 (cl).
+# -DCMAKE_CUDA_FLAGS=-DDARN_CLUSTER=1 (cl).
 set -uo pipefail
 out=${OUT:-out}; mkdir -p "$out/gpu"
 SECONDS=0
 tests/device/run-on-gpu "$out/gpu/suite" 2>&1 | tail -n 30
 echo "suite: ${SECONDS}s"
-for t in "test_gpu --filter gpu/every_dispatch_entry*" test_backward test_partials test_golden; do
+for t in "test_gpu --filter gpu/every_dispatch_entry*" test_forward test_backward test_partials test_golden; do
   LD_LIBRARY_PATH=$PWD/.devbundle/lib-cl:$PWD/.devbundle/lib timeout 200 .devbundle/bin/$t --ascii -j4 \
     > "$out/gpu/cl-${t%% *}.log" 2>&1; echo "lib-cl $t rc=$? $(grep -a Synthesis "$out/gpu/cl-${t%% *}.log" | tail -n1)"
 done
 b() { # b LIBDIR TAG DIR NS
   LD_LIBRARY_PATH=$PWD/.devbundle/$1:$PWD/.devbundle/lib .devbundle/bin/darn-bench --config train,f32,layernorm,mask \
     --n "$4" --reps 20 --latency-m none --json "$out/bench-$2.json" > "$out/gpu/bench-$2.txt" 2>&1
-  echo "== $2"; grep -a -E "^(copy|train|f32|layernorm|mask) " "$out/gpu/bench-$2.txt" | grep -a -E "$3 |copy" | head -n 30
+  echo "== $2"; grep -a -E "^(copy|train|f32|layernorm|mask) " "$out/gpu/bench-$2.txt" | grep -a -E "$3 |copy" | head -n 60
 }
 for r in a b; do
   b lib k4$r fwd 12288,16384; b lib-k3 k3$r fwd 12288,16384; b lib-k2 k2$r fwd 12288,16384
   b lib d2$r bwd 16384,65536; b lib-d1 d1$r bwd 16384,65536
   b lib u0$r bwd 768,5120; b lib-u8 u8$r bwd 768,5120
-  b lib c0$r bwd 12288,16384,32768,65536; b lib-cl cl$r bwd 12288,16384,32768,65536
+  b lib c0$r "fwd|bwd" 12288,16384,32768,65536; b lib-cl cl$r "fwd|bwd" 12288,16384,32768,65536
 done
 echo "bench: ${SECONDS}s"
 export DARN_LIBRARY=$PWD/.devbundle/lib/libdarn.so.0 PYTHONPATH=$PWD/python
