@@ -6,13 +6,20 @@
 #define TRAIN_FLAGS (DARN_FLAG_HAS_RESIDUAL | DARN_FLAG_RESIDUAL_IN_FP32)
 
 static const bench_config k_configs[] = {
-    /* name        norm            x          residual   weight     bias       out        flags                          p    bwd mask */
-    {"train",     DARN_RMSNORM,   DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_BF16, TRAIN_FLAGS,                   0.1, 1,  0},
-    {"infer",     DARN_RMSNORM,   DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_FLAG_HAS_RESIDUAL,        0.0, 0,  0},
-    {"f32",       DARN_RMSNORM,   DARN_F32,  DARN_F32,  DARN_F32,  DARN_F32,  DARN_F32,  DARN_FLAG_HAS_RESIDUAL,        0.1, 1,  0},
-    {"layernorm", DARN_LAYERNORM, DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_BF16, TRAIN_FLAGS | DARN_FLAG_HAS_BIAS, 0.1, 1, 0},
-    {"mask",      DARN_RMSNORM,   DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_BF16, TRAIN_FLAGS,                   0.1, 1,  1},
+    /* name        norm            x          residual   weight     bias       out        flags                          p    bwd mask amax */
+    {"train",     DARN_RMSNORM,   DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_BF16, TRAIN_FLAGS,                   0.1, 1,  0, 0},
+    {"infer",     DARN_RMSNORM,   DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_FLAG_HAS_RESIDUAL,        0.0, 0,  0, 0},
+    {"f32",       DARN_RMSNORM,   DARN_F32,  DARN_F32,  DARN_F32,  DARN_F32,  DARN_F32,  DARN_FLAG_HAS_RESIDUAL,        0.1, 1,  0, 0},
+    {"layernorm", DARN_LAYERNORM, DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_BF16, TRAIN_FLAGS | DARN_FLAG_HAS_BIAS, 0.1, 1, 0, 0},
+    {"mask",      DARN_RMSNORM,   DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_BF16, TRAIN_FLAGS,                   0.1, 1,  1, 0},
+    /* train with an fp8 (E4M3) y, scale 0.5 and amax: the output of fp8 training's norm */
+    {"fp8",       DARN_RMSNORM,   DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_FP8_E4M3FN, TRAIN_FLAGS,             0.1, 1,  0, 1},
 };
+
+darn_dtype bench_config_dy(const bench_config *cfg)
+{
+    return darn_dtype_size(cfg->out) == 1 ? cfg->x : cfg->out;
+}
 
 const bench_config *bench_configs(int *count)
 {
@@ -59,6 +66,10 @@ void bench_config_desc(const bench_config *cfg, int64_t rows, int64_t cols, darn
     desc->dropout_p = cfg->p;
     desc->seed = 1234;
     desc->offset = 0;
+    if (darn_dtype_size(cfg->out) == 1) { /* fp8 out */
+        desc->dy_dtype = bench_config_dy(cfg);
+        desc->out_scale = 0.5f;
+    }
 }
 
 double bench_config_bytes(const bench_config *cfg, int64_t rows, int64_t cols, bench_dir dir)
@@ -68,14 +79,15 @@ double bench_config_bytes(const bench_config *cfg, int64_t rows, int64_t cols, b
     const double m = (double)rows, n = (double)cols, mn = m * n;
     const double sx = (double)darn_dtype_size(cfg->x), sr = (double)darn_dtype_size(cfg->residual);
     const double sw = (double)darn_dtype_size(cfg->weight), so = (double)darn_dtype_size(cfg->out);
+    const double sdy = (double)darn_dtype_size(bench_config_dy(cfg));
     const double sh = (double)darn_dtype_size(darn_residual_out_dtype(&d));
     const double sb = (cfg->flags & DARN_FLAG_HAS_BIAS) ? (double)darn_dtype_size(cfg->bias) : 0.0;
     const double stats = cfg->backward ? 4.0 * m * (cfg->norm == DARN_LAYERNORM ? 2.0 : 1.0) : 0.0;
     const double mask = m * (double)darn_mask_row_bytes(cols);
     if (dir == BENCH_FWD)
         return mn * (sx + sr) + n * (sw + sb)        /* reads */
-               + mn * (so + sh) + stats + (cfg->mask ? mask : 0.0); /* writes */
-    return mn * (so + sh) + n * sw + stats + mn * sh /* reads dy, h, weight, rstd/mean, dresidual_out */
+               + mn * (so + sh) + stats + (cfg->mask ? mask : 0.0) + (cfg->amax ? 4.0 : 0.0); /* writes */
+    return mn * (sdy + sh) + n * sw + stats + mn * sh /* reads dy, h, weight, rstd/mean, dresidual_out */
            + (dir == BENCH_BWD_MASK ? mask : 0.0)
            + mn * (sx + sr) + n * (sw + sb);         /* writes dx, dresidual, dweight, dbias */
 }

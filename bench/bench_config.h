@@ -1,5 +1,5 @@
 /*
- * bench_config.h — the benchmark configurations (train, infer, f32, layernorm, mask), their timed
+ * bench_config.h — the benchmark configurations (train, infer, f32, layernorm, mask, fp8), their timed
  * directions and the minimal bytes each direction moves.
  *
  * Every config is prenorm with a residual: the forward writes residual_out (h), the backward takes
@@ -29,7 +29,11 @@ typedef struct bench_config {
     double p;         /* dropout probability */
     int backward;     /* 1: rstd (+ mean) are written and the backward is timed */
     int mask;         /* 1: the forward writes the packed mask; bwd_mask is timed too */
+    int amax;         /* 1 (fp8 out only): the forward writes amax */
 } bench_config;
+
+/* dy's dtype: out's, or x's when out is fp8 (dy then arrives in 16 bits, desc.dy_dtype). */
+darn_dtype bench_config_dy(const bench_config *cfg);
 
 /* The configs in their default order; `count` receives their number. */
 const bench_config *bench_configs(int *count);

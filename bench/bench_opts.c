@@ -15,7 +15,7 @@ static void usage(FILE *f)
             "Times darn_fwd / darn_bwd per config, shape and direction against the device-to-device copy\n"
             "bandwidth measured in the same run, plus a small-M latency table (see bench/README.md).\n"
             "\n"
-            "  --config LIST     configs, comma-separated: train,infer,f32,layernorm,mask (default: all)\n"
+            "  --config LIST     configs, comma-separated: train,infer,f32,layernorm,mask,fp8 (default: all)\n"
             "  --n LIST          row lengths N (default 256,512,768,1024,2048,4096,5120,8192,12288,16384,32768,65536)\n"
             "  --elems E         M * N of every shape (default 64Mi; suffixes Ki, Mi, Gi)\n"
             "  --reps R          timed runs per measurement, median reported (default 30; >= 20 for results)\n"

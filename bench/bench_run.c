@@ -43,7 +43,8 @@ int bench_tensors_make(bench_tensors *t, bench_dev *d, const bench_config *cfg, 
         (cfg->mask && bench_dev_alloc(d, &t->mask, (size_t)mask_bytes)) ||
         (cfg->backward && make(d, &t->rstd, DARN_F32, max_rows, host, 0)) ||
         (cfg->backward && cfg->norm == DARN_LAYERNORM && make(d, &t->mean, DARN_F32, max_rows, host, 0)) ||
-        (cfg->backward && make(d, &t->dy, cfg->out, elems, host, seed + 5)) ||
+        (cfg->amax && bench_dev_alloc(d, (void **)&t->amax, 4)) ||
+        (cfg->backward && make(d, &t->dy, bench_config_dy(cfg), elems, host, seed + 5)) ||
         (cfg->backward && make(d, &t->dresidual_out, hd, elems, host, seed + 6)) ||
         (cfg->backward && make(d, &t->dx, cfg->x, elems, host, 0)) ||
         (cfg->backward && make(d, &t->dresidual, cfg->residual, elems, host, 0)) ||
@@ -58,7 +59,7 @@ void bench_tensors_free(bench_tensors *t, bench_dev *d)
 {
     void *all[] = {t->x,  t->residual, t->weight, t->bias,      t->out,      t->h,
                    t->mask, t->rstd,   t->mean,   t->dy,        t->dresidual_out,
-                   t->dx, t->dresidual, t->dweight, t->dbias,   t->ws};
+                   t->dx, t->dresidual, t->dweight, t->dbias,   t->ws,       t->amax};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) bench_dev_free(d, all[i]);
     memset(t, 0, sizeof *t);
 }
@@ -86,6 +87,7 @@ static void call_init(call *c, const bench_tensors *t, const bench_dev *d, int64
     c->f.mask = t->mask; /* NULL unless the config writes the mask */
     c->f.rstd = t->rstd; /* NULL for forward-only configs */
     c->f.mean = t->mean;
+    c->f.amax = t->amax; /* NULL unless the config writes it */
     c->b.dy = t->dy;
     c->b.h = t->h;
     c->b.weight = t->weight;

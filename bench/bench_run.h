@@ -18,6 +18,7 @@ typedef struct bench_tensors {
     void *x, *residual, *weight, *bias;                /* forward inputs */
     void *out, *h, *mask, *rstd, *mean;                /* forward outputs (h = residual_out) */
     void *dy, *dresidual_out;                          /* backward inputs besides h, weight, stats, mask */
+    float *amax;                                       /* fp8 configs with amax: [1] */
     void *dx, *dresidual, *dweight, *dbias;            /* backward outputs */
     void *ws;                                          /* workspace, shared by fwd and bwd */
     size_t ws_bytes;
