@@ -36,6 +36,9 @@ for r in a b; do
   b lib u0$r bwd 768,5120; b lib-u8 u8$r bwd 768,5120
   b lib c0$r "fwd|bwd" 12288,16384,32768,65536; b lib-cl cl$r "fwd|bwd" 12288,16384,32768,65536
 done
+.devbundle/run darn-bench --config fp8,train --n 1024,4096,8192,16384,65536 --reps 20 --latency-m none \
+  --json "$out/bench-fp8.json" > "$out/gpu/bench-fp8.txt" 2>&1
+echo "== fp8 vs train"; grep -a -E "^(copy|train|fp8) " "$out/gpu/bench-fp8.txt"
 echo "bench: ${SECONDS}s"
 export DARN_LIBRARY=$PWD/.devbundle/lib/libdarn.so.0 PYTHONPATH=$PWD/python
 timeout 150 python3 -m pytest python/tests/test_gpu.py -q -p no:cacheprovider 2>&1 | tail -n 6
