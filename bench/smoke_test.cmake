@@ -21,9 +21,10 @@ string(JSON n_lat LENGTH "${json}" latency)
 string(JSON n_peers LENGTH "${json}" peers)
 string(JSON copy GET "${json}" copy_GBps)
 string(JSON commit GET "${json}" commit)
-# 5 configs x 3 N: fwd everywhere, bwd in 4 configs, bwd_mask in 1 -> 3 * (5 + 4 + 1) = 30 rows.
-if(NOT n_rows EQUAL 30 OR NOT n_lat EQUAL 20 OR NOT n_peers EQUAL 0 OR NOT commit STREQUAL "smoke")
-  message(FATAL_ERROR "bench.json: ${n_rows} rows (want 30), ${n_lat} latency rows (want 20), "
+# 6 configs x 3 N: fwd everywhere, bwd in 5 configs, bwd_mask in 1 -> 3 * (6 + 5 + 1) = 36 rows; the latency
+# table: 2 M x 1 N x the same 12 directions = 24.
+if(NOT n_rows EQUAL 36 OR NOT n_lat EQUAL 24 OR NOT n_peers EQUAL 0 OR NOT commit STREQUAL "smoke")
+  message(FATAL_ERROR "bench.json: ${n_rows} rows (want 36), ${n_lat} latency rows (want 24), "
                       "${n_peers} peers, commit '${commit}'")
 endif()
 if(NOT copy GREATER 0)
@@ -46,8 +47,8 @@ endforeach()
 
 file(STRINGS ${OUT}/bench.csv csv_lines)
 list(LENGTH csv_lines n_csv)
-if(NOT n_csv EQUAL 51)
-  message(FATAL_ERROR "bench.csv has ${n_csv} lines, want 51 (header + 30 + 20)")
+if(NOT n_csv EQUAL 61)
+  message(FATAL_ERROR "bench.csv has ${n_csv} lines, want 61 (header + 36 + 24)")
 endif()
 
 find_program(PYTHON3 python3)
