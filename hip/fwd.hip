@@ -391,16 +391,12 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
 }
 
 #if DARN_CLUSTER
-/* Rows of up to CL * K * 512 groups over a cluster of CL blocks (an experiment: see darn_fwd_body); K = 2 for rows
- * of fp32 h or fp32 weights (K = 4 spilled them), else 4 — the launcher's rule too (gpu_backend.hip). */
-template <class Dt> __host__ __device__ constexpr int darn_fwd_cluster_k()
-{
-    return Dt::template dt<DARN_ROLE_RO>() == DARN_F32 || Dt::template dt<DARN_ROLE_W>() == DARN_F32 ? 2 : 4;
-}
+/* Rows of up to CL * K * 512 groups over a cluster of CL blocks (an experiment: see darn_fwd_body; K: kernels.h's
+ * darn_fwd_cluster_k). */
 template <class Dt, int CL>
 __global__ void __cluster_dims__(CL, 1, 1) __launch_bounds__(DARN_MAX_P_REG) darn_fwd_cluster(const darn_fwd_args a)
 {
-    darn_fwd_body<Dt, darn_fwd_cluster_k<Dt>(), false, CL>(a);
+    darn_fwd_body<Dt, darn_fwd_cluster_k(Dt::template dt<DARN_ROLE_RO>(), Dt::template dt<DARN_ROLE_W>()), false, CL>(a);
 }
 #define DARN_FWD_CLUSTER_CL(X, R, RO, W, O)                                                                          \
     {(const void *)darn_fwd_cluster<darn_dt_static<X, R, RO, W, O>, 2>,                                             \

@@ -100,9 +100,6 @@ darn_status darn_check_backend(darn_backend backend, const char *fn)
     return DARN_OK;
 }
 
-/* The GPU kernels have no fp8 store yet (docs/numerics.md §9): an fp8 forward on the GPU is refused here, on the
- * host, before any launch. The backward of an fp8 layer reads dy in 16/32 bits and runs everywhere. */
-
 darn_status darn_check_workspace(size_t need, const void *ws, size_t have, const char *fn)
 {
     if (need == 0) return DARN_OK;

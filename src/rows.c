@@ -81,7 +81,7 @@ darn_status darn_fwd_rows(const darn_desc *desc, int64_t row0, int64_t rows, con
     TRY(darn_check_workspace(need, workspace, workspace_bytes, fn));
     pl.row0 = row0;
     darn_clear_error();
-    if (pl.m == 0 && !t->amax) return DARN_OK; /* (amax, fp8 only, hence CPU only: +0 for no rows, as darn_fwd) */
+    if (pl.m == 0 && !t->amax) return DARN_OK; /* (amax is written for no rows too: +0, as darn_fwd) */
 #ifdef DARN_HAVE_GPU
     if (backend == DARN_BACKEND_GPU) return darn_gpu_fwd(&pl, t, workspace, stream);
 #endif /* DARN_HAVE_GPU */
