@@ -145,23 +145,18 @@ __device__ __forceinline__ void bwd_load_w(const darn_bwd_args &a, int t, typena
     if (j < a.groups) Dt::template load<DARN_ROLE_W>(rw[k], a.w, 0, j, a.n);
 }
 
-/* The body of the backward with the row in registers. CL > 1 (compat.h's clusters, DARN_CLUSTER builds only):
- * a row is split over the CL blocks of a cluster, block b holding groups [b K P, (b + 1) K P) — an aligned subtree
- * of §5 — and the blocks' row sums are combined by the tree over b (darn_cluster_sums), so the bits are the
- * one-block row's; the cluster walks its chunks as one slot (one row per block: P = 512). */
-template <class Dt, int K, bool BIAS, int CL>
-__device__ __forceinline__ void darn_bwd_body(const darn_bwd_args &a)
+/* The backward with the row in registers. */
+template <class Dt, int K, bool BIAS>
+__global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(const darn_bwd_args a)
 {
     using RH = typename Dt::template raw<DARN_ROLE_RO>;
     using RDY = typename Dt::template raw<DARN_ROLE_O>;
     using RW = typename Dt::template raw<DARN_ROLE_W>;
     __shared__ float smem[2 * 2 * K * 32]; /* darn_row_allreduce's two halves of 2 * K values */
     int phase = 0;
-    [[maybe_unused]] __shared__ float xch[CL > 1 ? 4 : 1]; /* darn_cluster_sums' two (s1, s2) slots */
-    [[maybe_unused]] int xphase = 0;
-    const int block = (int)(blockIdx.x / CL), blocks = (int)(gridDim.x / CL);
-    /* t: the thread's first group in the row (its block's slice of the row, with clusters) */
-    const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p + (CL > 1 ? (int)(blockIdx.x % CL) * K * p : 0);
+    const int block = (int)blockIdx.x, blocks = (int)gridDim.x;
+    /* t: the thread's first group in the row */
+    const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p;
     const int64_t groups = a.groups, R = a.chunk_rows;
     const int64_t slot_stride = (int64_t)blocks * a.rows_per_block;
     const float nf = (float)a.n;
@@ -239,17 +234,13 @@ __device__ __forceinline__ void darn_bwd_body(const darn_bwd_args &a)
                     float s1[K], s2[K];
 #pragma unroll
                     for (int k = 0; k < K; k++) s1[k] = acc[k], s2[k] = acc[K + k];
-                    float t1 = darn_tree_k<K>(s1), t2 = darn_tree_k<K>(s2);
-                    if constexpr (CL > 1) darn_cluster_sums<CL>(t1, t2, xch, xphase);
-                    c1 = darn_row_mean(t1, nf);
-                    c2 = darn_row_mean(t2, nf);
+                    c1 = darn_row_mean(darn_tree_k<K>(s1), nf);
+                    c2 = darn_row_mean(darn_tree_k<K>(s2), nf);
                 } else {
                     float s1[K];
 #pragma unroll
                     for (int k = 0; k < K; k++) s1[k] = acc[k];
-                    float t1 = darn_row_sum<K>(s1, p, smem, phase), t2 = 0.0f;
-                    if constexpr (CL > 1) darn_cluster_sums<CL>(t1, t2, xch, xphase);
-                    c1 = darn_row_mean(t1, nf);
+                    c1 = darn_row_mean(darn_row_sum<K>(s1, p, smem, phase), nf);
                 }
                 if (!on) continue;
                 /* dh -> dresidual, dx; dweight (dbias) terms. */
@@ -287,31 +278,7 @@ __device__ __forceinline__ void darn_bwd_body(const darn_bwd_args &a)
             }
         }
     }
-    darn_cluster_exit<CL>();
 }
-
-template <class Dt, int K, bool BIAS>
-__global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(const darn_bwd_args a)
-{
-    darn_bwd_body<Dt, K, BIAS, 1>(a);
-}
-
-#if DARN_CLUSTER
-/* Rows of up to CL * 2 * 512 groups over a cluster of CL blocks (an experiment: see darn_bwd_body). */
-template <class Dt, bool BIAS, int CL>
-__global__ void __cluster_dims__(CL, 1, 1) __launch_bounds__(DARN_MAX_P_REG) darn_bwd_cluster(const darn_bwd_args a)
-{
-    darn_bwd_body<Dt, 2, BIAS, CL>(a);
-}
-#define DARN_BWD_CLUSTER_CL(X, R, RO, W, O)                                                                          \
-    {(const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, false, 2>,                                      \
-     (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, true, 2>,                                       \
-     (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, false, 4>,                                      \
-     (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, true, 4>,                                       \
-     (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, false, 8>,                                      \
-     (const void *)darn_bwd_cluster<darn_dt_static<X, R, RO, W, O>, true, 8>},
-const void *const darn_bwd_cluster_table[DARN_N_STATIC_CONFIGS][6] = {DARN_STATIC_CONFIGS(DARN_BWD_CLUSTER_CL)};
-#endif /* DARN_CLUSTER */
 
 /* ---- re-read rows (rows too wide for a slot's registers): two kernels --------------------------------
  * A row's c1 / c2 need the whole row, and a chunk's dweight partial needs its rows in order; one block
@@ -383,7 +350,7 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_REREAD_P, 2) darn_bwd_rowsums(const darn
 }
 
 #ifndef DARN_BWD_COLS_AHEAD
-#define DARN_BWD_COLS_AHEAD 2 /* rows whose loads are in flight while a row is computed */
+#define DARN_BWD_COLS_AHEAD 1 /* rows whose loads are in flight while a row is computed (1 beat 2: run 12) */
 #endif /* DARN_BWD_COLS_AHEAD */
 
 /* What a thread of darn_bwd_cols loads of row r for its group j. */
@@ -495,10 +462,10 @@ const void *const darn_wgrad_pass_kernel = (const void *)darn_wgrad_pass;
 #define DARN_BWD_VARIANT(K, ...) (const void *)darn_bwd<__VA_ARGS__, K, false>, (const void *)darn_bwd<__VA_ARGS__, K, true>,
 #define DARN_BWD_ROW(...) DARN_BWD_VARIANT(1, __VA_ARGS__) DARN_BWD_VARIANT(2, __VA_ARGS__) \
                           (const void *)darn_bwd_cols<__VA_ARGS__, false>, (const void *)darn_bwd_cols<__VA_ARGS__, true>,
-#define DARN_BWD_STATIC_ROW(X, R, RO, W, O) DARN_BWD_ROW(darn_dt_static<X, R, RO, W, O>)
+#define DARN_BWD_STATIC_ROW(X, R, RO, W, O, KMAX) DARN_BWD_ROW(darn_dt_static<X, R, RO, W, O>)
 const void *const darn_bwd_table[DARN_N_BWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_BWD_STATIC_ROW) DARN_BWD_ROW(darn_dt_runtime)};
 static_assert(DARN_BWD_MAX_K == 2, "darn_bwd_table rows list K = 1, 2 and the re-read variant");
-#define DARN_BWD_ROWSUMS(X, R, RO, W, O) (const void *)darn_bwd_rowsums<darn_dt_static<X, R, RO, W, O>>,
+#define DARN_BWD_ROWSUMS(X, R, RO, W, O, KMAX) (const void *)darn_bwd_rowsums<darn_dt_static<X, R, RO, W, O>>,
 const void *const darn_bwd_rowsums_table[DARN_N_CONFIGS] = {DARN_STATIC_CONFIGS(DARN_BWD_ROWSUMS)(const void *)
                                                                 darn_bwd_rowsums<darn_dt_runtime>};
 #endif /* DARN_NO_TABLE */

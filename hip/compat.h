@@ -55,54 +55,6 @@ __device__ __forceinline__ float darn_shfl_xor(float v, int d)
 #define DARN_LAUNCH_BOUNDS(threads, amd_max_waves) __launch_bounds__(threads) __attribute__((amdgpu_waves_per_eu(2, amd_max_waves)))
 #endif /* __HIP_PLATFORM_NVIDIA__ */
 
-/* Thread block clusters (NVIDIA sm_90, CUDA >= 11.8): an experiment's build only (cmake
- * -DCMAKE_CUDA_FLAGS=-DDARN_CLUSTER=1 -DCMAKE_CUDA_ARCHITECTURES=90; hip/bwd.hip's darn_bwd_cluster). AMD has
- * no clusters: there the same bits come from the two-kernel re-read backward. */
-#ifndef DARN_CLUSTER
-#define DARN_CLUSTER 0
-#endif
-#if DARN_CLUSTER
-#if !defined(__HIP_PLATFORM_NVIDIA__)
-#error "DARN_CLUSTER needs NVIDIA thread block clusters"
-#endif
-#include <cooperative_groups.h>
-/* Every block of the cluster passes its row sums (s1, s2); each gets back the pairwise tree of §5 over the blocks'
- * values in block order (block b holds the aligned subtree b of the row). Every thread of the cluster calls it,
- * once per row; two slots used in turn, so one cluster barrier per row suffices (a block writes a slot again only
- * after the barrier of the row in between, which every block reaches after reading that slot). */
-template <int CL> __device__ __forceinline__ void darn_cluster_sums(float &s1, float &s2, float *xch, int &phase)
-{
-    namespace cg = cooperative_groups;
-    cg::cluster_group cl = cg::this_cluster();
-    float *slot = xch + 2 * phase;
-    phase ^= 1;
-    if (threadIdx.x == 0) slot[0] = s1, slot[1] = s2;
-    cl.sync();
-    float a[CL], b[CL];
-#pragma unroll
-    for (int r = 0; r < CL; r++) {
-        const float *q = cl.map_shared_rank(slot, r);
-        a[r] = q[0];
-        b[r] = q[1];
-    }
-#pragma unroll
-    for (int d = 1; d < CL; d *= 2) {
-#pragma unroll
-        for (int i = 0; i + d < CL; i += 2 * d) a[i] = a[i] + a[i + d], b[i] = b[i] + b[i + d];
-    }
-    s1 = a[0];
-    s2 = b[0];
-}
-/* Before a block of the cluster exits: the others may still read its shared memory. */
-template <int CL> __device__ __forceinline__ void darn_cluster_exit()
-{
-    if constexpr (CL > 1) cooperative_groups::this_cluster().sync();
-}
-#else
-template <int CL> __device__ __forceinline__ void darn_cluster_sums(float &, float &, float *, int &) {}
-template <int CL> __device__ __forceinline__ void darn_cluster_exit() {}
-#endif /* DARN_CLUSTER */
-
 /* Read-only loads through the non-coherent path where the vendor has one: only for data no thread of
  * the call writes before reading it (in-place outputs are written after their own last read). */
 #if defined(__HIP_PLATFORM_NVIDIA__)

@@ -98,19 +98,24 @@ __device__ __forceinline__ float fwd_group_term_sum(const darn_fwd_args &a, int6
     return darn_group_sum(t, Dt::valid(j, a.n));
 }
 
-/* fp8 out (run-time dtypes only, §9): the amax terms of the group's elements (those before N) into amax, then
- * y * scale, which the store rounds to fp8. */
+/* Whether out is fp8 (§9): a compile-time fact of the fp8 configurations, the out view's dtype otherwise. */
+template <class Dt> __device__ __forceinline__ bool fwd_fp8_out(const darn_fwd_args &a)
+{
+    if constexpr (Dt::is_static) return Dt::template dt<DARN_ROLE_O>() == DARN_DT_FP8;
+    else return darn_is_fp8(a.out.dt);
+}
+
+/* fp8 out: the amax terms of the group's elements (those before N) into amax, then y * scale, which the store
+ * rounds to fp8. */
 template <class Dt>
 __device__ __forceinline__ void fwd_group_fp8(const darn_fwd_args &a, int64_t j, float (&y)[8], uint32_t &amax, float scale)
 {
-    if constexpr (!Dt::is_static) {
-        if (darn_is_fp8(a.out.dt)) {
-            const int valid = Dt::valid(j, a.n);
+    if (fwd_fp8_out<Dt>(a)) {
+        const int valid = Dt::valid(j, a.n);
 #pragma unroll
-            for (int e = 0; e < 8; e++) {
-                if (e < valid) amax = darn_amax_combine(amax, darn_amax_term(y[e]));
-                y[e] = darn_fp8_scaled(y[e], scale);
-            }
+        for (int e = 0; e < 8; e++) {
+            if (e < valid) amax = darn_amax_combine(amax, darn_amax_term(y[e]));
+            y[e] = darn_fp8_scaled(y[e], scale);
         }
     }
 }
@@ -119,7 +124,7 @@ __device__ __forceinline__ void fwd_group_fp8(const darn_fwd_args &a, int64_t j,
  * wave. A uint32 maximum, so the result is the same in any order (§9). Every thread of the block calls it. */
 template <class Dt> __device__ __forceinline__ void fwd_amax_flush(const darn_fwd_args &a, uint32_t amax)
 {
-    if constexpr (!Dt::is_static) {
+    if (fwd_fp8_out<Dt>(a)) {
         if (!a.amax) return; /* uniform */
 #pragma unroll
         for (int d = 1; d < DARN_WAVE; d *= 2) amax = darn_amax_combine(amax, darn_f32_bits(darn_shfl_xor(darn_bits_f32(amax), d)));
@@ -148,11 +153,8 @@ __device__ __forceinline__ void fwd_group_y(const darn_fwd_args &a, int64_t r, i
     Dt::template store<DARN_ROLE_O, STREAM>(a.out, r, j, a.n, y);
 }
 
-/* The forward's body. CL > 1 (compat.h's clusters, DARN_CLUSTER builds only; rows in registers): a row is split over
- * the CL blocks of a cluster, block b holding groups [b K P, (b + 1) K P) — an aligned subtree of §5 — and each
- * row sum is completed by the tree over the blocks' sums (darn_cluster_sums): the one-block row's bits. */
-template <class Dt, int K, bool REREAD, int CL>
-__device__ __forceinline__ void darn_fwd_body(const darn_fwd_args &a)
+template <class Dt, int K, bool REREAD>
+__global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(const darn_fwd_args a)
 {
     using RX = typename Dt::template raw<DARN_ROLE_X>;
     using RR = typename Dt::template raw<DARN_ROLE_R>;
@@ -162,21 +164,17 @@ __device__ __forceinline__ void darn_fwd_body(const darn_fwd_args &a)
     __shared__ float smem[2 * B * 32]; /* darn_row_allreduce's two halves */
     int phase = 0;
     __shared__ float stack[REREAD ? DARN_STREAM_LEVELS + 1 : 1];
-    [[maybe_unused]] __shared__ float xch[CL > 1 ? 4 : 1]; /* darn_cluster_sums' two slots */
-    [[maybe_unused]] int xphase = 0;
-    /* t: the thread's first group in the row (its block's slice of the row, with clusters; t == 0 in one thread
-     * per row) */
-    const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p + (CL > 1 ? (int)(blockIdx.x % CL) * K * p : 0);
-    const int64_t groups = a.groups, stride_rows = (int64_t)(gridDim.x / CL) * a.rows_per_block;
+    /* t: the thread's first group in the row (t == 0 in one thread per row) */
+    const int p = a.p, slot = threadIdx.x / p, t = threadIdx.x % p;
+    const int64_t groups = a.groups, stride_rows = (int64_t)gridDim.x * a.rows_per_block;
     const float nf = (float)a.n;
     const bool layer = a.opt & DARN_OPT_LAYER;
     uint64_t seed = 0, offset = 0;
     if (a.opt & DARN_OPT_DROPOUT) darn_rng_state(a.rng, seed, offset);
-    const int64_t r_first = (int64_t)(blockIdx.x / CL) * a.rows_per_block;
+    const int64_t r_first = (int64_t)blockIdx.x * a.rows_per_block;
     uint32_t amax = 0; /* fp8 out: the thread's amax terms (+0: none yet) */
     float scale = 1.0f;
-    if constexpr (!Dt::is_static) /* fp8 out: the scale, read when the work runs (§9) */
-        if (darn_is_fp8(a.out.dt)) scale = a.out_scale_ptr ? *a.out_scale_ptr : a.out_scale;
+    if (fwd_fp8_out<Dt>(a)) scale = a.out_scale_ptr ? *a.out_scale_ptr : a.out_scale;
 
     if constexpr (!REREAD) {
         /* Registers decide two orders of work: the weights (and bias) of the thread's groups stay in
@@ -231,8 +229,7 @@ __device__ __forceinline__ void darn_fwd_body(const darn_fwd_args &a)
                 }
             });
             if (PF && r0 + stride_rows < a.m) load_row(r_next); /* in flight during this row's sums */
-            float sum = darn_row_sum<K>(acc, p, smem, phase), unused = 0.0f;
-            if constexpr (CL > 1) darn_cluster_sums<CL>(sum, unused, xch, xphase);
+            float sum = darn_row_sum<K>(acc, p, smem, phase);
             float mean = 0.0f;
             if (layer) {
                 mean = darn_row_mean(sum, nf);
@@ -242,7 +239,6 @@ __device__ __forceinline__ void darn_fwd_body(const darn_fwd_args &a)
                     acc[k] = j < groups ? fwd_group_term_sum<Dt>(a, j, h[k], mean, 1) : -0.0f;
                 });
                 sum = darn_row_sum<K>(acc, p, smem, phase);
-                if constexpr (CL > 1) darn_cluster_sums<CL>(sum, unused, xch, xphase);
             }
             const float rstd = darn_row_rstd(sum, nf, a.eps);
             if (active) {
@@ -381,39 +377,21 @@ __device__ __forceinline__ void darn_fwd_body(const darn_fwd_args &a)
         }
     }
     fwd_amax_flush<Dt>(a, amax);
-    darn_cluster_exit<CL>();
 }
-
-template <class Dt, int K, bool REREAD>
-__global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(const darn_fwd_args a)
-{
-    darn_fwd_body<Dt, K, REREAD, 1>(a);
-}
-
-#if DARN_CLUSTER
-/* Rows of up to CL * K * 512 groups over a cluster of CL blocks (an experiment: see darn_fwd_body; K: kernels.h's
- * darn_fwd_cluster_k). */
-template <class Dt, int CL>
-__global__ void __cluster_dims__(CL, 1, 1) __launch_bounds__(DARN_MAX_P_REG) darn_fwd_cluster(const darn_fwd_args a)
-{
-    darn_fwd_body<Dt, darn_fwd_cluster_k(Dt::template dt<DARN_ROLE_RO>(), Dt::template dt<DARN_ROLE_W>()), false, CL>(a);
-}
-#define DARN_FWD_CLUSTER_CL(X, R, RO, W, O)                                                                          \
-    {(const void *)darn_fwd_cluster<darn_dt_static<X, R, RO, W, O>, 2>,                                             \
-     (const void *)darn_fwd_cluster<darn_dt_static<X, R, RO, W, O>, 4>,                                             \
-     (const void *)darn_fwd_cluster<darn_dt_static<X, R, RO, W, O>, 8>},
-const void *const darn_fwd_cluster_table[DARN_N_STATIC_CONFIGS][3] = {DARN_STATIC_CONFIGS(DARN_FWD_CLUSTER_CL)};
-#endif /* DARN_CLUSTER */
 
 #ifndef DARN_NO_TABLE /* (experiments compile single instances of the body) */
-/* The forward row of the dispatch table for each dtype configuration, in dispatch.h's order. */
-#define DARN_FWD_ROW(...) (const void *)darn_fwd<__VA_ARGS__, 1, false>, (const void *)darn_fwd<__VA_ARGS__, 2, false>, \
-                          (const void *)darn_fwd<__VA_ARGS__, 3, false>, (const void *)darn_fwd<__VA_ARGS__, 4, false>, \
-                          (const void *)darn_fwd<__VA_ARGS__, 1, true>,
-#define DARN_FWD_STATIC_ROW(X, R, RO, W, O) DARN_FWD_ROW(darn_dt_static<X, R, RO, W, O>)
-#define DARN_FWD_RUNTIME_ROW (const void *)darn_fwd<darn_dt_runtime, 1, false>, (const void *)darn_fwd<darn_dt_runtime, 2, false>, \
+/* The forward row of the dispatch table for each dtype configuration, in dispatch.h's order: K = 1 … kmax, then
+ * the re-read variant. */
+#define DARN_FWD_K(K, ...) (const void *)darn_fwd<__VA_ARGS__, K, false>,
+#define DARN_FWD_ROW_3(...) DARN_FWD_K(1, __VA_ARGS__) DARN_FWD_K(2, __VA_ARGS__) DARN_FWD_K(3, __VA_ARGS__) \
+                            (const void *)darn_fwd<__VA_ARGS__, 1, true>,
+#define DARN_FWD_ROW_4(...) DARN_FWD_K(1, __VA_ARGS__) DARN_FWD_K(2, __VA_ARGS__) DARN_FWD_K(3, __VA_ARGS__) \
+                            DARN_FWD_K(4, __VA_ARGS__) (const void *)darn_fwd<__VA_ARGS__, 1, true>,
+#define DARN_FWD_STATIC_ROW(X, R, RO, W, O, KMAX) DARN_FWD_ROW_##KMAX(darn_dt_static<X, R, RO, W, O>)
+#define DARN_FWD_RUNTIME_ROW DARN_FWD_K(1, darn_dt_runtime) DARN_FWD_K(2, darn_dt_runtime) \
                              (const void *)darn_fwd<darn_dt_runtime, 1, true>,
-const void *const darn_fwd_table[DARN_N_FWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_FWD_STATIC_ROW) DARN_FWD_RUNTIME_ROW};
+const void *const darn_fwd_table[] = {DARN_STATIC_CONFIGS(DARN_FWD_STATIC_ROW) DARN_FWD_RUNTIME_ROW
+                                          DARN_FP8_CONFIGS(DARN_FWD_STATIC_ROW)};
+static_assert(sizeof darn_fwd_table / sizeof darn_fwd_table[0] == DARN_N_FWD_ENTRIES, "one kernel per entry");
 static_assert(DARN_RUNTIME_MAX_K == 2, "the run-time row lists K = 1, 2 and the re-read variant");
-static_assert(DARN_N_VARIANTS == 5, "darn_fwd_table rows list 4 register variants and the re-read one");
 #endif /* DARN_NO_TABLE */

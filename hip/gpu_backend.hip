@@ -73,26 +73,6 @@ static int64_t grid_of(int backward, const darn_choice &c)
 
 extern "C" int64_t darn_gpu_grid(int backward, const darn_choice *c) { return grid_of(backward, *c); }
 
-#if DARN_CLUSTER
-/* The experiment's kernels: the current device's SM count when it has thread block clusters (compute capability
- * 9 and later), else 0. Cached per device. */
-static int cluster_sms()
-{
-    static std::atomic<int> cached[DARN_MAX_DEVICES]; /* 0: not asked yet; -1: no clusters */
-    int dev = 0;
-    if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= DARN_MAX_DEVICES) return 0;
-    int v = cached[dev].load(std::memory_order_relaxed);
-    if (v == 0) {
-        int major = 0, sms = 0;
-        const bool ok = hipDeviceGetAttribute(&major, hipDeviceAttributeComputeCapabilityMajor, dev) == hipSuccess &&
-                        hipDeviceGetAttribute(&sms, hipDeviceAttributeMultiprocessorCount, dev) == hipSuccess;
-        v = ok && major >= 9 && sms > 0 ? sms : -1;
-        cached[dev].store(v, std::memory_order_relaxed);
-    }
-    return v > 0 ? v : 0;
-}
-#endif /* DARN_CLUSTER */
-
 /* ---- kernel arguments ------------------------------------------------------------------------------ */
 static darn_view view(const void *p, int64_t stride, darn_dtype dt)
 {
@@ -168,24 +148,6 @@ extern "C" darn_status darn_gpu_fwd(const darn_plan *pl, const darn_fwd_tensors 
     a.out_scale = d.out_scale;
     a.out_scale_ptr = d.out_scale_ptr;
     a.amax = (uint32_t *)t->amax; /* the amax's bits: a uint32 maximum (§9) */
-#if DARN_CLUSTER
-    /* The experiment: rows of static dtypes that are re-read, or held at K > 2 with K = 2 cluster blocks, over a
-     * cluster of 2, 4 or 8 blocks of 512 threads, on devices of compute capability 9 and later. */
-    {
-        const int kc = darn_fwd_cluster_k(pl->resout_dtype, d.weight_dtype);
-        int sms = 0;
-        if (c.cfg < DARN_N_STATIC_CONFIGS && (c.variant == DARN_VARIANT_REREAD || (kc == 2 && c.k > 2)) &&
-            pl->groups <= (int64_t)8 * kc * DARN_MAX_P_REG && pl->m > 0 && !t->amax && (sms = cluster_sms()) > 0) {
-            const int64_t per = (int64_t)kc * DARN_MAX_P_REG;
-            const int cl = pl->groups <= 2 * per ? 2 : pl->groups <= 4 * per ? 4 : 8;
-            a.p = DARN_MAX_P_REG;
-            a.rows_per_block = 1;
-            const int64_t clusters = pl->m < sms ? pl->m : sms;
-            return launch(darn_fwd_cluster_table[c.cfg][cl == 2 ? 0 : cl == 4 ? 1 : 2], clusters * cl, DARN_MAX_P_REG,
-                          &a, (hipStream_t)stream, "darn_fwd");
-        }
-    }
-#endif /* DARN_CLUSTER */
     if (t->amax) { /* +0 (also the result for M = 0), then the kernel's atomic maxima */
         const hipError_t e = hipMemsetAsync(t->amax, 0, 4, (hipStream_t)stream);
         if (e != hipSuccess) return device_error("darn_fwd", "hipMemsetAsync", e);
@@ -227,20 +189,6 @@ static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, fl
     a.p = c.p;
     a.rows_per_block = c.rows_per_block;
     a.rowc = rowc;
-#if DARN_CLUSTER
-    /* The experiment: re-read rows of static dtypes and up to 8 * 1024 groups over a cluster of 2, 4 or 8
-     * blocks of 512 threads (K = 2 each), on devices of compute capability 9 and later. */
-    int sms = 0;
-    if (c.variant == DARN_VARIANT_REREAD && c.cfg < DARN_N_STATIC_CONFIGS && pl->groups <= 8 * 1024 &&
-        (sms = cluster_sms()) > 0) {
-        const int cl = pl->groups <= 2 * 1024 ? 2 : pl->groups <= 4 * 1024 ? 4 : 8;
-        const void *k = darn_bwd_cluster_table[c.cfg][(cl == 2 ? 0 : cl == 4 ? 2 : 4) + (c.bias ? 1 : 0)];
-        a.p = DARN_MAX_P_REG;
-        a.rows_per_block = 1;
-        const int64_t clusters = pl->wgrad_chunks < sms ? pl->wgrad_chunks : sms; /* ~ one block per SM resident */
-        return launch(k, clusters * cl, DARN_MAX_P_REG, &a, s, fn);
-    }
-#endif /* DARN_CLUSTER */
     if (c.variant == DARN_VARIANT_REREAD) {
         int dev = 0;
         if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= DARN_MAX_DEVICES) dev = 0;

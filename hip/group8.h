@@ -19,6 +19,7 @@
 #include "compat.h"
 #include "contract.h"
 #include "darn/darn.h"
+#include "dispatch.h" /* DARN_DT_FP8 */
 
 enum { DARN_ROLE_X = 0, DARN_ROLE_R = 1, DARN_ROLE_RO = 2, DARN_ROLE_W = 3, DARN_ROLE_O = 4 };
 enum { DARN_LD_RO = 0, DARN_LD_RW = 1, DARN_LD_LAST = 2 }; /* read-only cache / coherent / evict-first */
@@ -87,6 +88,23 @@ __device__ __forceinline__ uint32_t darn_pack16x2(float lo, float hi, int dt)
     return dt == DARN_F16 ? darn_pack_f16x2(lo, hi) : darn_pack_bf16x2(lo, hi);
 }
 
+/* The fp8 codes (§9) of f[0 … 7] in encoding dt (a DARN_FP8_* value, uniform across the wave), packed in
+ * increasing column: one switch per group, so each encoding's code is straight-line. */
+__device__ __forceinline__ void darn_fp8_pack8(const float (&f)[8], int dt, uint32_t (&u)[2])
+{
+    auto pack = [&](auto enc) {
+        u[0] = u[1] = 0u;
+#pragma unroll
+        for (int e = 0; e < 8; e++) u[e / 4] |= (uint32_t)enc(f[e]) << (8 * (e % 4));
+    };
+    switch (dt) {
+    case DARN_FP8_E4M3FN: pack([](float v) { return darn_f32_to_e4m3fn(v); }); break;
+    case DARN_FP8_E5M2: pack([](float v) { return darn_f32_to_e5m2(v); }); break;
+    case DARN_FP8_E4M3FNUZ: pack([](float v) { return darn_f32_to_e4m3fnuz(v); }); break;
+    default: pack([](float v) { return darn_f32_to_e5m2fnuz(v); }); break;
+    }
+}
+
 /* Keep bits (bit e) of elements i0 … i0 + 7 (§3). The 8 words are words s … s + 7 of Philox blocks i0/4,
  * i0/4 + 1, i0/4 + 2 with s = i0 % 4; selects keep every index compile-time (no scratch). */
 __device__ __forceinline__ uint32_t darn_keep8(uint64_t seed, uint64_t offset, uint64_t i0, uint64_t threshold)
@@ -125,6 +143,7 @@ __device__ __forceinline__ uint32_t darn_keep8_aligned(uint64_t seed, uint64_t o
 }
 
 /* ---- compile-time dtypes ------------------------------------------------------------------------- */
+/* O_ may be DARN_DT_FP8 (forward only): out is one byte per element in the fp8 encoding of the out view's dtype. */
 template <int X_, int R_, int RO_, int W_, int O_> struct darn_dt_static {
     static constexpr bool is_static = true;
     template <int ROLE> __host__ __device__ static constexpr int dt()
@@ -136,9 +155,14 @@ template <int X_, int R_, int RO_, int W_, int O_> struct darn_dt_static {
         uint4 q[words<ROLE>()];
     };
 
+    template <int ROLE> __host__ __device__ static constexpr int64_t bytes()
+    {
+        return dt<ROLE>() == DARN_F32 ? 4 : dt<ROLE>() == DARN_DT_FP8 ? 1 : 2;
+    }
+    /* Group j of row r: 16-byte aligned (8-byte for fp8). */
     template <int ROLE> static __device__ __forceinline__ const uint4 *at(const darn_view &v, int64_t r, int64_t j)
     {
-        return (const uint4 *)((const char *)v.p + r * v.stride * (dt<ROLE>() == DARN_F32 ? 4 : 2)) + j * words<ROLE>();
+        return (const uint4 *)((const char *)v.p + (r * v.stride + j * 8) * bytes<ROLE>());
     }
     template <int ROLE, int MODE = DARN_LD_RO>
     static __device__ __forceinline__ void load(raw<ROLE> &w, const darn_view &v, int64_t r, int64_t j, int64_t)
@@ -165,7 +189,11 @@ template <int X_, int R_, int RO_, int W_, int O_> struct darn_dt_static {
     {
         uint4 *p = (uint4 *)at<ROLE>(v, r, j);
         uint32_t u[8];
-        if constexpr (dt<ROLE>() == DARN_F32) {
+        if constexpr (dt<ROLE>() == DARN_DT_FP8) { /* f holds y * scale (§9) */
+            uint32_t c[2];
+            darn_fp8_pack8(f, v.dt, c);
+            *(uint2 *)p = make_uint2(c[0], c[1]);
+        } else if constexpr (dt<ROLE>() == DARN_F32) {
 #pragma unroll
             for (int e = 0; e < 8; e++) u[e] = darn_f32_bits(darn_canonical_f32(f[e]));
             darn_st16<STREAM>(p, make_uint4(u[0], u[1], u[2], u[3]));
@@ -252,9 +280,8 @@ struct darn_dt_runtime {
         const int64_t c0 = j * 8;
         const bool full = v.vec && c0 + 8 <= n;
         if (darn_is_fp8(v.dt)) { /* fp8 out: f holds y * scale (§9); 8 bytes per full group */
-            uint32_t u[2] = {0u, 0u};
-#pragma unroll
-            for (int e = 0; e < 8; e++) u[e / 4] |= (uint32_t)darn_f32_to_fp8(f[e], v.dt) << (8 * (e % 4));
+            uint32_t u[2];
+            darn_fp8_pack8(f, v.dt, u);
             uint8_t *p = (uint8_t *)row + c0;
             if (full) {
                 *(uint2 *)p = make_uint2(u[0], u[1]);

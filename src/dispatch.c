@@ -5,36 +5,56 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#ifndef DARN_FWD_F32H_MAX_K
-#define DARN_FWD_F32H_MAX_K DARN_MAX_K /* (an experiment's knob, run 11) */
-#endif
-
-static const darn_dtype static_cfgs[DARN_N_STATIC_CONFIGS][5] = {
-#define DARN_X_ROW(X, R, RO, W, O) {X, R, RO, W, O},
-    DARN_STATIC_CONFIGS(DARN_X_ROW)
+/* The compile-time configurations in the forward's numbering: DARN_STATIC_CONFIGS (0 …), the run-time policy
+ * (no row), DARN_FP8_CONFIGS; column 5 is kmax. */
+static const int fwd_cfgs[DARN_N_FWD_CONFIGS][6] = {
+#define DARN_X_ROW(X, R, RO, W, O, KMAX) {X, R, RO, W, O, KMAX},
+    DARN_STATIC_CONFIGS(DARN_X_ROW) {0, 0, 0, 0, 0, DARN_RUNTIME_MAX_K}, DARN_FP8_CONFIGS(DARN_X_ROW)
 #undef DARN_X_ROW
 };
 
 int darn_static_config_dtypes(int cfg, darn_dtype out[5])
 {
-    if (cfg < 0 || cfg >= DARN_N_STATIC_CONFIGS) return 0;
-    for (int i = 0; i < 5; i++) out[i] = static_cfgs[cfg][i];
+    if (cfg < 0 || cfg >= DARN_N_FWD_CONFIGS || cfg == DARN_CFG_RUNTIME) return 0;
+    for (int i = 0; i < 5; i++) out[i] = (darn_dtype)fwd_cfgs[cfg][i];
     return 1;
 }
 
-static int config_of(darn_dtype x, darn_dtype r, darn_dtype ro, darn_dtype w, darn_dtype o)
+int darn_fwd_kmax(int cfg) { return cfg >= 0 && cfg < DARN_N_FWD_CONFIGS ? fwd_cfgs[cfg][5] : 0; }
+
+/* The first forward entry of configuration cfg. */
+static int fwd_row_start(int cfg)
 {
-    for (int i = 0; i < DARN_N_STATIC_CONFIGS; i++) {
-        const darn_dtype *c = static_cfgs[i];
-        if (c[0] == x && c[1] == r && c[2] == ro && c[3] == w && c[4] == o) return i;
+    int e = 0;
+    for (int c = 0; c < cfg; c++) e += darn_fwd_kmax(c) + 1;
+    return e;
+}
+
+int darn_fwd_entry(int cfg, int variant)
+{
+    return fwd_row_start(cfg) + (variant == DARN_VARIANT_REREAD ? darn_fwd_kmax(cfg) : variant);
+}
+
+/* A configuration's dtype `want` matches a call's `got`: equal, or DARN_DT_FP8 and any fp8 dtype. */
+static int dt_matches(int want, darn_dtype got) { return want == DARN_DT_FP8 ? darn_dtype_is_fp8(got) : want == (int)got; }
+
+/* The compile-time configuration of these dtypes (the fp8 ones for the forward only), else the run-time policy. */
+static int config_of(int forward, darn_dtype x, darn_dtype r, darn_dtype ro, darn_dtype w, darn_dtype o)
+{
+    for (int i = 0; i < (forward ? DARN_N_FWD_CONFIGS : DARN_N_STATIC_CONFIGS); i++) {
+        const int *c = fwd_cfgs[i];
+        if (i != DARN_CFG_RUNTIME && dt_matches(c[0], x) && dt_matches(c[1], r) && dt_matches(c[2], ro) &&
+            dt_matches(c[3], w) && dt_matches(c[4], o))
+            return i;
     }
     return DARN_CFG_RUNTIME;
 }
 
-/* The 16-byte path: absent, or base and every row start 16-byte aligned. */
+/* The 16-byte path: absent, or base and every row start 16-byte aligned (8-byte for fp8, whose groups are 8 bytes). */
 static int vec_ok(const void *p, int64_t stride, darn_dtype dt)
 {
-    return !p || ((uintptr_t)p % 16 == 0 && (stride * (int64_t)darn_dtype_size(dt)) % 16 == 0);
+    const int64_t size = (int64_t)darn_dtype_size(dt), align = size == 1 ? 8 : 16;
+    return !p || ((uintptr_t)p % (uintptr_t)align == 0 && (stride * size) % align == 0);
 }
 
 /* A tuning knob for measurements (never changes a bit): DARN_GPU_FORCE_K=1..4 prefers that K where the
@@ -123,14 +143,13 @@ void darn_choose_fwd(const darn_plan *pl, const darn_fwd_tensors *t, darn_choice
 {
     const darn_desc *d = &pl->desc;
     const darn_dtype ro = pl->resout_dtype;
-    int cfg = config_of(d->x_dtype, pl->has_res ? d->residual_dtype : ro, ro, d->weight_dtype, d->out_dtype);
+    int cfg = config_of(1, d->x_dtype, pl->has_res ? d->residual_dtype : ro, ro, d->weight_dtype, d->out_dtype);
     const int vec = pl->n % 8 == 0 && vec_ok(t->x, pl->s_x, d->x_dtype) && vec_ok(t->residual, pl->s_res, d->residual_dtype) &&
                     vec_ok(t->weight, 0, d->weight_dtype) && vec_ok(t->bias, 0, d->bias_dtype) &&
                     vec_ok(t->out, pl->s_out, d->out_dtype) && vec_ok(t->residual_out, pl->s_resout, ro) &&
                     (!pl->has_bias || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = DARN_CFG_RUNTIME;
-    shape(c, pl->n, ro, cfg == DARN_CFG_RUNTIME ? DARN_RUNTIME_MAX_K : ro == DARN_F32 ? DARN_FWD_F32H_MAX_K : DARN_MAX_K,
-          pl->m);
+    shape(c, pl->n, ro, darn_fwd_kmax(cfg), pl->m);
     c->cfg = cfg;
     c->bias = pl->has_bias;
     c->entry = darn_fwd_entry(cfg, c->variant);
@@ -140,7 +159,7 @@ void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice
 {
     const darn_desc *d = &pl->desc;
     const darn_dtype ro = pl->resout_dtype;
-    int cfg = config_of(d->x_dtype, t->dresidual ? d->residual_dtype : ro, ro, d->weight_dtype, pl->dy_dtype);
+    int cfg = config_of(0, d->x_dtype, t->dresidual ? d->residual_dtype : ro, ro, d->weight_dtype, pl->dy_dtype);
     const int vec = pl->n % 8 == 0 && vec_ok(t->dy, pl->s_dy, pl->dy_dtype) && vec_ok(t->h, pl->s_h, ro) &&
                     vec_ok(t->weight, 0, d->weight_dtype) && vec_ok(t->dresidual_out, pl->s_dresout, ro) &&
                     vec_ok(t->dx, pl->s_dx, d->x_dtype) && vec_ok(t->dresidual, pl->s_dres, d->residual_dtype) &&
@@ -170,17 +189,21 @@ void darn_entry_choice(int backward, int entry, darn_choice *c)
         c->variant = v == DARN_BWD_MAX_K ? DARN_VARIANT_REREAD : v;
         return;
     }
-    if (entry < DARN_N_STATIC_CONFIGS * DARN_N_VARIANTS) {
-        c->cfg = entry / DARN_N_VARIANTS;
-        c->variant = entry % DARN_N_VARIANTS;
-    } else {
-        const int v = entry - DARN_N_STATIC_CONFIGS * DARN_N_VARIANTS;
-        c->cfg = DARN_CFG_RUNTIME;
-        c->variant = v == DARN_RUNTIME_MAX_K ? DARN_VARIANT_REREAD : v;
+    for (int cfg = 0; cfg < DARN_N_FWD_CONFIGS; cfg++) { /* forward: rows of kmax + 1 entries */
+        const int len = darn_fwd_kmax(cfg) + 1;
+        if (entry < len) {
+            c->cfg = cfg;
+            c->variant = entry == len - 1 ? DARN_VARIANT_REREAD : entry;
+            return;
+        }
+        entry -= len;
     }
 }
 
-static const char *dt_name(darn_dtype d) { return d == DARN_F32 ? "f32" : d == DARN_F16 ? "f16" : "bf16"; }
+static const char *dt_name(darn_dtype d)
+{
+    return (int)d == DARN_DT_FP8 ? "fp8" : d == DARN_F32 ? "f32" : d == DARN_F16 ? "f16" : "bf16";
+}
 
 void darn_entry_name(int backward, int entry, char *buf, size_t bytes)
 {

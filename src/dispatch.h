@@ -5,11 +5,12 @@
  * matching kernel pointers, built from the same lists.
  *
  * An entry is (dtype configuration, row variant[, bias]):
- * - dtype configuration: one of DARN_STATIC_CONFIGS (dtypes are template parameters of the kernel: the
- *   fast path, which needs N % 8 == 0 and every [M, N] tensor and vector 16-byte aligned), or the
- *   run-time-dtype policy (anything else, same arithmetic).
- * - row variant: K = 1 … 4 groups of 8 per thread with the row held in registers, or "re-read" for rows
- *   too wide for that (the row is read again from memory after its sums).
+ * - dtype configuration: one of DARN_STATIC_CONFIGS or (forward only) DARN_FP8_CONFIGS (dtypes are
+ *   template parameters of the kernel: the fast path, which needs N % 8 == 0 and every [M, N] tensor and
+ *   vector 16-byte aligned), or the run-time-dtype policy (anything else, same arithmetic).
+ * - row variant: K = 1 … kmax groups of 8 per thread with the row held in registers (kmax: the
+ *   configuration's, at most DARN_MAX_K), or "re-read" for rows too wide for that (the row is read again
+ *   from memory after its sums).
  * The launch shape (P threads per row, rows per block) is a function of N alone.
  */
 #ifndef DARN_DISPATCH_H
@@ -23,23 +24,33 @@
 extern "C" {
 #endif
 
-/* X(x, residual, residual-out, weight (= bias), out). Without a residual, the residual's column is
- * matched as the residual-out dtype; in the backward the same columns are (dx, dresidual, h, dweight, dy). */
-#define DARN_STATIC_CONFIGS(X)                                                                     \
-    X(DARN_F32, DARN_F32, DARN_F32, DARN_F32, DARN_F32)       /* f32 everywhere */                 \
-    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16)  /* bf16 everywhere (inference) */    \
-    X(DARN_F16, DARN_F16, DARN_F16, DARN_F16, DARN_F16)       /* f16 everywhere */                 \
-    X(DARN_BF16, DARN_F32, DARN_F32, DARN_BF16, DARN_BF16)    /* bf16 with an fp32 residual stream */ \
-    X(DARN_F16, DARN_F32, DARN_F32, DARN_F16, DARN_F16)       /* f16 with an fp32 residual stream */ \
-    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_F32, DARN_BF16)   /* bf16, fp32 weights (autocast) */  \
-    X(DARN_BF16, DARN_F32, DARN_F32, DARN_F32, DARN_BF16)     /* both */
+/* X(x, residual, residual-out, weight (= bias), out, kmax). Without a residual, the residual's column is
+ * matched as the residual-out dtype; in the backward the same columns are (dx, dresidual, h, dweight, dy).
+ * kmax: the forward's largest K (groups per thread in registers): 3 for rows of fp32 h, whose K = 4 kernels
+ * spill on NVIDIA (bench/RESULTS.md, run 12), else DARN_MAX_K. The backward holds K <= DARN_BWD_MAX_K. */
+#define DARN_STATIC_CONFIGS(X)                                                                        \
+    X(DARN_F32, DARN_F32, DARN_F32, DARN_F32, DARN_F32, 3)       /* f32 everywhere */                 \
+    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, 4)  /* bf16 everywhere (inference) */    \
+    X(DARN_F16, DARN_F16, DARN_F16, DARN_F16, DARN_F16, 4)       /* f16 everywhere */                 \
+    X(DARN_BF16, DARN_F32, DARN_F32, DARN_BF16, DARN_BF16, 3)    /* bf16 with an fp32 residual stream */ \
+    X(DARN_F16, DARN_F32, DARN_F32, DARN_F16, DARN_F16, 3)       /* f16 with an fp32 residual stream */ \
+    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_F32, DARN_BF16, 4)   /* bf16, fp32 weights (autocast) */  \
+    X(DARN_BF16, DARN_F32, DARN_F32, DARN_F32, DARN_BF16, 3)     /* both */
 #define DARN_N_STATIC_CONFIGS 7
 #define DARN_CFG_RUNTIME DARN_N_STATIC_CONFIGS /* the run-time-dtype policy */
 #define DARN_N_CONFIGS (DARN_N_STATIC_CONFIGS + 1)
+/* Forward-only configurations with an fp8 out (docs/numerics.md §9): DARN_DT_FP8 in the out column stands for
+ * any of the four fp8 encodings, which the kernel reads from the out view (one kernel per row variant, not four).
+ * They follow the run-time policy in the forward's configuration numbers: DARN_N_CONFIGS + i. */
+#define DARN_DT_FP8 100
+#define DARN_FP8_CONFIGS(X)                                                                            \
+    X(DARN_BF16, DARN_F32, DARN_F32, DARN_BF16, DARN_DT_FP8, 3)  /* fp8 training: an fp32 residual stream */ \
+    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_DT_FP8, 4) /* fp8 training: a bf16 residual stream */
+#define DARN_N_FP8_CONFIGS 2
+#define DARN_N_FWD_CONFIGS (DARN_N_CONFIGS + DARN_N_FP8_CONFIGS)
 
 #define DARN_MAX_K 4                  /* groups per thread with the row in registers */
 #define DARN_VARIANT_REREAD DARN_MAX_K /* variants 0 … 3: K = v + 1 in registers; 4: re-read */
-#define DARN_N_VARIANTS (DARN_MAX_K + 1)
 #define DARN_MAX_P_REG 512            /* register kernels are built for blocks of up to 512 threads (so that a
                                          thread may hold 128 registers on NVIDIA) */
 #define DARN_SMALL_BLOCK 256          /* rows of fewer threads share blocks of this many */
@@ -50,8 +61,10 @@ extern "C" {
  * re-read. */
 #define DARN_RUNTIME_MAX_K 2
 #define DARN_N_RUNTIME_VARIANTS (DARN_RUNTIME_MAX_K + 1)
-#define DARN_N_ROWS_ENTRIES (DARN_N_STATIC_CONFIGS * DARN_N_VARIANTS + DARN_N_RUNTIME_VARIANTS)
-#define DARN_N_FWD_ENTRIES DARN_N_ROWS_ENTRIES
+#define DARN_X_FWD_ROW_LEN(X, R, RO, W, O, KMAX) +(KMAX + 1)
+/* Forward entries: per configuration K = 1 … kmax and the re-read variant, configurations in their order. */
+#define DARN_N_FWD_ENTRIES \
+    (0 DARN_STATIC_CONFIGS(DARN_X_FWD_ROW_LEN) + DARN_N_RUNTIME_VARIANTS DARN_FP8_CONFIGS(DARN_X_FWD_ROW_LEN))
 /* The backward holds at most K = 2 groups per thread (its dweight/dbias partials take 8 K registers each;
  * K = 3 / 4 needed all 256 VGPRs and spilled to scratch on gfx942 and gfx90a, tools/amd-resource-check
  * 2026-12-02): K = 1, 2 and the re-read variant for every configuration. */
@@ -59,12 +72,10 @@ extern "C" {
 #define DARN_N_BWD_VARIANTS (DARN_BWD_MAX_K + 1)
 #define DARN_N_BWD_ENTRIES (DARN_N_CONFIGS * DARN_N_BWD_VARIANTS * 2)
 
+/* The forward's largest K in registers for configuration cfg (the run-time policy: DARN_RUNTIME_MAX_K). */
+int darn_fwd_kmax(int cfg);
 /* Entry index of a forward (cfg, variant) and of a backward (cfg, variant, bias). */
-static inline int darn_fwd_entry(int cfg, int variant)
-{
-    if (cfg < DARN_N_STATIC_CONFIGS) return cfg * DARN_N_VARIANTS + variant;
-    return DARN_N_STATIC_CONFIGS * DARN_N_VARIANTS + (variant == DARN_VARIANT_REREAD ? DARN_RUNTIME_MAX_K : variant);
-}
+int darn_fwd_entry(int cfg, int variant);
 static inline int darn_bwd_entry(int cfg, int variant, int bias)
 {
     return (cfg * DARN_N_BWD_VARIANTS + (variant == DARN_VARIANT_REREAD ? DARN_BWD_MAX_K : variant)) * 2 + bias;
@@ -90,7 +101,8 @@ void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice
 void darn_entry_name(int backward, int entry, char *buf, size_t bytes);
 /* The fields of an entry (cfg, variant, bias) without a call; p/k/blocks are 0. */
 void darn_entry_choice(int backward, int entry, darn_choice *c);
-/* dtypes of a static configuration (x, residual, residual-out, weight, out); 0 when cfg is not static. */
+/* dtypes of a compile-time configuration (x, residual, residual-out, weight, out; DARN_DT_FP8 for the fp8
+ * configurations' out), forward numbering; 0 when cfg is the run-time policy or out of range. */
 int darn_static_config_dtypes(int cfg, darn_dtype out[5]);
 
 /* The row geometry of N: P, K and the variant; `cap` is the largest K preferred on ties, `kmax` the largest

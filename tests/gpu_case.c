@@ -49,10 +49,24 @@ static void twin_free(twin *t)
     memset(t, 0, sizeof *t);
 }
 
-enum { X, RES, W, B, RS, OUT, RESOUT, MASK, RSTD, MEAN, DY, DRO, DX, DRES, DW, DB, WS, NT };
+enum { X, RES, W, B, RS, OUT, RESOUT, MASK, RSTD, MEAN, DY, DRO, DX, DRES, DW, DB, WS, AMAX, NT };
 static const char *const names[NT] = {"x",  "residual", "weight", "bias", "rowscale", "out", "residual_out", "mask",
                                       "rstd", "mean",   "dy",     "dresidual_out", "dx", "dresidual", "dweight",
-                                      "dbias", "workspace"};
+                                      "dbias", "workspace", "amax"};
+
+/* dy's dtype: desc->dy_dtype, or out_dtype by default. */
+static darn_dtype dy_dtype_of(const darn_desc *d) { return d->dy_dtype == DARN_DTYPE_SAME_AS_OUT ? d->out_dtype : d->dy_dtype; }
+static bool fp8_out(const darn_desc *d) { return darn_dtype_size(d->out_dtype) == 1; }
+
+/* The dtype of every tensor slot of the case. */
+static void slot_dtypes(const darn_desc *d, darn_dtype dts[NT])
+{
+    for (int i = 0; i < NT; i++) dts[i] = DARN_F32;
+    dts[X] = d->x_dtype; dts[RES] = d->residual_dtype; dts[W] = d->weight_dtype; dts[B] = d->bias_dtype;
+    dts[OUT] = d->out_dtype; dts[RESOUT] = darn_residual_out_dtype(d); dts[DY] = dy_dtype_of(d);
+    dts[DRO] = dts[RESOUT]; dts[DX] = d->x_dtype; dts[DRES] = d->residual_dtype;
+    dts[DW] = d->weight_dtype; dts[DB] = d->bias_dtype;
+}
 
 /* The call's tensors from one pointer per slot: the same function builds the real calls and the dry runs
  * that find which kernel a case reaches (gpu_case_for_entry). */
@@ -65,7 +79,8 @@ static darn_fwd_tensors fwd_tensors(const gpu_case *c, void *const p[NT])
     return (darn_fwd_tensors){.x = p[X], .x_stride = s, .residual = res ? p[RES] : NULL, .residual_stride = s,
                               .rowscale = rsc ? p[RS] : NULL, .weight = p[W], .bias = bias ? p[B] : NULL,
                               .out = p[OUT], .out_stride = s, .residual_out = p[RESOUT], .residual_out_stride = s,
-                              .mask = c->mask ? p[MASK] : NULL, .rstd = p[RSTD], .mean = layer ? p[MEAN] : NULL};
+                              .mask = c->mask ? p[MASK] : NULL, .rstd = p[RSTD], .mean = layer ? p[MEAN] : NULL,
+                              .amax = fp8_out(d) ? p[AMAX] : NULL};
 }
 
 static darn_bwd_tensors bwd_tensors(const gpu_case *c, void *const p[NT])
@@ -88,11 +103,7 @@ int gpu_case_entries(const gpu_case *c, int *fwd_entry, int *bwd_entry)
     void *p[NT];
     const darn_desc *d = &c->desc;
     darn_dtype dts[NT];
-    for (int i = 0; i < NT; i++) dts[i] = DARN_F32;
-    dts[X] = d->x_dtype; dts[RES] = d->residual_dtype; dts[W] = d->weight_dtype; dts[B] = d->bias_dtype;
-    dts[OUT] = d->out_dtype; dts[RESOUT] = darn_residual_out_dtype(d); dts[DY] = d->out_dtype;
-    dts[DRO] = dts[RESOUT]; dts[DX] = d->x_dtype; dts[DRES] = d->residual_dtype;
-    dts[DW] = d->weight_dtype; dts[DB] = d->bias_dtype;
+    slot_dtypes(d, dts);
     for (int i = 0; i < NT; i++) {
         const size_t shift = (i == WS || i == MASK) ? 0 : (size_t)c->misalign * darn_dtype_size(dts[i]);
         p[i] = (void *)((uintptr_t)(i + 1) * ((uintptr_t)1 << 40) + shift);
@@ -114,7 +125,10 @@ int gpu_case_for_entry(int backward, int entry, int64_t rows_hint, gpu_case *out
                                  20480, 24576, 40000, 65536, 1000, 4104};
     darn_kernel_info want;
     if (darn_debug_kernel_entry(backward, entry, &want) != DARN_OK) return 1;
-    for (int cfgi = 0; cfgi <= 81; cfgi++) {
+    /* fp8 outs (DARN_FP8_CONFIGS and the run-time policy): bf16 x and weights, an fp32 or bf16 residual, f32 x;
+     * the four encodings in turn */
+    static const darn_dtype fp8s[4] = {DARN_FP8_E4M3FN, DARN_FP8_E5M2, DARN_FP8_E4M3FNUZ, DARN_FP8_E5M2FNUZ};
+    for (int cfgi = 0; cfgi <= 84; cfgi++) {
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
             for (int bias = 0; bias < 2; bias++) {
                 gpu_case c = gpu_case_make(bias ? DARN_LAYERNORM : DARN_RMSNORM, 1, ns[ni], DARN_F32);
@@ -122,6 +136,12 @@ int gpu_case_for_entry(int backward, int entry, int64_t rows_hint, gpu_case *out
                 const darn_dtype all[3] = {DARN_F32, DARN_F16, DARN_BF16};
                 darn_dtype x = all[cfgi % 3], r = all[(cfgi / 3) % 3], w = all[(cfgi / 9) % 3], o = all[(cfgi / 27) % 3];
                 if (cfgi == 81) x = DARN_F16, r = DARN_BF16, w = DARN_F32, o = DARN_F16; /* run-time policy */
+                if (cfgi >= 82) {
+                    x = cfgi == 84 ? DARN_F32 : DARN_BF16, r = cfgi == 83 ? DARN_BF16 : DARN_F32, w = x;
+                    o = fp8s[(entry + (int)ni) % 4];
+                    c.desc.dy_dtype = DARN_BF16;
+                    c.desc.out_scale = 0.75f;
+                }
                 c.desc.x_dtype = x;
                 c.desc.residual_dtype = r;
                 c.desc.weight_dtype = c.desc.bias_dtype = w;
@@ -150,13 +170,9 @@ int gpu_case_run(const gpu_case *c, char *why, size_t why_bytes)
 {
     const darn_desc *d = &c->desc;
     const int64_t m = d->rows, n = d->cols, s = n + c->stride_pad;
-    const darn_dtype rd = darn_residual_out_dtype(d);
     size_t bytes[NT] = {0};
     darn_dtype dts[NT];
-    for (int i = 0; i < NT; i++) dts[i] = DARN_F32;
-    dts[X] = d->x_dtype; dts[RES] = d->residual_dtype; dts[W] = d->weight_dtype; dts[B] = d->bias_dtype;
-    dts[OUT] = d->out_dtype; dts[RESOUT] = rd; dts[DY] = d->out_dtype; dts[DRO] = rd; dts[DX] = d->x_dtype;
-    dts[DRES] = d->residual_dtype; dts[DW] = d->weight_dtype; dts[DB] = d->bias_dtype;
+    slot_dtypes(d, dts);
     const int mats[] = {X, RES, OUT, RESOUT, DY, DRO, DX, DRES};
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) bytes[mats[i]] = sup_tensor_bytes(dts[mats[i]], m, n, s);
     bytes[W] = bytes[B] = bytes[DW] = bytes[DB] = (size_t)n * 4;
@@ -193,7 +209,7 @@ int gpu_case_run(const gpu_case *c, char *why, size_t why_bytes)
     sup_fill_uniform(t[DRO].host, dts[DRO], m, n, s, &g, -1.0f, 1.0f);
     const int ins[] = {X, RES, W, B, RS, DY, DRO};
     for (size_t i = 0; i < sizeof ins / sizeof ins[0] && !fail; i++) fail = twin_up(&t[ins[i]]);
-    const int outs[] = {OUT, RESOUT, MASK, RSTD, MEAN, DX, DRES, DW, DB};
+    const int outs[] = {OUT, RESOUT, MASK, RSTD, MEAN, DX, DRES, DW, DB, AMAX};
 
     /* CPU reference: host outputs start as sentinels too. */
     void *cpu[NT] = {0};

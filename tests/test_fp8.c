@@ -657,15 +657,25 @@ Test(fp8_errors, amax)
     sup_free(F.arena);
 }
 
-Test(fp8_api, gpu_forward_runs_the_run_time_dtype_kernel)
+Test(fp8_api, gpu_forward_kernel_choice)
 {
-    /* an fp8 out is no static configuration: the run-time-dtype kernels store it (bits: test_golden's fp8 jobs on the
-     * GPU, against the same digests as the CPU) */
+    /* f32 in with an fp8 out is no compile-time configuration: the run-time-dtype kernels store it (bits: test_golden's
+     * fp8 jobs on the GPU, against the same digests as the CPU; the dispatch-table walk) */
     vfx F;
     vfx_init(&F);
     darn_kernel_info info;
     cr_assert_eq(darn_debug_fwd_kernel(&F.d, &F.f, &info), DARN_OK, "%s", darn_last_error());
     cr_expect(strstr(info.name, "runtime") != NULL, "fp8 forward runs %s", info.name);
+    /* bf16 x and weights with an fp32 residual stream is one of DARN_FP8_CONFIGS, for every fp8 encoding */
+    static const darn_dtype fp8s[4] = {DARN_FP8_E4M3FN, DARN_FP8_E5M2, DARN_FP8_E4M3FNUZ, DARN_FP8_E5M2FNUZ};
+    for (int i = 0; i < 4; i++) {
+        darn_desc d8 = F.d;
+        d8.x_dtype = d8.weight_dtype = d8.bias_dtype = DARN_BF16;
+        d8.out_dtype = fp8s[i];
+        cr_assert_eq(darn_debug_fwd_kernel(&d8, &F.f, &info), DARN_OK, "%s", darn_last_error());
+        cr_expect(strstr(info.name, "bf16/f32/f32/bf16/fp8") != NULL, "fp8 dtype %d: forward runs %s", (int)fp8s[i],
+                  info.name);
+    }
     size_t bytes = 99;
     if (darn_backend_available(DARN_BACKEND_GPU)) {
         cr_expect_eq(darn_fwd_workspace_size(&F.d, DARN_BACKEND_GPU, &bytes), DARN_OK, "%s", darn_last_error());
