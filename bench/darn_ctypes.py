@@ -39,7 +39,8 @@ class FwdTensors(ctypes.Structure):
     _fields_ = [("x", _vp), ("x_stride", _i64), ("residual", _vp), ("residual_stride", _i64),
                 ("rowscale", _vp), ("weight", _vp), ("bias", _vp), ("out", _vp), ("out_stride", _i64),
                 ("residual_out", _vp), ("residual_out_stride", _i64), ("mask", _vp), ("rstd", _vp),
-                ("mean", _vp), ("amax", _vp)]
+                ("mean", _vp), ("amax", _vp), ("x1", _vp), ("x1_stride", _i64), ("weight1", _vp),
+                ("bias1", _vp), ("out1", _vp), ("out1_stride", _i64), ("mask1", _vp)]
 
 
 class BwdTensors(ctypes.Structure):
@@ -47,12 +48,14 @@ class BwdTensors(ctypes.Structure):
     _fields_ = [("dy", _vp), ("dy_stride", _i64), ("h", _vp), ("h_stride", _i64), ("weight", _vp),
                 ("rstd", _vp), ("mean", _vp), ("rowscale", _vp), ("dresidual_out", _vp),
                 ("dresidual_out_stride", _i64), ("mask", _vp), ("dx", _vp), ("dx_stride", _i64),
-                ("dresidual", _vp), ("dresidual_stride", _i64), ("dweight", _vp), ("dbias", _vp)]
+                ("dresidual", _vp), ("dresidual_stride", _i64), ("dweight", _vp), ("dbias", _vp),
+                ("dy1", _vp), ("dy1_stride", _i64), ("weight1", _vp), ("mask1", _vp), ("dx1", _vp),
+                ("dx1_stride", _i64), ("dweight1", _vp), ("dbias1", _vp)]
 
 
 # sizeof on LP64 (x86-64, aarch64): desc 4+4(pad)+8+8+5*4+4+4+4(pad)+8+8+8+8+8+4+4+8; the tensor structs are
 # all 8-byte fields.
-EXPECTED_SIZES = {Desc: 112, FwdTensors: 15 * 8, BwdTensors: 17 * 8}
+EXPECTED_SIZES = {Desc: 112, FwdTensors: 22 * 8, BwdTensors: 25 * 8}
 
 
 class DarnError(RuntimeError):

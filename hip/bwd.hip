@@ -35,7 +35,7 @@ __device__ __forceinline__ void bwd_group_terms(const darn_bwd_args &a, const ty
 #pragma unroll
     for (int e = 0; e < 8; e++) {
         xhat[e] = darn_xhat(xhat[e], mean, rstd, a.opt);
-        g[e] = darn_bwd_g(gy[e], darn_weight(w[e], a.opt));
+        g[e] = darn_bwd_g(gy[e], darn_weight(w[e], a.opt), 0.0f, 0.0f, 0u);
     }
 }
 

@@ -46,13 +46,13 @@ __device__ __forceinline__ void fwd_group_h(const darn_fwd_args &a, const typena
     constexpr uint32_t train = DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL, infer = DARN_OPT_RESIDUAL;
     if ((a.opt & opts) == train) {
 #pragma unroll
-        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, (bits >> e) & 1u, a.rng.scale, train);
+        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, (bits >> e) & 1u, 1u, a.rng.scale, train);
     } else if (darn_fwd_infer_case<Dt>() && (a.opt & opts) == infer) {
 #pragma unroll
-        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, 1u, a.rng.scale, infer);
+        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, 1u, 1u, a.rng.scale, infer);
     } else {
 #pragma unroll
-        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], res[e], rs, (bits >> e) & 1u, a.rng.scale, a.opt);
+        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, (bits >> e) & 1u, 1u, a.rng.scale, a.opt);
     }
     Dt::template round<DARN_ROLE_RO>(h, a.resout);
 }

@@ -109,18 +109,33 @@ DARN_HOST_DEVICE int darn_keep(uint32_t word, uint64_t threshold) { return (uint
 #define DARN_OPT_DROPOUT 0x08u  /* p > 0: keep bits are computed and applied */
 #define DARN_OPT_RESIDUAL 0x10u /* a residual is added */
 #define DARN_OPT_BIAS 0x20u     /* y += b; backward: dbias */
+#define DARN_OPT_X1 0x40u       /* parallel residual: x1 is added, with its own keep bits (§4) */
+#define DARN_OPT_Y1 0x80u       /* a second output y1 = xhat * w1' [+ b1]; backward: dy1, dweight1 */
+#define DARN_OPT_BIAS1 0x100u   /* y1 += b1; backward: dbias1 */
+#define DARN_OPT_PARALLEL (DARN_OPT_X1 | DARN_OPT_Y1 | DARN_OPT_BIAS1)
+
+/* The element index of x1's keep bit (§3, §4): x0's index + 2^63. Indices of x0 are below 2^63 (M * N fits
+ * int64), so the two streams never share a Philox word. */
+#define DARN_X1_INDEX (UINT64_C(1) << 63)
 
 /* ---- per-element formulas (docs/numerics.md §4, §6): the only place each one is written ----------
  * Every kernel and the CPU reference call these, element by element, so all of them round the same
  * operations in the same order. Each statement is one rounding (no contraction: see §1). */
 
-/* §4: h before it is rounded to the residual-out dtype. `keep` is the element's keep bit (ignored
- * without DARN_OPT_DROPOUT). A dropped element is +0 whatever x is (a select, not a multiply). */
-DARN_HOST_DEVICE float darn_fwd_h(float x, float res, float rs, uint32_t keep, float scale, uint32_t opt)
+/* §4: h before it is rounded to the residual-out dtype. `keep` / `keep1` are the keep bits of x and x1
+ * (ignored without DARN_OPT_DROPOUT); x1 counts only with DARN_OPT_X1. A dropped element is +0 whatever x is
+ * (a select, not a multiply). The order is flash-attn's: (x' + x1') + res. */
+DARN_HOST_DEVICE float darn_fwd_h(float x, float x1, float res, float rs, uint32_t keep, uint32_t keep1, float scale,
+                                  uint32_t opt)
 {
     float v = x;
     if (opt & DARN_OPT_ROWSCALE) v = v * rs;
     if (opt & DARN_OPT_DROPOUT) v = keep ? v * scale : 0.0f;
+    if (opt & DARN_OPT_X1) {
+        float u = x1;
+        if (opt & DARN_OPT_DROPOUT) u = keep1 ? u * scale : 0.0f;
+        v = v + u;
+    }
     if (opt & DARN_OPT_RESIDUAL) v = v + res;
     return v;
 }
@@ -142,6 +157,13 @@ DARN_HOST_DEVICE float darn_fwd_y(float hn, float mean, float rstd, float wp, fl
     return (opt & DARN_OPT_BIAS) ? y + b : y;
 }
 
+/* §4: the second output y1 = xhat * w1' [+ b1], wp1 = darn_weight(w1): darn_fwd_y with b1's flag. */
+DARN_HOST_DEVICE float darn_fwd_y1(float hn, float mean, float rstd, float wp1, float b1, uint32_t opt)
+{
+    const float y = darn_xhat(hn, mean, rstd, opt) * wp1;
+    return (opt & DARN_OPT_BIAS1) ? y + b1 : y;
+}
+
 /* The term each element adds to the forward's row sums: pass 0 is hn^2 (RMSNorm) or hn (LayerNorm),
  * pass 1 (LayerNorm only) is (hn - mean)^2. */
 DARN_HOST_DEVICE float darn_fwd_term(float hn, float mean, int pass, uint32_t opt)
@@ -157,8 +179,15 @@ DARN_HOST_DEVICE float darn_fwd_term(float hn, float mean, int pass, uint32_t op
 DARN_HOST_DEVICE float darn_row_mean(float sum, float nf) { return sum / nf; }
 DARN_HOST_DEVICE float darn_row_rstd(float sum, float nf, float eps) { return 1.0f / sqrtf(sum / nf + eps); }
 
-/* §6: g = gy * w' (wp = darn_weight(w)); the row sums add xhat * g and (LayerNorm) g. */
-DARN_HOST_DEVICE float darn_bwd_g(float gy, float wp) { return gy * wp; }
+/* §6: g = gy * w' (wp = darn_weight(w)), and with a second output g + gy1 * w1'; the row sums add xhat * g
+ * and (LayerNorm) g. */
+DARN_HOST_DEVICE float darn_bwd_g(float gy, float wp, float gy1, float wp1, uint32_t opt)
+{
+    const float g = gy * wp;
+    if (!(opt & DARN_OPT_Y1)) return g;
+    const float g1 = gy1 * wp1;
+    return g + g1;
+}
 DARN_HOST_DEVICE float darn_bwd_term(float xhat, float g) { return xhat * g; }
 
 /* §6: dh from the row's c1 = sum(xhat * g) / N and c2 = sum(g) / N (LayerNorm). */
@@ -176,6 +205,12 @@ DARN_HOST_DEVICE float darn_bwd_dx(float dh, uint32_t keep, float scale, float r
     if (opt & DARN_OPT_DROPOUT) u = keep ? u * scale : 0.0f;
     if (opt & DARN_OPT_ROWSCALE) u = u * rs;
     return u;
+}
+
+/* §6: dx1 from dh (after dresidual_out is added): the dropout select with x1's keep bit (no rowscale). */
+DARN_HOST_DEVICE float darn_bwd_dx1(float dh, uint32_t keep1, float scale, uint32_t opt)
+{
+    return (opt & DARN_OPT_DROPOUT) ? (keep1 ? dh * scale : 0.0f) : dh;
 }
 
 /* §6: the dweight term of an element (the dbias term is gy itself). */

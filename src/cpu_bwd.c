@@ -10,41 +10,50 @@ typedef struct bwd_row {
     float rstd, mean;
 } bwd_row;
 
-/* xhat, gy = dy and g = dy * w' for columns [c0, c0 + cnt) of row b->r. */
-static void bwd_terms(const bwd_row *b, int64_t c0, int64_t cnt, float *xhat, float *gy, float *g)
+/* xhat, gy = dy, gy1 = dy1 (with a second output) and g = dy * w' [+ dy1 * w1'] for columns [c0, c0 + cnt)
+ * of row b->r. */
+static void bwd_terms(const bwd_row *b, int64_t c0, int64_t cnt, float *xhat, float *gy, float *gy1, float *g)
 {
     const darn_plan *pl = b->pl;
     const darn_bwd_tensors *t = b->t;
+    float w1[DARN_CPU_TILE];
     cpu_load_tile(xhat, cpu_at(t->h, pl->resout_dtype, b->r, pl->s_h, c0), pl->resout_dtype, cnt);
     for (int64_t k = 0; k < cnt; k++) xhat[k] = darn_xhat(xhat[k], b->mean, b->rstd, pl->opt);
     cpu_load_tile(gy, cpu_at(t->dy, pl->dy_dtype, b->r, pl->s_dy, c0), pl->dy_dtype, cnt);
     cpu_load_weight_tile(g, pl, t->weight, c0, cnt);
-    for (int64_t k = 0; k < cnt; k++) g[k] = darn_bwd_g(gy[k], g[k]);
+    if (pl->has_w1) {
+        cpu_load_tile(gy1, cpu_at(t->dy1, pl->dy_dtype, b->r, pl->s_dy1, c0), pl->dy_dtype, cnt);
+        cpu_load_weight_tile(w1, pl, t->weight1, c0, cnt);
+    }
+    for (int64_t k = 0; k < cnt; k++)
+        g[k] = darn_bwd_g(gy[k], g[k], pl->has_w1 ? gy1[k] : 0.0f, pl->has_w1 ? w1[k] : 0.0f, pl->opt);
 }
 
-/* keep[k] for columns [c0, c0 + cnt): from the packed mask when it is read (§6), else regenerated
- * (same bits). Only called with dropout on. */
-static void bwd_keep(const bwd_row *b, int64_t c0, int64_t cnt, uint8_t *keep)
+/* keep[k] for columns [c0, c0 + cnt) of x (x1 = 0) or x1 (x1 = 1): from the packed mask when it is read
+ * (§6), else regenerated (same bits). Only called with dropout on. */
+static void bwd_keep(const bwd_row *b, int64_t c0, int64_t cnt, uint8_t *keep, int x1)
 {
     const darn_plan *pl = b->pl;
-    if (pl->mask_read) {
-        const uint8_t *row = b->t->mask + b->r * darn_mask_row_bytes(pl->n);
+    if (x1 ? pl->mask1_read : pl->mask_read) {
+        const uint8_t *row = (x1 ? b->t->mask1 : b->t->mask) + b->r * darn_mask_row_bytes(pl->n);
         for (int64_t k = 0; k < cnt; k++) keep[k] = (row[(c0 + k) / 8] >> ((c0 + k) % 8)) & 1u;
     } else {
-        cpu_keep_tile(keep, b->seed, b->offset, pl->drop.threshold, (uint64_t)((pl->row0 + b->r) * pl->n + c0),
-                      cnt);
+        const uint64_t i0 = (uint64_t)((pl->row0 + b->r) * pl->n + c0);
+        cpu_keep_tile(keep, b->seed, b->offset, pl->drop.threshold, x1 ? i0 + DARN_X1_INDEX : i0, cnt);
     }
 }
 
-/* One row: dx, dresidual, and its terms added to the chunk partials pw / pb ([N] each, pb may be NULL). */
+/* One row: dx, dresidual (dx1), and its terms added to the chunk partials q[0 … 3] = dweight, dbias, dweight1,
+ * dbias1 ([N] each, NULL where absent). */
 static void bwd_one_row(const darn_plan *pl, const darn_bwd_tensors *t, uint64_t seed, uint64_t offset, int64_t r,
-                        float *pw, float *pb)
+                        float *const q[4])
 {
+    float *pw = q[0], *pb = q[1], *pw1 = q[2], *pb1 = q[3];
     const darn_desc *d = &pl->desc;
     const int64_t n = pl->n;
     const float nf = (float)n;
     const bwd_row b = {pl, t, seed, offset, r, t->rstd[r], pl->layer ? t->mean[r] : 0.0f};
-    float xhat[DARN_CPU_TILE], gy[DARN_CPU_TILE], g[DARN_CPU_TILE], term[DARN_CPU_TILE];
+    float xhat[DARN_CPU_TILE], gy[DARN_CPU_TILE], gy1[DARN_CPU_TILE], g[DARN_CPU_TILE], term[DARN_CPU_TILE];
     cpu_rowsum s1, s2;
 
     /* pass 1: the row's sums of xhat * g and (LayerNorm) g */
@@ -52,7 +61,7 @@ static void bwd_one_row(const darn_plan *pl, const darn_bwd_tensors *t, uint64_t
     cpu_rowsum_reset(&s2);
     for (int64_t c0 = 0; c0 < n; c0 += DARN_CPU_TILE) {
         const int64_t cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
-        bwd_terms(&b, c0, cnt, xhat, gy, g);
+        bwd_terms(&b, c0, cnt, xhat, gy, gy1, g);
         for (int64_t k = 0; k < cnt; k++) term[k] = darn_bwd_term(xhat[k], g[k]);
         cpu_rowsum_add(&s1, term, cnt);
         if (pl->layer) cpu_rowsum_add(&s2, g, cnt);
@@ -66,7 +75,7 @@ static void bwd_one_row(const darn_plan *pl, const darn_bwd_tensors *t, uint64_t
         const int64_t cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
         float *dh = term;
         uint8_t keep[DARN_CPU_TILE];
-        bwd_terms(&b, c0, cnt, xhat, gy, g);
+        bwd_terms(&b, c0, cnt, xhat, gy, gy1, g);
         for (int64_t k = 0; k < cnt; k++) dh[k] = darn_bwd_dh(g[k], xhat[k], c1, c2, b.rstd, pl->opt);
         if (t->dresidual_out) {
             float dro[DARN_CPU_TILE];
@@ -79,7 +88,17 @@ static void bwd_one_row(const darn_plan *pl, const darn_bwd_tensors *t, uint64_t
         for (int64_t k = 0; k < cnt; k++) pw[c0 + k] = pw[c0 + k] + darn_wgrad_term(gy[k], xhat[k]);
         if (pb)
             for (int64_t k = 0; k < cnt; k++) pb[c0 + k] = pb[c0 + k] + gy[k];
-        if (pl->dropout) bwd_keep(&b, c0, cnt, keep);
+        if (pw1)
+            for (int64_t k = 0; k < cnt; k++) pw1[c0 + k] = pw1[c0 + k] + darn_wgrad_term(gy1[k], xhat[k]);
+        if (pb1)
+            for (int64_t k = 0; k < cnt; k++) pb1[c0 + k] = pb1[c0 + k] + gy1[k];
+        if (pl->has_x1) {
+            float dx1[DARN_CPU_TILE];
+            if (pl->dropout) bwd_keep(&b, c0, cnt, keep, 1);
+            for (int64_t k = 0; k < cnt; k++) dx1[k] = darn_bwd_dx1(dh[k], pl->dropout ? keep[k] : 1u, pl->drop.scale, pl->opt);
+            cpu_store_tile(cpu_at_mut(t->dx1, d->x_dtype, r, pl->s_dx1, c0), dx1, d->x_dtype, cnt);
+        }
+        if (pl->dropout) bwd_keep(&b, c0, cnt, keep, 0);
         for (int64_t k = 0; k < cnt; k++) dh[k] = darn_bwd_dx(dh[k], pl->dropout ? keep[k] : 1u, pl->drop.scale, rs, pl->opt);
         cpu_store_tile(cpu_at_mut(t->dx, d->x_dtype, r, pl->s_dx, c0), dh, d->x_dtype, cnt);
     }
@@ -105,9 +124,10 @@ static void wgrad_finish(const darn_plan *pl, float *q, void *dst, darn_dtype dt
     }
 }
 
-/* dx, dresidual and the partials of the plan's chunks (R = pl->wgrad_rows rows each, pl->wgrad_chunks of
- * them, the last one possibly shorter) into qw / qb ([chunks, N] each; qb NULL without a bias). */
-void darn_cpu_bwd_chunks(const darn_plan *pl, const darn_bwd_tensors *t, float *qw, float *qb)
+/* dx, dresidual (dx1) and the partials of the plan's chunks (R = pl->wgrad_rows rows each, pl->wgrad_chunks of
+ * them, the last one possibly shorter) into q[0 … 3] = dweight, dbias, dweight1, dbias1 ([chunks, N] each; NULL
+ * where absent). */
+void darn_cpu_bwd_chunks(const darn_plan *pl, const darn_bwd_tensors *t, float *const q[4])
 {
     const int64_t n = pl->n, m = pl->m, G = pl->wgrad_chunks, R = pl->wgrad_rows;
     uint64_t seed, offset;
@@ -117,12 +137,14 @@ void darn_cpu_bwd_chunks(const darn_plan *pl, const darn_bwd_tensors *t, float *
     (void)parallel;
     DARN_OMP_FOR_IF_PARALLEL
     for (int64_t g = 0; g < G; g++) {
-        float *pw = qw + g * n, *pb = qb ? qb + g * n : NULL;
-        for (int64_t c = 0; c < n; c++) pw[c] = -0.0f;
-        if (pb)
-            for (int64_t c = 0; c < n; c++) pb[c] = -0.0f;
+        float *p[4];
+        for (int k = 0; k < 4; k++) {
+            p[k] = q[k] ? q[k] + g * n : NULL;
+            if (p[k])
+                for (int64_t c = 0; c < n; c++) p[k][c] = -0.0f;
+        }
         const int64_t r_end = R < m - g * R ? (g + 1) * R : m;
-        for (int64_t r = g * R; r < r_end; r++) bwd_one_row(pl, t, seed, offset, r, pw, pb);
+        for (int64_t r = g * R; r < r_end; r++) bwd_one_row(pl, t, seed, offset, r, p);
     }
 }
 
@@ -138,11 +160,23 @@ void darn_cpu_wgrad_reduce(const darn_plan *pl, float *qw, float *qb, void *dwei
     if (dbias) wgrad_finish(pl, qb, dbias, d->bias_dtype);
 }
 
+/* The partial sets in the workspace, in darn_bwd_partials_workspace's order (NULL where absent or M = 0). */
+void darn_cpu_partial_sets(const darn_plan *pl, void *workspace, float *q[4])
+{
+    const bool has[4] = {true, pl->has_bias, pl->has_w1, pl->has_b1};
+    float *at = (float *)workspace;
+    for (int k = 0; k < 4; k++) {
+        q[k] = has[k] && at ? at : NULL;
+        if (q[k]) at += pl->wgrad_chunks * pl->n;
+    }
+}
+
 darn_status darn_cpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace)
 {
-    float *qw = (float *)workspace; /* NULL when m == 0: the workspace size is then 0 */
-    float *qb = pl->has_bias && qw ? qw + pl->wgrad_chunks * pl->n : NULL;
-    if (pl->m > 0) darn_cpu_bwd_chunks(pl, t, qw, qb);
-    darn_cpu_wgrad_reduce(pl, qw, qb, t->dweight, t->dbias);
+    float *q[4]; /* workspace is NULL when m == 0: its size is then 0 */
+    darn_cpu_partial_sets(pl, workspace, q);
+    if (pl->m > 0) darn_cpu_bwd_chunks(pl, t, q);
+    darn_cpu_wgrad_reduce(pl, q[0], q[1], t->dweight, t->dbias);
+    if (pl->has_w1) darn_cpu_wgrad_reduce(pl, q[2], q[3], t->dweight1, t->dbias1);
     return DARN_OK;
 }

@@ -17,6 +17,17 @@ typedef struct fwd_row {
 #define DARN_OMP_FOR_AMAX
 #endif /* _OPENMP */
 
+/* The mask bytes of columns [c0, c0 + cnt) of one row from the keep bits (NULL: all kept, p = 0). */
+static void cpu_store_mask_tile(uint8_t *row, int64_t c0, int64_t cnt, const uint8_t *keep)
+{
+    uint8_t bytes[DARN_CPU_TILE / 8];
+    const int64_t nb = (cnt + 7) / 8;
+    memset(bytes, 0, (size_t)nb);
+    for (int64_t k = 0; k < cnt; k++)
+        if (!keep || keep[k]) bytes[k / 8] |= (uint8_t)(1u << (k % 8));
+    memcpy(row + c0 / 8, bytes, (size_t)nb);
+}
+
 /* hn for columns [c0, c0 + cnt) of row f->r (§4, per element). On the first pass (`first`) it also
  * writes residual_out and the mask bytes; later passes read hn back from residual_out when it exists
  * (it may alias the residual), else recompute it, with identical bits either way. */
@@ -29,26 +40,23 @@ static void fwd_h_tile(const fwd_row *f, int64_t c0, int64_t cnt, float *hn, boo
         cpu_load_tile(hn, cpu_at(t->residual_out, pl->resout_dtype, f->r, pl->s_resout, c0), pl->resout_dtype, cnt);
         return;
     }
-    float x[DARN_CPU_TILE], res[DARN_CPU_TILE];
-    uint8_t keep[DARN_CPU_TILE];
+    float x[DARN_CPU_TILE], res[DARN_CPU_TILE], x1[DARN_CPU_TILE];
+    uint8_t keep[DARN_CPU_TILE], keep1[DARN_CPU_TILE];
+    const uint64_t i0 = (uint64_t)((pl->row0 + f->r) * pl->n + c0);
     cpu_load_tile(x, cpu_at(t->x, d->x_dtype, f->r, pl->s_x, c0), d->x_dtype, cnt);
     if (pl->has_res) cpu_load_tile(res, cpu_at(t->residual, d->residual_dtype, f->r, pl->s_res, c0), d->residual_dtype, cnt);
-    if (pl->dropout) cpu_keep_tile(keep, f->seed, f->offset, pl->drop.threshold, (uint64_t)((pl->row0 + f->r) * pl->n + c0), cnt);
+    if (pl->has_x1) cpu_load_tile(x1, cpu_at(t->x1, d->x_dtype, f->r, pl->s_x1, c0), d->x_dtype, cnt);
+    if (pl->dropout) cpu_keep_tile(keep, f->seed, f->offset, pl->drop.threshold, i0, cnt);
+    if (pl->dropout && pl->has_x1) cpu_keep_tile(keep1, f->seed, f->offset, pl->drop.threshold, i0 + DARN_X1_INDEX, cnt);
     for (int64_t k = 0; k < cnt; k++)
-        hn[k] = darn_fwd_h(x[k], pl->has_res ? res[k] : 0.0f, f->rs, pl->dropout ? keep[k] : 1u, pl->drop.scale, pl->opt);
+        hn[k] = darn_fwd_h(x[k], pl->has_x1 ? x1[k] : 0.0f, pl->has_res ? res[k] : 0.0f, f->rs, pl->dropout ? keep[k] : 1u,
+                           pl->dropout && pl->has_x1 ? keep1[k] : 1u, pl->drop.scale, pl->opt);
     cpu_round_tile(hn, pl->resout_dtype, cnt); /* the norm reads h as stored */
     if (!first) return;
     if (t->residual_out)
         cpu_store_tile(cpu_at_mut(t->residual_out, pl->resout_dtype, f->r, pl->s_resout, c0), hn, pl->resout_dtype, cnt);
-    if (t->mask) {
-        uint8_t *row = t->mask + f->r * darn_mask_row_bytes(pl->n);
-        uint8_t bytes[DARN_CPU_TILE / 8];
-        const int64_t nb = (cnt + 7) / 8;
-        memset(bytes, 0, (size_t)nb);
-        for (int64_t k = 0; k < cnt; k++)
-            if (!pl->dropout || keep[k]) bytes[k / 8] |= (uint8_t)(1u << (k % 8));
-        memcpy(row + c0 / 8, bytes, (size_t)nb);
-    }
+    if (t->mask) cpu_store_mask_tile(t->mask + f->r * darn_mask_row_bytes(pl->n), c0, cnt, pl->dropout ? keep : NULL);
+    if (t->mask1) cpu_store_mask_tile(t->mask1 + f->r * darn_mask_row_bytes(pl->n), c0, cnt, pl->dropout ? keep1 : NULL);
 }
 
 /* One pass over the row: the sum of darn_fwd_term(pass) over the row (§5), after hn. */
@@ -78,9 +86,10 @@ static uint32_t fwd_one_row(const darn_plan *pl, const darn_fwd_tensors *t, uint
 
     /* pass 1: h, residual_out, mask, and the first sum (hn^2, or hn for LayerNorm) */
     float sum = fwd_row_sum(&f, 0, 0.0f);
-    if (t->mask) { /* the row's padding bytes (bits past N inside the last byte are already 0) */
+    { /* the masks' padding bytes (bits past N inside the last byte are already 0) */
         const int64_t used = (n + 7) / 8, rb = darn_mask_row_bytes(n);
-        memset(t->mask + r * rb + used, 0, (size_t)(rb - used));
+        if (t->mask) memset(t->mask + r * rb + used, 0, (size_t)(rb - used));
+        if (t->mask1) memset(t->mask1 + r * rb + used, 0, (size_t)(rb - used));
     }
     float mean = 0.0f;
     if (pl->layer) { /* pass 2 (LayerNorm): the sum of squared deviations */
@@ -104,6 +113,13 @@ static uint32_t fwd_one_row(const darn_plan *pl, const darn_fwd_tensors *t, uint
                 y[k] = darn_fp8_scaled(y[k], out_scale);
             }
         cpu_store_tile(cpu_at_mut(t->out, d->out_dtype, r, pl->s_out, c0), y, d->out_dtype, cnt);
+        if (pl->has_w1) { /* the second output (never fp8: validate.c) */
+            cpu_load_weight_tile(w, pl, t->weight1, c0, cnt);
+            if (pl->has_b1) cpu_load_tile(b, cpu_at(t->bias1, d->bias_dtype, 0, 0, c0), d->bias_dtype, cnt);
+            for (int64_t k = 0; k < cnt; k++)
+                y[k] = darn_fwd_y1(hn[k], mean, rstd, w[k], pl->has_b1 ? b[k] : 0.0f, pl->opt);
+            cpu_store_tile(cpu_at_mut(t->out1, d->out_dtype, r, pl->s_out1, c0), y, d->out_dtype, cnt);
+        }
     }
     if (t->rstd) t->rstd[r] = darn_canonical_f32(rstd);
     if (t->mean) t->mean[r] = darn_canonical_f32(mean);

@@ -131,7 +131,8 @@ darn_status darn_bwd_partials(const darn_desc *desc, int64_t row0, int64_t rows,
     if (backend == DARN_BACKEND_GPU) return darn_gpu_bwd_partials(&pl, t, dweight_partials, dbias_partials, workspace, stream);
 #endif /* DARN_HAVE_GPU */
     (void)stream;
-    darn_cpu_bwd_chunks(&pl, t, dweight_partials, pl.has_bias ? dbias_partials : NULL);
+    float *const q[4] = {dweight_partials, pl.has_bias ? dbias_partials : NULL, NULL, NULL}; /* no weight1: validated */
+    darn_cpu_bwd_chunks(&pl, t, q);
     return DARN_OK;
 }
 
@@ -149,6 +150,9 @@ darn_status darn_wgrad_reduce(const darn_desc *desc, float *dweight_partials, fl
     darn_plan pl;
     TRY(darn_check_backend(backend, fn));
     TRY(darn_plan_init(&pl, desc, fn));
+    if (pl.has_w1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: desc->flags has DARN_FLAG_HAS_WEIGHT1: the row-block reduction takes "
+                         "the partials of one weight (and bias) only", fn);
     if (!dweight) return darn_fail(DARN_ERR_NULL_POINTER, "%s: dweight is NULL", fn);
     if (dbias && !pl.has_bias)
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: dbias is set but desc->flags lacks DARN_FLAG_HAS_BIAS", fn);

@@ -70,6 +70,12 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
     }
     if (d->flags & ~DARN_FLAGS_ALL)
         return darn_fail(DARN_ERR_BAD_ENUM, "%s: desc->flags has unknown bits 0x%x", fn, d->flags & ~DARN_FLAGS_ALL);
+    if ((d->flags & DARN_FLAG_HAS_BIAS1) && !(d->flags & DARN_FLAG_HAS_WEIGHT1))
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: desc->flags has DARN_FLAG_HAS_BIAS1 without DARN_FLAG_HAS_WEIGHT1 "
+                         "(bias1 is the second output's bias)", fn);
+    if ((d->flags & DARN_FLAG_HAS_WEIGHT1) && darn_dtype_is_fp8(d->out_dtype))
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: desc->out_dtype = %s with DARN_FLAG_HAS_WEIGHT1: a second output is not "
+                         "supported with an fp8 out_dtype", fn, darn_dtype_name(d->out_dtype));
     if (d->cols < 1)
         return darn_fail(DARN_ERR_BAD_SHAPE, "%s: desc->cols (N) = %lld, must be >= 1", fn, (long long)d->cols);
     if (d->rows < 0)
@@ -116,6 +122,9 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
     plan->has_res = (d->flags & DARN_FLAG_HAS_RESIDUAL) != 0;
     plan->has_bias = (d->flags & DARN_FLAG_HAS_BIAS) != 0;
     plan->has_rowscale = (d->flags & DARN_FLAG_HAS_ROWSCALE) != 0;
+    plan->has_x1 = (d->flags & DARN_FLAG_HAS_X1) != 0;
+    plan->has_w1 = (d->flags & DARN_FLAG_HAS_WEIGHT1) != 0;
+    plan->has_b1 = (d->flags & DARN_FLAG_HAS_BIAS1) != 0;
     plan->zero_centered = (d->flags & DARN_FLAG_ZERO_CENTERED_WEIGHT) != 0;
     plan->resout_dtype = darn_residual_out_dtype(d);
     plan->dropout = d->dropout_p > 0.0;
@@ -124,7 +133,9 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
     plan->drop.scale = d->dropout_p < 1.0 ? (float)(1.0 / (1.0 - d->dropout_p)) : 0.0f;
     plan->opt = (plan->layer ? DARN_OPT_LAYER : 0u) | (plan->zero_centered ? DARN_OPT_ZC : 0u) |
                 (plan->has_rowscale ? DARN_OPT_ROWSCALE : 0u) | (plan->dropout ? DARN_OPT_DROPOUT : 0u) |
-                (plan->has_res ? DARN_OPT_RESIDUAL : 0u) | (plan->has_bias ? DARN_OPT_BIAS : 0u);
+                (plan->has_res ? DARN_OPT_RESIDUAL : 0u) | (plan->has_bias ? DARN_OPT_BIAS : 0u) |
+                (plan->has_x1 ? DARN_OPT_X1 : 0u) | (plan->has_w1 ? DARN_OPT_Y1 : 0u) |
+                (plan->has_b1 ? DARN_OPT_BIAS1 : 0u);
     plan->groups = darn_groups_for(plan->n);
     plan->wgrad_rows = darn_wgrad_chunk_rows_for(plan->m, plan->n);
     plan->wgrad_chunks = darn_wgrad_chunks_for(plan->m, plan->n);
@@ -145,7 +156,7 @@ typedef struct buf {
 } buf;
 
 typedef struct bufs {
-    buf b[16];
+    buf b[24];
     int n;
     const char *fn;
 } bufs;
@@ -325,10 +336,22 @@ darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_f
     if (t->amax && !pl->fp8_out)
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->amax is set but desc->out_dtype = %s is not an fp8 dtype (amax is an "
                          "output of fp8 forwards only)", fn, darn_dtype_name(desc->out_dtype));
+    if (t->x1 && !pl->has_x1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->x1 is set but desc->flags lacks DARN_FLAG_HAS_X1", fn);
+    if (t->mask1 && !pl->has_x1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->mask1 is set but desc->flags lacks DARN_FLAG_HAS_X1", fn);
+    if (t->weight1 && !pl->has_w1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->weight1 is set but desc->flags lacks DARN_FLAG_HAS_WEIGHT1", fn);
+    if (t->out1 && !pl->has_w1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->out1 is set but desc->flags lacks DARN_FLAG_HAS_WEIGHT1", fn);
+    if (t->bias1 && !pl->has_b1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->bias1 is set but desc->flags lacks DARN_FLAG_HAS_BIAS1", fn);
     const darn_desc *d = desc;
     bufs L = {.n = 0, .fn = fn};
     /* Strides are checked even for M = 0; data pointers are required only when rows exist. */
     TRY(add_matrix(&L, pl, "t->x", t->x, t->x_stride, d->x_dtype, false, &pl->s_x));
+    TRY(add_matrix(&L, pl, "t->x1", t->x1, t->x1_stride, d->x_dtype, false, &pl->s_x1));
+    TRY(add_matrix(&L, pl, "t->out1", t->out1, t->out1_stride, d->out_dtype, true, &pl->s_out1));
     TRY(add_matrix(&L, pl, "t->residual", t->residual, t->residual_stride, d->residual_dtype, false, &pl->s_res));
     TRY(add_matrix(&L, pl, "t->out", t->out, t->out_stride, d->out_dtype, true, &pl->s_out));
     TRY(add_matrix(&L, pl, "t->residual_out", t->residual_out, t->residual_out_stride, pl->resout_dtype, true,
@@ -346,9 +369,15 @@ darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_f
     if (pl->has_res) REQUIRE(t->residual, " but desc->flags has DARN_FLAG_HAS_RESIDUAL");
     if (pl->has_bias) REQUIRE(t->bias, " but desc->flags has DARN_FLAG_HAS_BIAS");
     if (pl->has_rowscale) REQUIRE(t->rowscale, " but desc->flags has DARN_FLAG_HAS_ROWSCALE");
+    if (pl->has_x1) REQUIRE(t->x1, " but desc->flags has DARN_FLAG_HAS_X1");
+    if (pl->has_w1) REQUIRE(t->weight1, " but desc->flags has DARN_FLAG_HAS_WEIGHT1");
+    if (pl->has_w1) REQUIRE(t->out1, " but desc->flags has DARN_FLAG_HAS_WEIGHT1");
+    if (pl->has_b1) REQUIRE(t->bias1, " but desc->flags has DARN_FLAG_HAS_BIAS1");
     const uint64_t m = (uint64_t)pl->m, n = (uint64_t)pl->n;
     TRY(add_vector(&L, "t->weight", t->weight, n, darn_dtype_size(d->weight_dtype), false));
     TRY(add_vector(&L, "t->bias", t->bias, n, darn_dtype_size(d->bias_dtype), false));
+    TRY(add_vector(&L, "t->weight1", t->weight1, n, darn_dtype_size(d->weight_dtype), false));
+    TRY(add_vector(&L, "t->bias1", t->bias1, n, darn_dtype_size(d->bias_dtype), false));
     TRY(add_vector(&L, "t->rowscale", t->rowscale, m, 4, false));
     TRY(add_vector(&L, "t->rstd", t->rstd, m, 4, true));
     TRY(add_vector(&L, "t->mean", t->mean, m, 4, true));
@@ -356,6 +385,11 @@ darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_f
         const uint64_t rb = (uint64_t)darn_mask_row_bytes(pl->n);
         if (m > (uint64_t)INT64_MAX / rb) return darn_fail(DARN_ERR_OVERFLOW, "%s: t->mask: byte size overflows", fn);
         TRY(add_vector(&L, "t->mask", t->mask, m * rb, 1, true));
+        TRY(add_vector(&L, "t->mask1", t->mask1, m * rb, 1, true));
+    } else if (t->mask1) {
+        const uint64_t rb = (uint64_t)darn_mask_row_bytes(pl->n);
+        if (m > (uint64_t)INT64_MAX / rb) return darn_fail(DARN_ERR_OVERFLOW, "%s: t->mask1: byte size overflows", fn);
+        TRY(add_vector(&L, "t->mask1", t->mask1, m * rb, 1, true));
     }
     TRY(add_vector(&L, "desc->rng_seed_ptr", d->rng_seed_ptr, 1, 8, false));
     TRY(add_vector(&L, "desc->rng_offset_ptr", d->rng_offset_ptr, 1, 8, false));
@@ -386,12 +420,28 @@ static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->rowscale is set but desc->flags lacks DARN_FLAG_HAS_ROWSCALE", fn);
     if (t->mean && !pl->layer)
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->mean is set but RMSNorm has no mean", fn);
+    if (t->dx1 && !pl->has_x1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->dx1 is set but desc->flags lacks DARN_FLAG_HAS_X1", fn);
+    if (t->mask1 && !pl->has_x1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->mask1 is set but desc->flags lacks DARN_FLAG_HAS_X1", fn);
+    if (t->dy1 && !pl->has_w1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->dy1 is set but desc->flags lacks DARN_FLAG_HAS_WEIGHT1", fn);
+    if (t->weight1 && !pl->has_w1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->weight1 is set but desc->flags lacks DARN_FLAG_HAS_WEIGHT1", fn);
+    if (t->dweight1 && !pl->has_w1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->dweight1 is set but desc->flags lacks DARN_FLAG_HAS_WEIGHT1", fn);
+    if (t->dbias1 && !pl->has_b1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->dbias1 is set but desc->flags lacks DARN_FLAG_HAS_BIAS1", fn);
+    if (part && pl->has_w1)
+        return darn_fail(DARN_ERR_UNSUPPORTED, "%s: desc->flags has DARN_FLAG_HAS_WEIGHT1: the row-block backward returns "
+                         "the partials of one weight (and bias) only", fn);
     if (pl->fp8_out && desc->dy_dtype == DARN_DTYPE_SAME_AS_OUT)
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: desc->out_dtype = %s and desc->dy_dtype = DARN_DTYPE_SAME_AS_OUT: dy "
                          "cannot be fp8; set desc->dy_dtype to DARN_F32, DARN_F16 or DARN_BF16", fn,
                          darn_dtype_name(desc->out_dtype));
     /* The mask is read only where it can say something: at p = 0 every element is kept, at p = 1 none. */
     pl->mask_read = t->mask != NULL && pl->dropout && pl->drop.threshold < (UINT64_C(1) << 32);
+    pl->mask1_read = t->mask1 != NULL && pl->dropout && pl->drop.threshold < (UINT64_C(1) << 32);
     const darn_desc *d = desc;
     bufs L = {.n = 0, .fn = fn};
     TRY(add_matrix(&L, pl, "t->dy", t->dy, t->dy_stride, pl->dy_dtype, false, &pl->s_dy));
@@ -400,6 +450,8 @@ static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn
                    &pl->s_dresout));
     TRY(add_matrix(&L, pl, "t->dx", t->dx, t->dx_stride, d->x_dtype, true, &pl->s_dx));
     TRY(add_matrix(&L, pl, "t->dresidual", t->dresidual, t->dresidual_stride, d->residual_dtype, true, &pl->s_dres));
+    TRY(add_matrix(&L, pl, "t->dy1", t->dy1, t->dy1_stride, pl->dy_dtype, false, &pl->s_dy1));
+    TRY(add_matrix(&L, pl, "t->dx1", t->dx1, t->dx1_stride, d->x_dtype, true, &pl->s_dx1));
     if (part) {
         if (t->dweight || t->dbias)
             return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->%s is set: this call returns the chunk partials (reduce "
@@ -417,6 +469,8 @@ static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn
     } else { /* dweight / dbias are written even for M = 0 (set to +0). */
         REQUIRE(t->dweight, "");
         if (pl->has_bias) REQUIRE(t->dbias, " but desc->flags has DARN_FLAG_HAS_BIAS");
+        if (pl->has_w1) REQUIRE(t->dweight1, " but desc->flags has DARN_FLAG_HAS_WEIGHT1");
+        if (pl->has_b1) REQUIRE(t->dbias1, " but desc->flags has DARN_FLAG_HAS_BIAS1");
     }
     const uint64_t m = (uint64_t)pl->m, n = (uint64_t)pl->n;
     if (pl->m > 0) {
@@ -427,7 +481,11 @@ static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn
         if (pl->layer) REQUIRE(t->mean, " (LayerNorm backward needs the forward's mean)");
         REQUIRE(t->dx, "");
         if (pl->has_rowscale) REQUIRE(t->rowscale, " but desc->flags has DARN_FLAG_HAS_ROWSCALE");
+        if (pl->has_x1) REQUIRE(t->dx1, " but desc->flags has DARN_FLAG_HAS_X1");
+        if (pl->has_w1) REQUIRE(t->dy1, " but desc->flags has DARN_FLAG_HAS_WEIGHT1");
+        if (pl->has_w1) REQUIRE(t->weight1, " but desc->flags has DARN_FLAG_HAS_WEIGHT1");
         TRY(add_vector(&L, "t->weight", t->weight, n, darn_dtype_size(d->weight_dtype), false));
+        TRY(add_vector(&L, "t->weight1", t->weight1, n, darn_dtype_size(d->weight_dtype), false));
         TRY(add_vector(&L, "t->rstd", t->rstd, m, 4, false));
         TRY(add_vector(&L, "t->mean", t->mean, m, 4, false));
         TRY(add_vector(&L, "t->rowscale", t->rowscale, m, 4, false));
@@ -436,6 +494,12 @@ static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn
             if (m > (uint64_t)INT64_MAX / rb)
                 return darn_fail(DARN_ERR_OVERFLOW, "%s: t->mask: byte size overflows", fn);
             TRY(add_vector(&L, "t->mask", t->mask, m * rb, 1, false));
+        }
+        if (pl->mask1_read) {
+            const uint64_t rb = (uint64_t)darn_mask_row_bytes(pl->n);
+            if (m > (uint64_t)INT64_MAX / rb)
+                return darn_fail(DARN_ERR_OVERFLOW, "%s: t->mask1: byte size overflows", fn);
+            TRY(add_vector(&L, "t->mask1", t->mask1, m * rb, 1, false));
         }
         TRY(add_vector(&L, "desc->rng_seed_ptr", d->rng_seed_ptr, 1, 8, false));
         TRY(add_vector(&L, "desc->rng_offset_ptr", d->rng_offset_ptr, 1, 8, false));
@@ -461,6 +525,8 @@ static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn
     } else {
         TRY(add_vector(&L, "t->dweight", t->dweight, n, darn_dtype_size(d->weight_dtype), true));
         TRY(add_vector(&L, "t->dbias", t->dbias, n, darn_dtype_size(d->bias_dtype), true));
+        TRY(add_vector(&L, "t->dweight1", t->dweight1, n, darn_dtype_size(d->weight_dtype), true));
+        TRY(add_vector(&L, "t->dbias1", t->dbias1, n, darn_dtype_size(d->bias_dtype), true));
         size_t at = 0, ws_need = 0;
         TRY(darn_bwd_workspace_layout(pl, gpu, &at, &ws_need));
         if (workspace && ws_need) TRY(add_vector(&L, "workspace", workspace, ws_need, 1, true));
@@ -486,9 +552,11 @@ darn_status darn_validate_bwd_partials(darn_plan *pl, const darn_desc *block_des
 
 darn_status darn_bwd_partials_workspace(const darn_plan *pl, size_t *bytes)
 {
-    const uint64_t g = (uint64_t)pl->wgrad_chunks, n = (uint64_t)pl->n, parts = pl->has_bias ? 2 : 1;
+    const uint64_t g = (uint64_t)pl->wgrad_chunks, n = (uint64_t)pl->n, parts = (uint64_t)darn_wgrad_parts(pl);
     if (g != 0 && n > (uint64_t)SIZE_MAX / 4 / parts / g)
         return darn_fail(DARN_ERR_OVERFLOW, "darn_bwd_workspace_size: G * N * 4 bytes overflows size_t");
     *bytes = (size_t)(g * n * 4 * parts);
     return DARN_OK;
 }
+
+int darn_wgrad_parts(const darn_plan *pl) { return 1 + pl->has_bias + pl->has_w1 + pl->has_b1; }

@@ -24,16 +24,18 @@ typedef struct darn_plan {
     darn_dtype dy_dtype;     /* backward: dy's dtype, DARN_DTYPE_SAME_AS_OUT resolved (darn_validate_bwd) */
     bool fp8_out;            /* out_dtype is an fp8 dtype (docs/numerics.md §9) */
     bool layer, has_res, has_bias, has_rowscale, zero_centered;
+    bool has_x1, has_w1, has_b1; /* parallel residual: x1, the second output y1 (weight1), its bias1 */
     bool dropout;            /* p > 0: the keep bit is computed (and may drop) */
     bool mask_read;          /* backward: keep bits come from t->mask (given, and 0 < p < 1; §6) */
+    bool mask1_read;         /* backward: x1's keep bits come from t->mask1 (likewise) */
     darn_dropout drop;       /* threshold and scale (scale = 1 when p = 0) */
     uint32_t opt;            /* DARN_OPT_* (contract.h): the options as the kernels and the CPU see them */
     int64_t groups;          /* ceil(N / 8): leaves of the row-sum tree (docs/numerics.md §5) */
     int64_t wgrad_rows;      /* R(M, N) rows per dweight chunk */
     int64_t wgrad_chunks;    /* G(M, N) */
     /* resolved row strides in elements (0 in the tensors struct means N) */
-    int64_t s_x, s_res, s_out, s_resout;            /* forward */
-    int64_t s_dy, s_h, s_dresout, s_dx, s_dres;     /* backward */
+    int64_t s_x, s_res, s_out, s_resout, s_x1, s_out1;        /* forward */
+    int64_t s_dy, s_h, s_dresout, s_dx, s_dres, s_dy1, s_dx1; /* backward */
     int64_t row0;            /* a row block of a larger batch (darn_fwd_rows, darn_bwd_partials): the global
                                 index of row 0, for dropout's element index (row0 + r) * N + c; else 0 */
 } darn_plan;
@@ -71,8 +73,11 @@ darn_status darn_validate_bwd_partials(darn_plan *plan, const darn_desc *block_d
 darn_status darn_check_backend(darn_backend backend, const char *fn);
 darn_status darn_check_workspace(size_t need, const void *ws, size_t have, const char *fn);
 
-/* Workspace of the backward on every backend: the G * N dweight chunk partials (and again for dbias). */
+/* Workspace of the backward on every backend: the G * N dweight chunk partials (and again for dbias, dweight1
+ * and dbias1, in that order, each present one after the last). */
 darn_status darn_bwd_partials_workspace(const darn_plan *plan, size_t *bytes);
+/* The number of [G, N] partial sets of the backward: 1 + has_bias + has_w1 + has_b1. */
+int darn_wgrad_parts(const darn_plan *plan);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -382,7 +382,7 @@ Test(api, workspace_query_bad_inputs)
         expect_ws_fail(fns[k], names_[k], &d, DARN_BACKEND_CPU, DARN_ERR_BAD_ENUM, "x_dtype", "bad x dtype");
         d = good; d.norm = (darn_norm)2;
         expect_ws_fail(fns[k], names_[k], &d, DARN_BACKEND_CPU, DARN_ERR_BAD_ENUM, "norm", "bad norm");
-        d = good; d.flags = 1u << 5;
+        d = good; d.flags = 1u << 8;
         expect_ws_fail(fns[k], names_[k], &d, DARN_BACKEND_CPU, DARN_ERR_BAD_ENUM, "flags", "bad flag");
         expect_ws_fail(fns[k], names_[k], &good, (darn_backend)7, DARN_ERR_BAD_ENUM, "backend", "bad backend");
         if (!darn_backend_available(DARN_BACKEND_GPU))
@@ -499,7 +499,7 @@ Test(fwd_errors, scalars_and_enums)
         *p = DARN_DTYPE_SAME_AS_OUT;
         expect_fwd_fail(&F, &d, &F.f, DARN_ERR_BAD_ENUM, dt_ids[k], dt_ids[k]);
     }
-    const uint32_t bad_flags[] = {1u << 5, 1u << 31, DARN_FLAGS_ALL + 1};
+    const uint32_t bad_flags[] = {1u << 8, 1u << 31, DARN_FLAGS_ALL + 1};
     for (size_t i = 0; i < 3; ++i) {
         d = F.d; d.flags |= bad_flags[i];
         char what[64];

@@ -704,6 +704,6 @@ Test(fp8_api, desc_init_defaults_and_names)
     cr_expect_eq(d.dy_dtype, DARN_DTYPE_SAME_AS_OUT);
     cr_expect_eq(d.out_scale, 1.0f);
     cr_expect_eq(d.out_scale_ptr, NULL);
-    cr_expect_eq(DARN_CONTRACT_VERSION, 3);
+    cr_expect_eq(DARN_CONTRACT_VERSION, 4);
     cr_expect(strstr(darn_status_string(DARN_ERR_BAD_SCALE), "DARN_ERR_BAD_SCALE") != NULL);
 }

@@ -1,8 +1,9 @@
 /*
  * darn.h — Dropout-Add-Norm: the public C API (C11 and C++).
  *
- *   h   = dropout(x * rowscale) + residual          (rounded to the residual-out dtype)
+ *   h   = dropout(x * rowscale) [+ dropout1(x1)] + residual    (rounded to the residual-out dtype)
  *   y   = norm(h) * w' + b,   w' = w or 1 + w (zero-centered weight)
+ *   y1  = norm(h) * w1' + b1  (optional second output: flash-attn's parallel residual, x1 / weight1 / bias1)
  *   norm = RMSNorm:   h * rstd,            rstd = 1 / sqrt(mean(h^2) + eps)
  *          LayerNorm: (h - mean) * rstd,   rstd = 1 / sqrt(mean((h - mean)^2) + eps)
  *
@@ -59,7 +60,7 @@ extern "C" {
 #define DARN_VERSION_MINOR 1
 #define DARN_VERSION_PATCH 0
 #define DARN_VERSION_NUMBER (DARN_VERSION_MAJOR * 10000 + DARN_VERSION_MINOR * 100 + DARN_VERSION_PATCH)
-#define DARN_CONTRACT_VERSION 3
+#define DARN_CONTRACT_VERSION 4
 
 /* Runtime version: DARN_VERSION_NUMBER of the library actually linked, and its version string. */
 DARN_API int darn_version(void);
@@ -135,7 +136,11 @@ DARN_API int darn_backend_available(darn_backend backend);
 #define DARN_FLAG_HAS_RESIDUAL (1u << 2)         /* a residual is added (residual pointer required) */
 #define DARN_FLAG_HAS_BIAS (1u << 3)             /* y += b; backward produces dbias */
 #define DARN_FLAG_HAS_ROWSCALE (1u << 4)         /* x is multiplied by rowscale[r] before dropout */
-#define DARN_FLAGS_ALL 0x1Fu
+/* flash-attn's parallel residual (docs/numerics.md §4, §6; since contract version 4): */
+#define DARN_FLAG_HAS_X1 (1u << 5)      /* h += dropout1(x1): x1 [M, N] x_dtype, its own keep bits (mask1) */
+#define DARN_FLAG_HAS_WEIGHT1 (1u << 6) /* second output y1 = norm(h) * w1' (out1, out_dtype); backward: dy1, dweight1 */
+#define DARN_FLAG_HAS_BIAS1 (1u << 7)   /* y1 += b1 (needs DARN_FLAG_HAS_WEIGHT1); backward: dbias1 */
+#define DARN_FLAGS_ALL 0xFFu
 
 /*
  * The problem: everything the forward and the backward of one layer share. Fill it with
@@ -159,6 +164,15 @@ DARN_API int darn_backend_available(darn_backend backend);
  * chosen backend, read when the work runs, any value: §9 fixes the bits for every one; may not overlap an
  * output of the call). out_scale is ignored without an fp8 out_dtype; out_scale_ptr without one is
  * DARN_ERR_UNSUPPORTED. The backward never reads y, the scale or amax.
+ *
+ * Parallel residual (flash-attn's layer_norm_fn(x, ..., x1=, weight1=, bias1=)): with DARN_FLAG_HAS_X1,
+ * h = dropout(x * rowscale) + dropout1(x1) + residual, where dropout1 uses the same p, seed and offset and the
+ * element index i + 2^63 (docs/numerics.md §3), so the two masks are independent and never share a Philox word;
+ * rowscale applies to x only. With DARN_FLAG_HAS_WEIGHT1 the forward also writes y1 = norm(h) * w1' (+ b1 with
+ * DARN_FLAG_HAS_BIAS1) to out1, and the backward takes dy1 (dy's dtype) and returns dweight1 (dbias1). x1 has
+ * x_dtype, weight1 weight_dtype, bias1 bias_dtype, out1 out_dtype; a zero-centered weight applies to both
+ * weights. Not with an fp8 out_dtype and a second output (DARN_ERR_UNSUPPORTED), nor with
+ * darn_bwd_partials / darn_wgrad_reduce and a second output (their partials are one weight's).
  *
  * dy_dtype: the dtype of the backward's dy, f32, f16 or bf16; DARN_DTYPE_SAME_AS_OUT (darn_desc_init's
  * default) means out_dtype, which darn_bwd refuses (DARN_ERR_UNSUPPORTED) when out_dtype is fp8: the
@@ -198,14 +212,18 @@ DARN_API int64_t darn_mask_row_bytes(int64_t cols);
 /* ---- Forward ---------------------------------------------------------------------------------------
  * Inputs:  x [M, N] x_dtype; residual [M, N] residual_dtype (DARN_FLAG_HAS_RESIDUAL);
  *          rowscale [M] fp32 (DARN_FLAG_HAS_ROWSCALE); weight [N] weight_dtype;
- *          bias [N] bias_dtype (DARN_FLAG_HAS_BIAS).
+ *          bias [N] bias_dtype (DARN_FLAG_HAS_BIAS); x1 [M, N] x_dtype (DARN_FLAG_HAS_X1);
+ *          weight1 [N] weight_dtype (DARN_FLAG_HAS_WEIGHT1); bias1 [N] bias_dtype (DARN_FLAG_HAS_BIAS1).
  * Outputs (NULL = not wanted unless marked required):
  *          out [M, N] out_dtype (required); residual_out [M, N] darn_residual_out_dtype() (h, the
  *          "prenorm" output the backward needs whenever h != x); mask [M, darn_mask_row_bytes(N)] bytes;
  *          rstd [M] fp32; mean [M] fp32 (LayerNorm only: non-NULL with RMSNorm is DARN_ERR_UNSUPPORTED);
  *          amax [1] fp32 (fp8 out_dtype only, else DARN_ERR_UNSUPPORTED): max |y| over the whole call,
- *          before the scale, NaN if any y is NaN, +0 for M = 0 (written then too); docs/numerics.md §9.
- * Pointers given without their flag (residual, bias, rowscale) are DARN_ERR_UNSUPPORTED, not ignored.
+ *          before the scale, NaN if any y is NaN, +0 for M = 0 (written then too); docs/numerics.md §9;
+ *          out1 [M, N] out_dtype (DARN_FLAG_HAS_WEIGHT1, required); mask1 [M, darn_mask_row_bytes(N)] bytes
+ *          (DARN_FLAG_HAS_X1): x1's keep bits, laid out as mask.
+ * Pointers given without their flag (residual, bias, rowscale, x1, mask1, weight1, out1, bias1) are
+ * DARN_ERR_UNSUPPORTED, not ignored.
  * In place: out == x and residual_out == residual are allowed (same pointer, dtype and stride).
  * fp8 out_dtype: both backends (the GPU through its run-time-dtype kernels; amax zeroed on the stream, then
  * the kernels' atomic maxima of its bits: capture-safe, deterministic). The backward of such a layer (dy in
@@ -223,6 +241,12 @@ typedef struct darn_fwd_tensors {
     float *rstd;
     float *mean;
     float *amax;
+    /* parallel residual (DARN_FLAG_HAS_X1 / _WEIGHT1 / _BIAS1) */
+    const void *x1;       int64_t x1_stride;
+    const void *weight1;
+    const void *bias1;
+    void *out1;           int64_t out1_stride;
+    uint8_t *mask1;
 } darn_fwd_tensors;
 
 /* Workspace bytes darn_fwd() needs for `desc` on `backend` (may be 0). */
@@ -240,8 +264,12 @@ DARN_API darn_status darn_fwd(const darn_desc *desc, const darn_fwd_tensors *t, 
  *          from seed/offset, with identical bits; it is read only when 0 < p < 1: at p = 0 every
  *          element is kept and at p = 1 every element is dropped, whatever the mask says); mean with
  *          RMSNorm is DARN_ERR_UNSUPPORTED, as in the forward.
+ *          Parallel residual: dy1 [M, N] dy dtype and weight1 [N] (DARN_FLAG_HAS_WEIGHT1, required); mask1
+ *          (DARN_FLAG_HAS_X1, optional, read like mask).
  * Outputs: dx [M, N] x_dtype (required); dresidual [M, N] residual_dtype (DARN_FLAG_HAS_RESIDUAL, optional);
- *          dweight [N] weight_dtype (required); dbias [N] bias_dtype (DARN_FLAG_HAS_BIAS, required).
+ *          dweight [N] weight_dtype (required); dbias [N] bias_dtype (DARN_FLAG_HAS_BIAS, required);
+ *          dx1 [M, N] x_dtype (DARN_FLAG_HAS_X1, required); dweight1 [N] weight_dtype (DARN_FLAG_HAS_WEIGHT1,
+ *          required); dbias1 [N] bias_dtype (DARN_FLAG_HAS_BIAS1, required).
  *          With M = 0, dweight and dbias are set to +0 (the gradient of an empty batch).
  * In place: dx == dy and dresidual == dresidual_out are allowed (same pointer, dtype and stride).
  * dweight/dbias reduce over rows in the order docs/numerics.md §6 fixes from (M, N) alone.
@@ -259,6 +287,13 @@ typedef struct darn_bwd_tensors {
     void *dresidual;           int64_t dresidual_stride;
     void *dweight;
     void *dbias;
+    /* parallel residual (DARN_FLAG_HAS_X1 / _WEIGHT1 / _BIAS1) */
+    const void *dy1;           int64_t dy1_stride;
+    const void *weight1;
+    const uint8_t *mask1;
+    void *dx1;                 int64_t dx1_stride;
+    void *dweight1;
+    void *dbias1;
 } darn_bwd_tensors;
 
 DARN_API darn_status darn_bwd_workspace_size(const darn_desc *desc, darn_backend backend, size_t *bytes);

@@ -115,6 +115,11 @@ class FwdTensors(ctypes.Structure):
         ("rstd", _vp),
         ("mean", _vp),
         ("amax", _vp),
+        ("x1", _vp), ("x1_stride", _i64),
+        ("weight1", _vp),
+        ("bias1", _vp),
+        ("out1", _vp), ("out1_stride", _i64),
+        ("mask1", _vp),
     ]
 
 
@@ -133,6 +138,12 @@ class BwdTensors(ctypes.Structure):
         ("dresidual", _vp), ("dresidual_stride", _i64),
         ("dweight", _vp),
         ("dbias", _vp),
+        ("dy1", _vp), ("dy1_stride", _i64),
+        ("weight1", _vp),
+        ("mask1", _vp),
+        ("dx1", _vp), ("dx1_stride", _i64),
+        ("dweight1", _vp),
+        ("dbias1", _vp),
     ]
 
 

@@ -39,7 +39,7 @@ def test_struct_layout_matches_header(tmp_path):
         for field, ftype in py._fields_:
             assert got[(cname, field)] == (getattr(py, field).offset, ctypes.sizeof(ftype)), (cname, field)
         # every C field is mirrored: the mirrored sizes plus padding add up to sizeof
-    assert len(L.Desc._fields_) == 18 and len(L.FwdTensors._fields_) == 15 and len(L.BwdTensors._fields_) == 17
+    assert len(L.Desc._fields_) == 18 and len(L.FwdTensors._fields_) == 22 and len(L.BwdTensors._fields_) == 25
 
 
 def test_status_names_match_header():
