@@ -4,6 +4,8 @@
 #include <string.h>
 
 #define TRAIN_FLAGS (DARN_FLAG_HAS_RESIDUAL | DARN_FLAG_RESIDUAL_IN_FP32)
+/* flash-attn's parallel block (GPT-J / NeoX style: attention and MLP read norms of the same h): x1, weight1 */
+#define PARALLEL_FLAGS (TRAIN_FLAGS | DARN_FLAG_HAS_X1 | DARN_FLAG_HAS_WEIGHT1)
 
 static const bench_config k_configs[] = {
     /* name        norm            x          residual   weight     bias       out        flags                          p    bwd mask amax */
@@ -14,6 +16,9 @@ static const bench_config k_configs[] = {
     {"mask",      DARN_RMSNORM,   DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_BF16, TRAIN_FLAGS,                   0.1, 1,  1, 0},
     /* train with an fp8 (E4M3) y, scale 0.5 and amax: the output of fp8 training's norm */
     {"fp8",       DARN_RMSNORM,   DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_FP8_E4M3FN, TRAIN_FLAGS,             0.1, 1,  0, 1},
+    /* train plus the parallel residual: a second input x1 (bf16, its own keep bits) and a second output y1 with
+     * its own weight1 (bf16); backward with dy1, dx1, dweight1 */
+    {"parallel",  DARN_RMSNORM,   DARN_BF16, DARN_F32,  DARN_BF16, DARN_BF16, DARN_BF16, PARALLEL_FLAGS,                0.1, 1,  0, 0},
 };
 
 darn_dtype bench_config_dy(const bench_config *cfg)
@@ -84,10 +89,18 @@ double bench_config_bytes(const bench_config *cfg, int64_t rows, int64_t cols, b
     const double sb = (cfg->flags & DARN_FLAG_HAS_BIAS) ? (double)darn_dtype_size(cfg->bias) : 0.0;
     const double stats = cfg->backward ? 4.0 * m * (cfg->norm == DARN_LAYERNORM ? 2.0 : 1.0) : 0.0;
     const double mask = m * (double)darn_mask_row_bytes(cols);
+    /* parallel residual: x1 [M, N] x dtype with its own mask1; weight1 (+ bias1) [N] with a second output y1 */
+    const double x1 = (cfg->flags & DARN_FLAG_HAS_X1) ? 1.0 : 0.0, w1 = (cfg->flags & DARN_FLAG_HAS_WEIGHT1) ? 1.0 : 0.0;
+    const double sb1 = (cfg->flags & DARN_FLAG_HAS_BIAS1) ? (double)darn_dtype_size(cfg->bias) : 0.0;
+    const double masks = mask * (1.0 + x1); /* mask (+ mask1) */
     if (dir == BENCH_FWD)
-        return mn * (sx + sr) + n * (sw + sb)        /* reads */
-               + mn * (so + sh) + stats + (cfg->mask ? mask : 0.0) + (cfg->amax ? 4.0 : 0.0); /* writes */
+        return mn * (sx + sr) + n * (sw + sb)        /* reads x, residual, weight, bias */
+               + x1 * mn * sx + w1 * n * sw + n * sb1 /* reads x1, weight1, bias1 */
+               + mn * (so + sh) + stats + (cfg->mask ? masks : 0.0) + (cfg->amax ? 4.0 : 0.0) /* writes */
+               + w1 * mn * so;                       /* writes y1 */
     return mn * (sdy + sh) + n * sw + stats + mn * sh /* reads dy, h, weight, rstd/mean, dresidual_out */
-           + (dir == BENCH_BWD_MASK ? mask : 0.0)
-           + mn * (sx + sr) + n * (sw + sb);         /* writes dx, dresidual, dweight, dbias */
+           + w1 * (mn * sdy + n * sw)                /* reads dy1, weight1 */
+           + (dir == BENCH_BWD_MASK ? masks : 0.0)
+           + mn * (sx + sr) + n * (sw + sb)          /* writes dx, dresidual, dweight, dbias */
+           + x1 * mn * sx + w1 * n * sw + n * sb1;   /* writes dx1, dweight1, dbias1 */
 }

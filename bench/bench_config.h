@@ -1,6 +1,6 @@
 /*
- * bench_config.h — the benchmark configurations (train, infer, f32, layernorm, mask, fp8), their timed
- * directions and the minimal bytes each direction moves.
+ * bench_config.h — the benchmark configurations (train, infer, f32, layernorm, mask, fp8, parallel), their
+ * timed directions and the minimal bytes each direction moves.
  *
  * Every config is prenorm with a residual: the forward writes residual_out (h), the backward takes
  * dresidual_out (the gradient flowing into h) and writes dresidual. "Minimal bytes" are the reads and
@@ -11,6 +11,10 @@
  *   bwd      reads  dy, residual_out (h), weight, rstd (+ mean), dresidual_out
  *            writes dx, dresidual, dweight (+ dbias)
  *   bwd_mask bwd + reads the packed mask (instead of regenerating it from seed/offset)
+ *
+ * With the parallel residual (flags DARN_FLAG_HAS_X1 / _WEIGHT1 / _BIAS1, the `parallel` config):
+ *   fwd      + reads x1 (x's dtype), weight1 (+ bias1); writes out1 (out's dtype) (+ packed mask1 with the mask)
+ *   bwd      + reads dy1 (dy's dtype), weight1 (+ mask1 in bwd_mask); writes dx1 (x's dtype), dweight1 (+ dbias1)
  */
 #ifndef DARN_BENCH_CONFIG_H
 #define DARN_BENCH_CONFIG_H
@@ -25,7 +29,7 @@ typedef struct bench_config {
     const char *name;
     darn_norm norm;
     darn_dtype x, residual, weight, bias, out;
-    uint32_t flags;   /* DARN_FLAG_*; HAS_RESIDUAL always */
+    uint32_t flags;   /* DARN_FLAG_*; HAS_RESIDUAL always; HAS_X1 / HAS_WEIGHT1 / HAS_BIAS1: parallel residual */
     double p;         /* dropout probability */
     int backward;     /* 1: rstd (+ mean) are written and the backward is timed */
     int mask;         /* 1: the forward writes the packed mask; bwd_mask is timed too */

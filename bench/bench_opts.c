@@ -15,7 +15,7 @@ static void usage(FILE *f)
             "Times darn_fwd / darn_bwd per config, shape and direction against the device-to-device copy\n"
             "bandwidth measured in the same run, plus a small-M latency table (see bench/README.md).\n"
             "\n"
-            "  --config LIST     configs, comma-separated: train,infer,f32,layernorm,mask,fp8 (default: all)\n"
+            "  --config LIST     configs, comma-separated: train,infer,f32,layernorm,mask,fp8,parallel (default: all)\n"
             "  --n LIST          row lengths N (default 256,512,768,1024,2048,4096,5120,8192,12288,16384,32768,65536)\n"
             "  --elems E         M * N of every shape (default 64Mi; suffixes Ki, Mi, Gi)\n"
             "  --reps R          timed runs per measurement, median reported (default 30; >= 20 for results)\n"
@@ -76,7 +76,7 @@ static int parse_configs(bench_opts *o, const char *s)
     for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
         const bench_config *c = bench_config_find(tok);
         if (c == NULL || o->n_configs == BENCH_MAX_LIST) {
-            fprintf(stderr, "darn-bench: unknown config '%s' (train, infer, f32, layernorm, mask)\n", tok);
+            fprintf(stderr, "darn-bench: unknown config '%s' (train, infer, f32, layernorm, mask, fp8, parallel)\n", tok);
             return -1;
         }
         o->configs[o->n_configs++] = c;

@@ -27,6 +27,8 @@ int bench_tensors_make(bench_tensors *t, bench_dev *d, const bench_config *cfg, 
     bench_config_desc(cfg, 1, 1, &desc);
     const darn_dtype hd = darn_residual_out_dtype(&desc);
     const int has_bias = (cfg->flags & DARN_FLAG_HAS_BIAS) != 0;
+    const int has_x1 = (cfg->flags & DARN_FLAG_HAS_X1) != 0, has_w1 = (cfg->flags & DARN_FLAG_HAS_WEIGHT1) != 0;
+    const int has_b1 = (cfg->flags & DARN_FLAG_HAS_BIAS1) != 0;
     const int64_t vec = max_cols > elems ? max_cols : elems; /* host staging: the largest tensor */
     void *host = malloc(bytes_of(DARN_F32, vec));
     if (host == NULL) {
@@ -49,7 +51,17 @@ int bench_tensors_make(bench_tensors *t, bench_dev *d, const bench_config *cfg, 
         (cfg->backward && make(d, &t->dx, cfg->x, elems, host, 0)) ||
         (cfg->backward && make(d, &t->dresidual, cfg->residual, elems, host, 0)) ||
         (cfg->backward && make(d, &t->dweight, cfg->weight, max_cols, host, 0)) ||
-        (cfg->backward && has_bias && make(d, &t->dbias, cfg->bias, max_cols, host, 0)) || bench_dev_sync(d);
+        (cfg->backward && has_bias && make(d, &t->dbias, cfg->bias, max_cols, host, 0)) ||
+        /* parallel residual */
+        (has_x1 && make(d, &t->x1, cfg->x, elems, host, seed + 7)) ||
+        (has_w1 && make(d, &t->weight1, cfg->weight, max_cols, host, seed + 8)) ||
+        (has_b1 && make(d, &t->bias1, cfg->bias, max_cols, host, seed + 9)) ||
+        (has_w1 && make(d, &t->out1, cfg->out, elems, host, 0)) ||
+        (has_x1 && cfg->mask && bench_dev_alloc(d, &t->mask1, (size_t)mask_bytes)) ||
+        (cfg->backward && has_w1 && make(d, &t->dy1, bench_config_dy(cfg), elems, host, seed + 10)) ||
+        (cfg->backward && has_x1 && make(d, &t->dx1, cfg->x, elems, host, 0)) ||
+        (cfg->backward && has_w1 && make(d, &t->dweight1, cfg->weight, max_cols, host, 0)) ||
+        (cfg->backward && has_b1 && make(d, &t->dbias1, cfg->bias, max_cols, host, 0)) || bench_dev_sync(d);
     free(host);
     if (bad) bench_tensors_free(t, d);
     return bad ? -1 : 0;
@@ -59,7 +71,9 @@ void bench_tensors_free(bench_tensors *t, bench_dev *d)
 {
     void *all[] = {t->x,  t->residual, t->weight, t->bias,      t->out,      t->h,
                    t->mask, t->rstd,   t->mean,   t->dy,        t->dresidual_out,
-                   t->dx, t->dresidual, t->dweight, t->dbias,   t->ws,       t->amax};
+                   t->dx, t->dresidual, t->dweight, t->dbias,   t->ws,       t->amax,
+                   t->x1, t->weight1,   t->bias1,   t->out1,    t->mask1,    t->dy1,
+                   t->dx1, t->dweight1, t->dbias1};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) bench_dev_free(d, all[i]);
     memset(t, 0, sizeof *t);
 }
@@ -88,6 +102,11 @@ static void call_init(call *c, const bench_tensors *t, const bench_dev *d, int64
     c->f.rstd = t->rstd; /* NULL for forward-only configs */
     c->f.mean = t->mean;
     c->f.amax = t->amax; /* NULL unless the config writes it */
+    c->f.x1 = t->x1;     /* parallel residual: all NULL unless the config has it */
+    c->f.weight1 = t->weight1;
+    c->f.bias1 = t->bias1;
+    c->f.out1 = t->out1;
+    c->f.mask1 = t->mask1;
     c->b.dy = t->dy;
     c->b.h = t->h;
     c->b.weight = t->weight;
@@ -99,6 +118,12 @@ static void call_init(call *c, const bench_tensors *t, const bench_dev *d, int64
     c->b.dresidual = t->dresidual;
     c->b.dweight = t->dweight;
     c->b.dbias = t->dbias;
+    c->b.dy1 = t->dy1;
+    c->b.weight1 = t->weight1;
+    c->b.mask1 = dir == BENCH_BWD_MASK ? t->mask1 : NULL;
+    c->b.dx1 = t->dx1;
+    c->b.dweight1 = t->dweight1;
+    c->b.dbias1 = t->dbias1;
 }
 
 static darn_status run_fwd(const call *c, const bench_tensors *t)

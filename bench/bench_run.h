@@ -20,6 +20,11 @@ typedef struct bench_tensors {
     void *dy, *dresidual_out;                          /* backward inputs besides h, weight, stats, mask */
     float *amax;                                       /* fp8 configs with amax: [1] */
     void *dx, *dresidual, *dweight, *dbias;            /* backward outputs */
+    /* parallel residual (configs with DARN_FLAG_HAS_X1 / _WEIGHT1 / _BIAS1), else NULL */
+    void *x1, *weight1, *bias1;                        /* forward inputs */
+    void *out1, *mask1;                                /* forward outputs (mask1: configs that write the mask) */
+    void *dy1;                                         /* backward input */
+    void *dx1, *dweight1, *dbias1;                     /* backward outputs */
     void *ws;                                          /* workspace, shared by fwd and bwd */
     size_t ws_bytes;
 } bench_tensors;

@@ -77,17 +77,19 @@ PEERS = {
     "darn": dict(configs=tuple(dc.CONFIGS), work="full",
                  computes="darn_fwd / darn_bwd through ctypes (libdarn), on torch's current stream; all buffers and "
                           "the workspace allocated once per shape"),
-    "torch_eager": dict(configs=("train", "infer", "f32", "layernorm"), work="full",
-                        computes="the config's math as torch ops: h = (F.dropout(x.float()) + residual.float()) "
-                                 "stored as h's dtype; y = h * rsqrt(mean(h^2) + eps) (or F.layer_norm) * w (+ b), "
-                                 "cast to out's dtype; returns (y, h)"),
-    "torch_compile": dict(configs=("train", "infer", "f32", "layernorm"), work="full",
+    "torch_eager": dict(configs=("train", "infer", "f32", "layernorm", "parallel"), work="full",
+                        computes="the config's math as torch ops: h = (F.dropout(x.float()) [+ F.dropout(x1.float())] + "
+                                 "residual.float()) stored as h's dtype; y = h * rsqrt(mean(h^2) + eps) (or "
+                                 "F.layer_norm) * w (+ b), cast to out's dtype [and y1 the same with w1 (+ b1)]; "
+                                 "returns (y, h) [parallel: (y, y1, h)]"),
+    "torch_compile": dict(configs=("train", "infer", "f32", "layernorm", "parallel"), work="full",
                           computes="torch.compile of torch_eager's function, dynamic=False: one static compile per "
                                    "shape and grad mode (compile_s in its rows)"),
-    "flash_triton": dict(configs=("train", "infer", "f32", "layernorm"), work="full",
+    "flash_triton": dict(configs=("train", "infer", "f32", "layernorm", "parallel"), work="full",
                          computes="flash_attn.ops.triton.layer_norm.rms_norm_fn / layer_norm_fn(x, w, b, residual, "
-                                  "eps, dropout_p, prenorm=True, residual_in_fp32): returns (y, h); fails when a row "
-                                  "of x is >= 64 KB (bf16 x: N = 65536)"),
+                                  "[x1, weight1, bias1,] eps, dropout_p, prenorm=True, residual_in_fp32): returns "
+                                  "(y, h) [parallel: (y, y1, h)]; fails when a row of x is >= 64 KB (bf16 x: "
+                                  "N = 65536)"),
     "liger_fused_add_rms_norm": dict(configs=("infer",), work="full",
                                      computes="liger_kernel.ops.fused_add_rms_norm.LigerFusedAddRMSNormFunction.apply("
                                               "x, residual, w, eps, 0.0, %r, False): h = x + residual (bf16), "
@@ -109,7 +111,8 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lib", help="libdarn.so (default: $DARN_LIBRARY, build/nvidia/libdarn.so, .devbundle/lib/libdarn.so.0)")
-    ap.add_argument("--config", default="train,infer", help="configs: train,infer,f32,layernorm,mask (default train,infer)")
+    ap.add_argument("--config", default="train,infer",
+                    help="configs: train,infer,f32,layernorm,mask,parallel (default train,infer)")
     ap.add_argument("--n", default=",".join(map(str, DEFAULT_N)), help="row lengths N")
     ap.add_argument("--elems", type=int, default=64 << 20, help="M * N of every shape (default 64Mi)")
     ap.add_argument("--reps", type=int, default=50, help="runs per measurement, median reported: do_bench's rep is "
@@ -338,16 +341,26 @@ class Bench:
         return out
 
     def inputs(self, cfg, m, n, grad):
-        """Random inputs of one shape (torch.randn on the device, seeded), requires_grad when grad."""
+        """Random inputs of one shape (torch.randn on the device, seeded), requires_grad when grad: [x, res, w, b],
+        and for a parallel-residual config [x, res, w, b, x1, w1, b1] (None where the config has no such tensor), the
+        arguments of torch_function's function and of darn_runner."""
         torch, dt = self.torch, self.dtypes
         g = torch.Generator(device=self.dev).manual_seed(1)
 
         def rnd(shape, dtype):
             return torch.randn(shape, generator=g, device=self.dev, dtype=torch.float32).to(dt[dtype]).requires_grad_(grad)
+
+        def weight():
+            return (1.0 + 0.1 * torch.randn(n, generator=g, device=self.dev)).to(dt[cfg["w"]]).requires_grad_(grad)
         x, res = rnd((m, n), cfg["x"]), rnd((m, n), cfg["res"])
-        w = (1.0 + 0.1 * torch.randn(n, generator=g, device=self.dev)).to(dt[cfg["w"]]).requires_grad_(grad)
+        w = weight()
         b = rnd((n,), cfg["b"]) if cfg["b"] else None
-        return x, res, w, b
+        if not dc.is_parallel(cfg):
+            return [x, res, w, b]
+        x1 = rnd((m, n), cfg["x"]) if cfg.get("x1") else None
+        w1 = weight() if cfg.get("w1") else None
+        b1 = rnd((n,), cfg["b"] or cfg["w"]) if cfg.get("b1") else None
+        return [x, res, w, b, x1, w1, b1]
 
 
 def torch_function(torch, cfg, dtypes):
@@ -356,20 +369,28 @@ def torch_function(torch, cfg, dtypes):
     p, rms = cfg["p"], cfg["norm"] == "rms"
     hd, od = dtypes[dc.h_dtype(cfg)], dtypes[cfg["out"]]
 
-    def fn(x, residual, weight, bias):
+    def fn(x, residual, weight, bias, x1=None, weight1=None, bias1=None):
         xf = x.float()
         if p > 0:
             xf = F.dropout(xf, p=p, training=True)
+        if x1 is not None:  # parallel residual: x1 with its own dropout mask, added before the residual
+            x1f = x1.float()
+            xf = xf + (F.dropout(x1f, p=p, training=True) if p > 0 else x1f)
         h = (xf + residual.float()).to(hd)
         hf = h.float()
         if rms:
-            y = hf * torch.rsqrt(hf.square().mean(-1, keepdim=True) + EPS)
+            xhat = hf * torch.rsqrt(hf.square().mean(-1, keepdim=True) + EPS)
         else:
-            y = F.layer_norm(hf, hf.shape[-1:], eps=EPS)
-        y = y * weight.float()
+            xhat = F.layer_norm(hf, hf.shape[-1:], eps=EPS)
+        y = xhat * weight.float()
         if bias is not None:
             y = y + bias.float()
-        return y.to(od), h
+        if weight1 is None:
+            return y.to(od), h
+        y1 = xhat * weight1.float()
+        if bias1 is not None:
+            y1 = y1 + bias1.float()
+        return y.to(od), y1.to(od), h  # flash-attn's order with weight1 and prenorm
     return fn
 
 
@@ -564,8 +585,13 @@ def peer_callables(torch, args, cfg, dtypes, objs, errs):
     if "flash_triton" in objs:
         rms_fn, ln_fn = objs["flash_triton"]
         f = rms_fn if rms else ln_fn
-        full["flash_triton"] = (lambda x, res, w, b: f(
-            x, w, b, residual=res, eps=EPS, dropout_p=cfg["p"], prenorm=True, residual_in_fp32=cfg["rif32"]), None)
+        if dc.is_parallel(cfg):  # returns (y, y1, h) with weight1, as torch_function's
+            full["flash_triton"] = (lambda x, res, w, b, x1, w1, b1: f(
+                x, w, b, residual=res, x1=x1, weight1=w1, bias1=b1, eps=EPS, dropout_p=cfg["p"], prenorm=True,
+                residual_in_fp32=cfg["rif32"]), None)
+        else:
+            full["flash_triton"] = (lambda x, res, w, b: f(
+                x, w, b, residual=res, eps=EPS, dropout_p=cfg["p"], prenorm=True, residual_in_fp32=cfg["rif32"]), None)
     else:
         full["flash_triton"] = (None, errs.get("flash_triton", "not loaded"))
     if "liger_fused_add_rms_norm" in objs:
@@ -586,9 +612,10 @@ def peer_callables(torch, args, cfg, dtypes, objs, errs):
     return full, norm
 
 
-def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
+def darn_runner(bench, darn, cfg, m, n, x, res, w, b, x1=None, w1=None, b1=None):
     """({dir: callable}, buffers) calling libdarn on torch tensors, every buffer allocated once; the forward has
-    run once on return (h, rstd, mean, mask hold this shape's values)."""
+    run once on return (h, rstd, mean, mask hold this shape's values). x1, w1, b1: the parallel residual's inputs
+    (bench.inputs gives them for such a config); then out1, dy1, dx1, dw1 (db1, mask1) are buffers too."""
     torch = bench.torch
     dt = bench.dtypes
     d = darn.desc(cfg, m, n, eps=EPS)
@@ -602,6 +629,16 @@ def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
     if cfg["mask"]:
         bufs["mask"] = e((m * dc.mask_row_bytes(n),), torch.uint8)
         f.mask = bufs["mask"].data_ptr()
+    if x1 is not None:
+        f.x1 = x1.data_ptr()
+        if cfg["mask"]:
+            bufs["mask1"] = e((m * dc.mask_row_bytes(n),), torch.uint8)
+            f.mask1 = bufs["mask1"].data_ptr()
+    if w1 is not None:
+        bufs["out1"] = e((m, n), dt[cfg["out"]])
+        f.weight1, f.out1 = w1.data_ptr(), bufs["out1"].data_ptr()
+    if b1 is not None:
+        f.bias1 = b1.data_ptr()
     if cfg["backward"]:
         bufs["rstd"] = e((m,), torch.float32)
         f.rstd = bufs["rstd"].data_ptr()
@@ -622,6 +659,12 @@ def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
         dx, dres, dw = torch.empty_like(x), torch.empty_like(res), torch.empty_like(w)
         db = torch.empty_like(b) if b is not None else None
         bufs.update(dy=dy, dh=dh, dx=dx, dres=dres, dw=dw, db=db)
+        if x1 is not None:
+            bufs["dx1"] = torch.empty_like(x1)
+        if w1 is not None:
+            bufs["dy1"], bufs["dw1"] = torch.randn_like(bufs["out1"]), torch.empty_like(w1)
+        if b1 is not None:
+            bufs["db1"] = torch.empty_like(b1)
         for direction in dc.directions(cfg)[1:]:
             t = dc.BwdTensors()
             t.dy, t.h, t.weight, t.rstd, t.mean = dy.data_ptr(), f.residual_out, f.weight, f.rstd, f.mean
@@ -629,6 +672,13 @@ def darn_runner(bench, darn, cfg, m, n, x, res, w, b):
             t.mask = f.mask if direction == "bwd_mask" else None
             t.dx, t.dresidual, t.dweight = dx.data_ptr(), dres.data_ptr(), dw.data_ptr()
             t.dbias = db.data_ptr() if db is not None else None
+            if x1 is not None:
+                t.mask1 = f.mask1 if direction == "bwd_mask" else None
+                t.dx1 = bufs["dx1"].data_ptr()
+            if w1 is not None:
+                t.dy1, t.weight1, t.dweight1 = bufs["dy1"].data_ptr(), f.weight1, bufs["dw1"].data_ptr()
+            if b1 is not None:
+                t.dbias1 = bufs["db1"].data_ptr()
             calls[direction] = (lambda t=t, keep=bufs: darn.bwd(d, t, ws.data_ptr(), ws_bytes, backend, stream))
     fwd()  # h, rstd, mean and the mask for the backward
     return calls, bufs
@@ -679,18 +729,20 @@ def check_darn(bench, darn, name, m=64, n=1024, tol=2e-2):
     {tensor: max |diff| / max |reference|} and whether all are within tol."""
     torch = bench.torch
     cfg = dict(dc.CONFIGS[name], p=0.0)
-    x, res, w, b = bench.inputs(cfg, m, n, grad=False)
-    calls, bufs = darn_runner(bench, darn, cfg, m, n, x, res, w, b)
-    ins = [t.detach().clone().requires_grad_(cfg["backward"]) if t is not None else None for t in (x, res, w, b)]
+    raw = bench.inputs(cfg, m, n, grad=False)
+    calls, bufs = darn_runner(bench, darn, cfg, m, n, *raw)
+    ins = [t.detach().clone().requires_grad_(cfg["backward"]) if t is not None else None for t in raw]
     with torch.set_grad_enabled(cfg["backward"]):
-        y, h = torch_function(torch, cfg, bench.dtypes)(*ins)
-    errs = {"out": _rel(bufs["out"], y), "h": _rel(bufs["h"], h)}
+        outs = torch_function(torch, cfg, bench.dtypes)(*ins)
+    onames = ("out", "out1", "h") if len(outs) == 3 else ("out", "h")
+    errs = {k: _rel(bufs[k], o) for k, o in zip(onames, outs)}
     if cfg["backward"]:
         calls["bwd"]()
         bench.timer.sync()
-        wrt = [t for t in ins if t is not None]
-        grads = torch.autograd.grad([y, h], wrt, [bufs["dy"], bufs["dh"]])
-        for key, g in zip(("dx", "dres", "dw", "db"), grads):
+        keyed = [(k, t) for k, t in zip(("dx", "dres", "dw", "db", "dx1", "dw1", "db1"), ins) if t is not None]
+        ograds = [bufs[{"out": "dy", "out1": "dy1", "h": "dh"}[k]] for k in onames]
+        grads = torch.autograd.grad(list(outs), [t for _, t in keyed], ograds)
+        for (key, _), g in zip(keyed, grads):
             errs[key] = _rel(bufs[key], g)
     return errs, all(v <= tol for v in errs.values())
 
@@ -701,7 +753,8 @@ def check_peer(bench, name, impl, fn, norm, m=64, n=1024, tol=2e-2):
     torch = bench.torch
     cfg = dict(dc.CONFIGS[name], p=0.0)
     grad = cfg["backward"]
-    x, res, w, b = bench.inputs(cfg, m, n, grad=False)
+    raw = bench.inputs(cfg, m, n, grad=False)
+    x, w = raw[0], raw[2]
     if norm:
         h = x.float().to(bench.dtypes[dc.h_dtype(cfg)])
         wp = w.to(h.dtype) if impl == "torch_rms_norm" else w
@@ -710,10 +763,11 @@ def check_peer(bench, name, impl, fn, norm, m=64, n=1024, tol=2e-2):
         ref_fn, names = norm_reference(torch), ("out",)
         gnames = ("dh", "dw")
     else:
-        mine = [t.clone().requires_grad_(grad) if t is not None else None for t in (x, res, w, b)]
-        ref = [t.clone().requires_grad_(grad) if t is not None else None for t in (x, res, w, b)]
-        ref_fn, names = torch_function(torch, cfg, bench.dtypes), ("out", "h")
-        gnames = ("dx", "dres", "dw", "db")
+        mine = [t.clone().requires_grad_(grad) if t is not None else None for t in raw]
+        ref = [t.clone().requires_grad_(grad) if t is not None else None for t in raw]
+        ref_fn = torch_function(torch, cfg, bench.dtypes)
+        names = ("out", "out1", "h") if cfg.get("w1") else ("out", "h")
+        gnames = [k for k, t in zip(("dx", "dres", "dw", "db", "dx1", "dw1", "db1"), raw) if t is not None]
     with torch.set_grad_enabled(grad):
         got = fn(*mine)
         exp = ref_fn(*ref)
@@ -854,18 +908,16 @@ def run_one(bench, impl, cfg, name, m, n, darn, peer, copy):
         return [dict(base(d), error="elems < N") for d in dirs]
     try:
         if impl == "darn":
-            x, res, w, b = bench.inputs(cfg, m, n, grad=False)
-            calls = darn_runner(bench, darn, cfg, m, n, x, res, w, b)[0]  # fwd.buffers keeps them alive
+            calls = darn_runner(bench, darn, cfg, m, n, *bench.inputs(cfg, m, n, grad=False))[0]  # fwd.buffers keeps them alive
         elif norm:
-            _, _, w, _ = bench.inputs(cfg, 1, n, grad=False)
+            w = bench.inputs(cfg, 1, n, grad=False)[2]
             hd = bench.dtypes[dc.h_dtype(cfg)]
             g = torch.Generator(device=bench.dev).manual_seed(2)
             h = torch.randn((m, n), generator=g, device=bench.dev).to(hd).requires_grad_(cfg["backward"])
             w = (w.to(hd) if impl == "torch_rms_norm" else w).detach().requires_grad_(cfg["backward"])
             calls = PeerCalls(torch, peer[0], (h, w), cfg["backward"])
         else:
-            x, res, w, b = bench.inputs(cfg, m, n, grad=cfg["backward"])
-            calls = PeerCalls(torch, peer[0], (x, res, w, b), cfg["backward"])
+            calls = PeerCalls(torch, peer[0], tuple(bench.inputs(cfg, m, n, grad=cfg["backward"])), cfg["backward"])
     except Exception as e:  # noqa: BLE001 — a failing peer is a result, not a crash
         return [dict(base(d), error=short_error(e)) for d in dirs]
     rows = []

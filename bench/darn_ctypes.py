@@ -20,6 +20,9 @@ BACKEND_CPU, BACKEND_GPU = 0, 1
 FLAG_RESIDUAL_IN_FP32 = 1 << 1
 FLAG_HAS_RESIDUAL = 1 << 2
 FLAG_HAS_BIAS = 1 << 3
+FLAG_HAS_X1 = 1 << 5       # parallel residual (contract 4): a second input x1
+FLAG_HAS_WEIGHT1 = 1 << 6  # a second output y1 = norm(h) * weight1
+FLAG_HAS_BIAS1 = 1 << 7    # y1 += bias1
 
 _i64, _u64, _u32, _int, _f32, _f64, _vp = (ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_int,
                                           ctypes.c_float, ctypes.c_double, ctypes.c_void_p)
@@ -158,7 +161,9 @@ class Darn:
             d.eps = eps
         d.residual_dtype, d.weight_dtype = DTYPES[cfg["res"]], DTYPES[cfg["w"]]
         d.bias_dtype, d.out_dtype = DTYPES[cfg["b"] or cfg["w"]], DTYPES[cfg["out"]]
-        d.flags = FLAG_HAS_RESIDUAL | (FLAG_RESIDUAL_IN_FP32 if cfg["rif32"] else 0) | (FLAG_HAS_BIAS if cfg["b"] else 0)
+        d.flags = (FLAG_HAS_RESIDUAL | (FLAG_RESIDUAL_IN_FP32 if cfg["rif32"] else 0) | (FLAG_HAS_BIAS if cfg["b"] else 0)
+                   | (FLAG_HAS_X1 if cfg.get("x1") else 0) | (FLAG_HAS_WEIGHT1 if cfg.get("w1") else 0)
+                   | (FLAG_HAS_BIAS1 if cfg.get("b1") else 0))
         d.dropout_p, d.seed, d.offset = cfg["p"], 1234, 0
         return d
 
@@ -176,14 +181,24 @@ class Darn:
 
 
 # The benchmark configs, as darn-bench (bench/bench_config.c). dtype names; b = bias dtype or None;
-# backward: rstd/mean written and the backward timed; mask: the forward writes the packed mask.
+# backward: rstd/mean written and the backward timed; mask: the forward writes the packed mask (and mask1 with x1).
+# Parallel residual (only where given): x1 = True adds an input x1 of x's dtype; w1 = True a second output y1 (out's
+# dtype) with weight1 (w's dtype); b1 = True y1's bias1 (b's dtype, else w's).
 CONFIGS = {
     "train": dict(norm="rms", x="bf16", res="f32", w="bf16", b=None, out="bf16", rif32=True, p=0.1, backward=True, mask=False),
     "infer": dict(norm="rms", x="bf16", res="bf16", w="bf16", b=None, out="bf16", rif32=False, p=0.0, backward=False, mask=False),
     "f32": dict(norm="rms", x="f32", res="f32", w="f32", b=None, out="f32", rif32=False, p=0.1, backward=True, mask=False),
     "layernorm": dict(norm="layer", x="bf16", res="f32", w="bf16", b="bf16", out="bf16", rif32=True, p=0.1, backward=True, mask=False),
     "mask": dict(norm="rms", x="bf16", res="f32", w="bf16", b=None, out="bf16", rif32=True, p=0.1, backward=True, mask=True),
+    # fp8 (darn-bench only) has no mirror here: compare_torch.py's peers have no fp8 output
+    "parallel": dict(norm="rms", x="bf16", res="f32", w="bf16", b=None, out="bf16", rif32=True, p=0.1, backward=True,
+                     mask=False, x1=True, w1=True, b1=False),
 }
+
+
+def is_parallel(cfg):
+    """True for a config with flash-attn's parallel residual (x1 and/or a second output y1)."""
+    return bool(cfg.get("x1") or cfg.get("w1"))
 
 
 def h_dtype(cfg):
@@ -207,10 +222,15 @@ def min_bytes(cfg, m, n, direction):
     mn = m * n
     stats = 4 * m * (2 if cfg["norm"] == "layer" else 1) if cfg["backward"] else 0
     mask = m * mask_row_bytes(n)
+    # parallel residual: x1 (x's dtype, with mask1), weight1 (+ bias1) and the second output y1 (out's dtype)
+    x1, w1 = (1 if cfg.get("x1") else 0), (1 if cfg.get("w1") else 0)
+    sb1 = s[cfg["b"] or cfg["w"]] if cfg.get("b1") else 0
+    masks = mask * (1 + x1)  # mask (+ mask1)
     if direction in ("fwd", "fwd_grad"):  # fwd_grad: the same call with autograd recording (compare_torch.py)
-        return mn * (sx + sr) + n * (sw + sb) + mn * (so + sh) + stats + (mask if cfg["mask"] else 0)
-    return (mn * (so + sh) + n * sw + stats + mn * sh + (mask if direction == "bwd_mask" else 0)
-            + mn * (sx + sr) + n * (sw + sb))
+        return (mn * (sx + sr) + n * (sw + sb) + x1 * mn * sx + w1 * n * sw + n * sb1
+                + mn * (so + sh) + stats + (masks if cfg["mask"] else 0) + w1 * mn * so)
+    return (mn * (so + sh) + n * sw + stats + mn * sh + w1 * (mn * so + n * sw) + (masks if direction == "bwd_mask" else 0)
+            + mn * (sx + sr) + n * (sw + sb) + x1 * mn * sx + w1 * n * sw + n * sb1)
 
 
 def cpu_selftest(darn, rows=3, cols=64):
@@ -236,6 +256,15 @@ def cpu_selftest(darn, rows=3, cols=64):
         f.out, out_raw = buf(cfg["out"], mn, False)
         f.residual_out, _ = buf(h_dtype(cfg), mn, False)
         f.mask = buf("f32", rows * mask_row_bytes(cols) // 4, False)[0] if cfg["mask"] else None
+        b1_dtype = cfg["b"] or cfg["w"]
+        if cfg.get("x1"):
+            f.x1, _ = buf(cfg["x"], mn)
+            f.mask1 = buf("f32", rows * mask_row_bytes(cols) // 4, False)[0] if cfg["mask"] else None
+        if cfg.get("w1"):
+            f.weight1, _ = buf(cfg["w"], cols)
+            f.out1, out1_raw = buf(cfg["out"], mn, False)
+        if cfg.get("b1"):
+            f.bias1, _ = buf(b1_dtype, cols)
         if cfg["backward"]:
             f.rstd, _ = buf("f32", rows, False)
             f.mean = buf("f32", rows, False)[0] if cfg["norm"] == "layer" else None
@@ -244,6 +273,8 @@ def cpu_selftest(darn, rows=3, cols=64):
         darn.fwd(d, f, ws, ws_bytes, BACKEND_CPU)
         if out_raw.raw == b"\xa5" * len(out_raw.raw):
             raise DarnError("%s: darn_fwd wrote no output" % name)
+        if cfg.get("w1") and out1_raw.raw == b"\xa5" * len(out1_raw.raw):
+            raise DarnError("%s: darn_fwd wrote no out1" % name)
         if not cfg["backward"]:
             continue
         b.dy, _ = buf(cfg["out"], mn)
@@ -254,7 +285,18 @@ def cpu_selftest(darn, rows=3, cols=64):
         b.dresidual, _ = buf(cfg["res"], mn, False)
         b.dweight, _ = buf(cfg["w"], cols, False)
         b.dbias = buf(cfg["b"], cols, False)[0] if cfg["b"] else None
+        if cfg.get("x1"):
+            b.mask1 = f.mask1
+            b.dx1, dx1_raw = buf(cfg["x"], mn, False)
+        if cfg.get("w1"):
+            b.dy1, _ = buf(cfg["out"], mn)
+            b.weight1 = f.weight1
+            b.dweight1, _ = buf(cfg["w"], cols, False)
+        if cfg.get("b1"):
+            b.dbias1, _ = buf(b1_dtype, cols, False)
         darn.bwd(d, b, ws, ws_bytes, BACKEND_CPU)
         if dx_raw.raw == b"\xa5" * len(dx_raw.raw):
             raise DarnError("%s: darn_bwd wrote no dx" % name)
+        if cfg.get("x1") and dx1_raw.raw == b"\xa5" * len(dx1_raw.raw):
+            raise DarnError("%s: darn_bwd wrote no dx1" % name)
     return list(CONFIGS)

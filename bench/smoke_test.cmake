@@ -21,12 +21,20 @@ string(JSON n_lat LENGTH "${json}" latency)
 string(JSON n_peers LENGTH "${json}" peers)
 string(JSON copy GET "${json}" copy_GBps)
 string(JSON commit GET "${json}" commit)
-# 6 configs x 3 N: fwd everywhere, bwd in 5 configs, bwd_mask in 1 -> 3 * (6 + 5 + 1) = 36 rows; the latency
-# table: 2 M x 1 N x the same 12 directions = 24.
-if(NOT n_rows EQUAL 36 OR NOT n_lat EQUAL 24 OR NOT n_peers EQUAL 0 OR NOT commit STREQUAL "smoke")
-  message(FATAL_ERROR "bench.json: ${n_rows} rows (want 36), ${n_lat} latency rows (want 24), "
+# 7 configs x 3 N: fwd everywhere, bwd in 6 configs, bwd_mask in 1 -> 3 * (7 + 6 + 1) = 42 rows; the latency
+# table: 2 M x 1 N x the same 14 directions = 28.
+if(NOT n_rows EQUAL 42 OR NOT n_lat EQUAL 28 OR NOT n_peers EQUAL 0 OR NOT commit STREQUAL "smoke")
+  message(FATAL_ERROR "bench.json: ${n_rows} rows (want 42), ${n_lat} latency rows (want 28), "
                       "${n_peers} peers, commit '${commit}'")
 endif()
+# Every config, the parallel residual's included, has its rows (a config dropped from the table would
+# otherwise pass with another's rows counted twice).
+foreach(cfg train infer f32 layernorm mask fp8 parallel)
+  string(FIND "${json}" "\"config\": \"${cfg}\"" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "bench.json has no row of config ${cfg}")
+  endif()
+endforeach()
 if(NOT copy GREATER 0)
   message(FATAL_ERROR "bench.json: copy_GBps = ${copy}")
 endif()
@@ -47,8 +55,8 @@ endforeach()
 
 file(STRINGS ${OUT}/bench.csv csv_lines)
 list(LENGTH csv_lines n_csv)
-if(NOT n_csv EQUAL 61)
-  message(FATAL_ERROR "bench.csv has ${n_csv} lines, want 61 (header + 36 + 24)")
+if(NOT n_csv EQUAL 71)
+  message(FATAL_ERROR "bench.csv has ${n_csv} lines, want 71 (header + 42 + 28)")
 endif()
 
 find_program(PYTHON3 python3)

@@ -167,6 +167,26 @@ void oracle_load(oracle_problem *p, const darn_desc *d, const darn_fwd_tensors *
     p->drop_scale = d->dropout_p < 1.0 ? (double)(float)(1.0 / (1.0 - d->dropout_p)) : 0.0;
     p->keep = xcalloc(mn, 1);
     for (size_t i = 0; i < mn; i++) p->keep[i] = (uint64_t)darn_philox_word(p->seed, p->offset, i) >= threshold;
+    /* parallel residual: x1 (x_dtype) with its own keep bits at element index i + 2^63 (darn.h), weight1
+     * (weight_dtype) and bias1 (bias_dtype) */
+    if (d->flags & DARN_FLAG_HAS_X1) {
+        p->x1 = xcalloc(mn, sizeof(double));
+        const int64_t s1 = sup_stride(n, t->x1_stride);
+        for (int64_t r = 0; r < m; r++)
+            for (int64_t c = 0; c < n; c++) p->x1[r * n + c] = oracle_get(t->x1, d->x_dtype, s1, r, c);
+        p->keep1 = xcalloc(mn, 1);
+        for (size_t i = 0; i < mn; i++)
+            p->keep1[i] =
+                (uint64_t)darn_philox_word(p->seed, p->offset, (uint64_t)i + (UINT64_C(1) << 63)) >= threshold;
+    }
+    if (d->flags & DARN_FLAG_HAS_WEIGHT1) {
+        p->weight1 = xcalloc((size_t)n, sizeof(double));
+        for (int64_t c = 0; c < n; c++) p->weight1[c] = oracle_get(t->weight1, d->weight_dtype, n, 0, c);
+    }
+    if (d->flags & DARN_FLAG_HAS_BIAS1) {
+        p->bias1 = xcalloc((size_t)n, sizeof(double));
+        for (int64_t c = 0; c < n; c++) p->bias1[c] = oracle_get(t->bias1, d->bias_dtype, n, 0, c);
+    }
 }
 
 void oracle_free(oracle_problem *p)
@@ -177,12 +197,28 @@ void oracle_free(oracle_problem *p)
     free(p->weight);
     free(p->bias);
     free(p->keep);
+    free(p->x1);
+    free(p->keep1);
+    free(p->weight1);
+    free(p->bias1);
     memset(p, 0, sizeof *p);
 }
 
 double oracle_wprime(const oracle_problem *p, int64_t c)
 {
     return (p->desc.flags & DARN_FLAG_ZERO_CENTERED_WEIGHT) ? 1.0 + p->weight[c] : p->weight[c];
+}
+
+double oracle_wprime1(const oracle_problem *p, int64_t c)
+{
+    const double w1 = p->mutate_parallel == ORACLE_MUT_W1_IS_W ? p->weight[c] : p->weight1[c];
+    return (p->desc.flags & DARN_FLAG_ZERO_CENTERED_WEIGHT) ? 1.0 + w1 : w1;
+}
+
+/* x1's keep bit of element i (x's under the ORACLE_MUT_X1_SAME_KEEP mutation). */
+static int keep1_of(const oracle_problem *p, size_t i)
+{
+    return p->mutate_parallel == ORACLE_MUT_X1_SAME_KEEP ? p->keep[i] : p->keep1[i];
 }
 
 /* Single fp32 operations; the volatile store keeps any compiler from fusing or widening them. */
@@ -201,16 +237,22 @@ static double form_h(const oracle_problem *p, oracle_h_mode mode, int64_t r, int
 {
     const size_t i = (size_t)(r * p->n + c);
     const int keep = p->keep[i];
+    const int with_x1 = p->x1 != NULL && p->mutate_parallel != ORACLE_MUT_NO_X1;
     if (mode == ORACLE_H_EXACT) {
         double v = p->x[i];
         if (p->rowscale) v *= p->rowscale[r];
         v = keep ? v * p->drop_scale : 0.0;
+        if (with_x1) v += keep1_of(p, i) ? p->x1[i] * p->drop_scale : 0.0;
         if (p->residual) v += p->residual[i];
         return v;
     }
     float v = (float)p->x[i];
     if (p->rowscale) v = mul32(v, (float)p->rowscale[r]);
     v = keep ? mul32(v, (float)p->drop_scale) : 0.0f;
+    if (with_x1) { /* flash-attn's order: (x' + x1') + residual */
+        const float u = keep1_of(p, i) ? mul32((float)p->x1[i], (float)p->drop_scale) : 0.0f;
+        v = add32(v, u);
+    }
     if (p->residual) v = add32(v, (float)p->residual[i]);
     return oracle_round(p->h_dtype, (double)v);
 }
@@ -264,6 +306,8 @@ void oracle_fwd_alloc(oracle_fwd *f, int64_t m, int64_t n)
     f->rstd = xcalloc((size_t)m, sizeof(double));
     f->mean_err = xcalloc((size_t)m, sizeof(double));
     f->rstd_err = xcalloc((size_t)m, sizeof(double));
+    f->y1 = xcalloc(mn, sizeof(double));
+    f->y1_err = xcalloc(mn, sizeof(double));
 }
 
 void oracle_fwd_free(oracle_fwd *f)
@@ -275,6 +319,8 @@ void oracle_fwd_free(oracle_fwd *f)
     free(f->rstd);
     free(f->mean_err);
     free(f->rstd_err);
+    free(f->y1);
+    free(f->y1_err);
     memset(f, 0, sizeof *f);
 }
 
@@ -297,6 +343,12 @@ void oracle_forward_rows(const oracle_problem *p, oracle_h_mode mode, int64_t r0
             f->y[i] = xh * wp + b;
             f->y_err[i] = fabs(wp) * xhat_err(&st, k, xh) + 3 * U32 * fabs(xh * wp) + U32 * fabs(b) +
                           U32 * fabs(f->y[i]);
+            if (p->weight1 && f->y1) { /* the second output: the same xhat, its own weight and bias */
+                const double wp1 = oracle_wprime1(p, c), b1 = p->bias1 ? p->bias1[c] : 0.0;
+                f->y1[i] = xh * wp1 + b1;
+                f->y1_err[i] = fabs(wp1) * xhat_err(&st, k, xh) + 3 * U32 * fabs(xh * wp1) + U32 * fabs(b1) +
+                               U32 * fabs(f->y1[i]);
+            }
         }
     }
 }

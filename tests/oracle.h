@@ -56,6 +56,13 @@ typedef struct oracle_problem {
     double drop_scale;   /* (float)(1 / (1 - p)) as a double; 0 for p = 1 */
     /* Mutation for the tests' self-checks: column skipped by every oracle reduction (-1 = none). */
     int64_t mutate_skip_col;
+    /* Parallel residual (DARN_FLAG_HAS_X1 / _WEIGHT1 / _BIAS1); NULL where the flag is absent. */
+    double *x1;          /* [m*n]: h += dropout1(x1) */
+    uint8_t *keep1;      /* [m*n] x1's keep bits: Philox word of element index r*N + c + 2^63 */
+    double *weight1;     /* [n] as stored: y1 = xhat * w1' (+ b1) */
+    double *bias1;       /* [n] */
+    /* The parallel-residual mutation in force (ORACLE_MUT_NO_X1 … ORACLE_MUT_NO_DY1), 0 = none. */
+    int mutate_parallel;
 } oracle_problem;
 
 /* Loads the inputs of a forward call (strides 0 = N). */
@@ -63,10 +70,12 @@ void oracle_load(oracle_problem *p, const darn_desc *desc, const darn_fwd_tensor
 void oracle_free(oracle_problem *p);
 /* w'_c in double (1 + w for zero-centered weights). */
 double oracle_wprime(const oracle_problem *p, int64_t c);
+/* w1'_c likewise (the second output's weight; p->weight1 must be set). */
+double oracle_wprime1(const oracle_problem *p, int64_t c);
 
 typedef enum oracle_h_mode {
     ORACLE_H_CONTRACT = 0, /* h per element as the contract forms it, rounded to the residual-out dtype */
-    ORACLE_H_EXACT = 1     /* h = keep * x * rs * s + res in double, not rounded */
+    ORACLE_H_EXACT = 1     /* h = keep * x * rs * s [+ keep1 * x1 * s] + res in double, not rounded */
 } oracle_h_mode;
 
 typedef struct oracle_fwd {
@@ -74,6 +83,7 @@ typedef struct oracle_fwd {
     double *h;     /* [m*n] */
     double *y;     /* [m*n] exact y (before the store to the out dtype) */
     double *y_err; /* [m*n] bound on the fp32 error of y before the store */
+    double *y1, *y1_err; /* [m*n] the second output y1 and its bound (computed when p->weight1 is set) */
     double *mean, *rstd;         /* [m] (mean = 0 for RMSNorm) */
     double *mean_err, *rstd_err; /* [m] bounds on the fp32 error */
 } oracle_fwd;
@@ -97,12 +107,21 @@ typedef struct oracle_bwd {
     double *dx_err;    /* [m*n] */
     double *dw_err;    /* [n] */
     double *db_err;    /* [n] */
+    /* parallel residual: computed when p->x1 / p->weight1 / p->bias1 are set (else NULL) */
+    double *dx1, *dx1_err;          /* [m*n] */
+    double *dweight1, *dw1_err;     /* [n] */
+    double *dbias1, *db1_err;       /* [n] */
 } oracle_bwd;
 
 /* Analytic backward in double from h (the tensor the library is given), dy and optional dresidual_out,
  * all [m*n] contiguous doubles. Statistics are recomputed from h in double. */
 void oracle_backward(const oracle_problem *p, const double *h, const double *dy, const double *dro,
                      oracle_bwd *b);
+/* The same with the parallel residual: g = dy * w' + dy1 * w1' (dy1 [m*n], required when p->weight1 is set,
+ * else ignored); dx1 = keep1 * dh * s; dweight1 = sum(dy1 * xhat), dbias1 = sum(dy1). With dy1 = NULL and no
+ * weight1 it is oracle_backward. */
+void oracle_backward_parallel(const oracle_problem *p, const double *h, const double *dy, const double *dy1,
+                              const double *dro, oracle_bwd *b);
 void oracle_bwd_free(oracle_bwd *b);
 
 /* ---- comparison reports -------------------------------------------------------------------------- */
@@ -136,7 +155,12 @@ typedef enum oracle_mutation {
     ORACLE_MUT_NO_EPS,        /* eps = 0 */
     ORACLE_MUT_SWAP_NORM,     /* RMSNorm <-> LayerNorm */
     ORACLE_MUT_NO_DROP_SCALE, /* kept values not scaled by 1/(1-p) */
-    ORACLE_MUT_NOT_CENTERED   /* zero-centered weight flag ignored */
+    ORACLE_MUT_NOT_CENTERED,  /* zero-centered weight flag ignored */
+    /* parallel residual */
+    ORACLE_MUT_NO_X1,         /* x1 not added to h */
+    ORACLE_MUT_X1_SAME_KEEP,  /* x1's keep bits taken from x's (index r*N + c, not + 2^63) */
+    ORACLE_MUT_W1_IS_W,       /* y1 and g use weight, not weight1 */
+    ORACLE_MUT_NO_DY1         /* the backward ignores dy1 (g = dy * w' only) */
 } oracle_mutation;
 
 typedef struct oracle_case {
@@ -152,12 +176,16 @@ typedef struct oracle_case {
     int bwd_regen_mask;   /* pass mask = NULL to the backward (regenerated) */
     int bwd_h_is_x;       /* pass x itself as h (only where h == x) */
     int skip_optional;    /* forward only: request out alone (no residual_out, mask, rstd, mean) */
+    /* parallel residual: the flags in desc decide which of x1 / weight1 / bias1 (and out1, mask1, dy1, dx1,
+     * dweight1, dbias1) exist; x1 is filled like x, weight1 / bias1 like weight / bias. */
+    int bwd_regen_mask1;  /* pass mask1 = NULL to the backward (regenerated) */
 } oracle_case;
 
 /* Index of each output's report in oracle_result.rep. */
 enum {
     ORACLE_REP_Y, ORACLE_REP_RESOUT, ORACLE_REP_MASK, ORACLE_REP_RSTD, ORACLE_REP_MEAN,
-    ORACLE_REP_DX, ORACLE_REP_DRES, ORACLE_REP_DW, ORACLE_REP_DB, ORACLE_REP_GUARD, ORACLE_NREP
+    ORACLE_REP_DX, ORACLE_REP_DRES, ORACLE_REP_DW, ORACLE_REP_DB, ORACLE_REP_GUARD,
+    ORACLE_REP_Y1, ORACLE_REP_MASK1, ORACLE_REP_DX1, ORACLE_REP_DW1, ORACLE_REP_DB1, ORACLE_NREP
 };
 typedef struct oracle_result {
     int ok;

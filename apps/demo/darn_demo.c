@@ -58,6 +58,8 @@ static void usage(FILE *f)
             "  --residual-in-fp32          store h (residual_out) in fp32 (default with a residual)\n"
             "  --no-residual-in-fp32       store h in the residual's dtype\n"
             "  --bias, --rowscale, --zero-centered\n"
+            "  --x1, --weight1, --bias1    flash-attn's parallel residual: h += dropout1(x1) (own keep bits, mask1);\n"
+            "                              a second output y1 = norm(h) * w1' (+ b1) with dy1, dweight1 (dbias1)\n"
             "  --p P                       dropout probability in [0, 1]\n"
             "  --seed S, --offset O        Philox stream of the dropout mask (also seeds the inputs)\n"
             "  --eps E                     default 1e-6 (rms) / 1e-5 (layer)\n"
@@ -146,7 +148,8 @@ static int parse_options(int argc, char **argv, options *o)
         /* Options without a value. */
         static const char *const bare[] = {"--help", "--no-residual", "--residual-in-fp32", "--no-residual-in-fp32",
                                            "--bias", "--rowscale", "--zero-centered", "--mask", "--dresidual-out",
-                                           "--special", "--verbose", "--regenerate", "--amax"};
+                                           "--special", "--verbose", "--regenerate", "--amax", "--x1", "--weight1",
+                                           "--bias1"};
         int is_bare = 0;
         for (size_t k = 0; k < sizeof bare / sizeof bare[0]; ++k) is_bare |= strcmp(name, bare[k]) == 0;
         if (is_bare) {
@@ -165,6 +168,9 @@ static int parse_options(int argc, char **argv, options *o)
             else if (strcmp(name, "--dresidual-out") == 0) o->job.dresidual_out = 1;
             else if (strcmp(name, "--special") == 0) o->job.special = 1;
             else if (strcmp(name, "--amax") == 0) o->job.amax = 1;
+            else if (strcmp(name, "--x1") == 0) o->job.flags |= DARN_FLAG_HAS_X1;
+            else if (strcmp(name, "--weight1") == 0) o->job.flags |= DARN_FLAG_HAS_WEIGHT1;
+            else if (strcmp(name, "--bias1") == 0) o->job.flags |= DARN_FLAG_HAS_BIAS1;
             continue;
         }
 
@@ -319,6 +325,7 @@ static double tol_for(darn_dtype dt)
 
 typedef struct oracle_report {
     double h, y, rstd, dx;  /* max relative error (|a - b| / max(|b|, row rms of b)) */
+    double y1, dx1;         /* parallel residual: the second output and x1's gradient (0 without them) */
     int rows, skipped, mask_bad;
 } oracle_report;
 
@@ -348,14 +355,16 @@ static int oracle_check(const darn_job *job, const darn_job_inputs *in, const da
     const int layer = job->norm == DARN_LAYERNORM, h_is_x = darn_job_h_is_x(job);
     const uint64_t thr = job->p >= 1.0 ? (UINT64_C(1) << 32) : (uint64_t)ldexp(job->p, 32);
     const double scale = job->p < 1.0 ? 1.0 / (1.0 - job->p) : 0.0;
-    double *buf = malloc(sizeof(double) * n * 8);
+    double *buf = malloc(sizeof(double) * n * 10);
     if (buf == NULL) return -1;
     double *hd = buf, *hl = buf + n, *got = buf + 2 * n, *want = buf + 3 * n, *wp = buf + 4 * n, *xhat = buf + 5 * n;
-    double *g = buf + 6 * n, *keep = buf + 7 * n;
+    double *g = buf + 6 * n, *keep = buf + 7 * n, *wp1 = buf + 8 * n, *keep1 = buf + 9 * n;
+    const int zc = (job->flags & DARN_FLAG_ZERO_CENTERED_WEIGHT) != 0;
     for (size_t c = 0; c < n; ++c) {
-        wp[c] = load(in->weight, job->weight_dtype, c);
-        if (job->flags & DARN_FLAG_ZERO_CENTERED_WEIGHT) wp[c] += 1.0;
+        wp[c] = load(in->weight, job->weight_dtype, c) + (zc ? 1.0 : 0.0);
+        wp1[c] = in->weight1 ? load(in->weight1, job->weight_dtype, c) + (zc ? 1.0 : 0.0) : 0.0;
     }
+    const darn_dtype dyt = job->dy_dtype == DARN_DTYPE_SAME_AS_OUT ? job->out_dtype : job->dy_dtype;
     size_t rows[4] = {0, m / 3, 2 * m / 3, m - 1};
     for (int k = 0; k < 4; ++k) {
         const size_t r = rows[k];
@@ -367,12 +376,19 @@ static int oracle_check(const darn_job *job, const darn_job_inputs *in, const da
         for (size_t c = 0; c < n; ++c) {
             const size_t i = r * n + c;
             keep[c] = darn_keep(darn_philox_word(job->seed, job->offset, (uint64_t)i), thr) ? 1.0 : 0.0;
+            /* x1's keep bit: element index i + 2^63 (docs/numerics.md §3) */
+            keep1[c] = darn_keep(darn_philox_word(job->seed, job->offset, (uint64_t)i + DARN_X1_INDEX), thr) ? 1.0 : 0.0;
             if (res->out[DARN_JOB_MASK].produced) {
                 const uint8_t *mrow = (const uint8_t *)res->out[DARN_JOB_MASK].host + r * (size_t)res->out[DARN_JOB_MASK].cols;
                 if (((mrow[c / 8] >> (c % 8)) & 1u) != (unsigned)keep[c]) rep->mask_bad++;
             }
+            if (res->out[DARN_JOB_MASK1].produced) {
+                const uint8_t *mrow = (const uint8_t *)res->out[DARN_JOB_MASK1].host + r * (size_t)res->out[DARN_JOB_MASK1].cols;
+                if (((mrow[c / 8] >> (c % 8)) & 1u) != (unsigned)keep1[c]) rep->mask_bad++;
+            }
             const double x = load(in->x, job->x_dtype, i);
             hd[c] = keep[c] != 0.0 ? x * rs * scale : 0.0;
+            if (in->x1) hd[c] += keep1[c] != 0.0 ? load(in->x1, job->x_dtype, i) * scale : 0.0;
             if (in->residual) hd[c] += load(in->residual, job->residual_dtype, i);
             hl[c] = h_is_x ? x : load(res->out[DARN_JOB_RESIDUAL_OUT].host, rd, i);
             finite &= isfinite(hd[c]) && isfinite(hl[c]);
@@ -409,23 +425,41 @@ static int oracle_check(const darn_job *job, const darn_job_inputs *in, const da
         }
         e = row_err(got, want, n);
         if (e > rep->y) rep->y = e;
+        if (in->weight1) { /* y1 = xhat * w1' (+ b1); the second output is never fp8 */
+            for (size_t c = 0; c < n; ++c) {
+                want[c] = xhat[c] * wp1[c] + (in->bias1 ? load(in->bias1, job->bias_dtype, c) : 0.0);
+                got[c] = load(res->out[DARN_JOB_Y1].host, job->out_dtype, r * n + c);
+            }
+            e = row_err(got, want, n);
+            if (e > rep->y1) rep->y1 = e;
+        }
 
         double c1 = 0.0, c2 = 0.0;
         for (size_t c = 0; c < n; ++c) {
-            g[c] = load(in->dy, job->dy_dtype == DARN_DTYPE_SAME_AS_OUT ? job->out_dtype : job->dy_dtype, r * n + c) * wp[c];
+            g[c] = load(in->dy, dyt, r * n + c) * wp[c];
+            if (in->dy1) g[c] += load(in->dy1, dyt, r * n + c) * wp1[c];
             c1 += xhat[c] * g[c];
             c2 += g[c];
         }
         c1 /= (double)n;
         c2 = layer ? c2 / (double)n : 0.0;
+        double *dh = hd; /* hd is no longer needed: dh of the row */
         for (size_t c = 0; c < n; ++c) {
-            double dh = (g[c] - (xhat[c] * c1 + c2)) * rstd;
-            if (in->dresidual_out) dh += load(in->dresidual_out, rd, r * n + c);
-            want[c] = keep[c] != 0.0 ? dh * scale * rs : 0.0;
+            dh[c] = (g[c] - (xhat[c] * c1 + c2)) * rstd;
+            if (in->dresidual_out) dh[c] += load(in->dresidual_out, rd, r * n + c);
+            want[c] = keep[c] != 0.0 ? dh[c] * scale * rs : 0.0;
             got[c] = load(res->out[DARN_JOB_DX].host, job->x_dtype, r * n + c);
         }
         e = row_err(got, want, n);
         if (e > rep->dx) rep->dx = e;
+        if (in->x1) { /* dx1 = dropout1(dh): x1's keep bits, no rowscale */
+            for (size_t c = 0; c < n; ++c) {
+                want[c] = keep1[c] != 0.0 ? dh[c] * scale : 0.0;
+                got[c] = load(res->out[DARN_JOB_DX1].host, job->x_dtype, r * n + c);
+            }
+            e = row_err(got, want, n);
+            if (e > rep->dx1) rep->dx1 = e;
+        }
     }
     free(buf);
     return 0;
@@ -504,6 +538,11 @@ static int run_demo(const options *o)
            darn_job_dtype_name(job->weight_dtype),
            (job->flags & DARN_FLAG_HAS_BIAS) ? darn_job_dtype_name(job->bias_dtype) : "-",
            darn_job_dtype_name(job->out_dtype), darn_job_dtype_name(darn_residual_out_dtype(&desc)));
+    if (job->flags & (DARN_FLAG_HAS_X1 | DARN_FLAG_HAS_WEIGHT1 | DARN_FLAG_HAS_BIAS1))
+        printf("parallel  x1 %s, weight1 %s, bias1 %s (flash-attn's parallel residual)\n",
+               (job->flags & DARN_FLAG_HAS_X1) ? darn_job_dtype_name(job->x_dtype) : "-",
+               (job->flags & DARN_FLAG_HAS_WEIGHT1) ? darn_job_dtype_name(job->weight_dtype) : "-",
+               (job->flags & DARN_FLAG_HAS_BIAS1) ? darn_job_dtype_name(job->bias_dtype) : "-");
     printf("backend   %s (%s)\n", mem->name, mem->backend == DARN_BACKEND_GPU ? "gpu" : gpu_note());
     if (o->verbose) printf("config    %s%s\n", config, job->pad ? "   (with row padding)" : "");
 
@@ -556,12 +595,16 @@ static int run_demo(const options *o)
     if (rep.rows > 0 || rep.skipped > 0) {
         const darn_dtype rd = darn_residual_out_dtype(&desc);
         const double th = tol_for(rd), ty = tol_for(job->out_dtype), tdx = tol_for(job->x_dtype), tr = 1e-5;
-        oracle_ok = rep.h <= th && rep.y <= ty && rep.rstd <= tr && rep.dx <= tdx && rep.mask_bad == 0;
+        oracle_ok = rep.h <= th && rep.y <= ty && rep.rstd <= tr && rep.dx <= tdx && rep.mask_bad == 0 &&
+                    rep.y1 <= ty && rep.dx1 <= tdx;
+        char extra[96] = "";
+        if (job->flags & DARN_FLAG_HAS_WEIGHT1) snprintf(extra, sizeof extra, ", y1 %.2e", rep.y1);
+        if (job->flags & DARN_FLAG_HAS_X1) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", dx1 %.2e", rep.dx1);
+        const int masks = res.out[DARN_JOB_MASK].produced || res.out[DARN_JOB_MASK1].produced;
         printf("fp64      %d rows: max rel err h %.2e (tol %.1e), rstd %.2e (tol %.1e), y %.2e (tol %.1e), dx %.2e "
-               "(tol %.1e)%s: %s\n",
-               rep.rows, rep.h, th, rep.rstd, tr, rep.y, ty, rep.dx, tdx,
-               res.out[DARN_JOB_MASK].produced ? (rep.mask_bad ? ", MASK BITS WRONG" : ", mask bits ok") : "",
-               oracle_ok ? "ok" : "FAIL");
+               "(tol %.1e)%s%s: %s\n",
+               rep.rows, rep.h, th, rep.rstd, tr, rep.y, ty, rep.dx, tdx, extra,
+               masks ? (rep.mask_bad ? ", MASK BITS WRONG" : ", mask bits ok") : "", oracle_ok ? "ok" : "FAIL");
         if (rep.skipped) printf("          (%d rows with inf/NaN skipped)\n", rep.skipped);
     }
     if (o->verbose) print_tensors(&res);

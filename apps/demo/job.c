@@ -210,7 +210,7 @@ static darn_dtype resout_dtype(const darn_job *job)
 
 int darn_job_h_is_x(const darn_job *job)
 {
-    return !(job->flags & (DARN_FLAG_HAS_RESIDUAL | DARN_FLAG_HAS_ROWSCALE)) && job->p == 0.0 &&
+    return !(job->flags & (DARN_FLAG_HAS_RESIDUAL | DARN_FLAG_HAS_ROWSCALE | DARN_FLAG_HAS_X1)) && job->p == 0.0 &&
            resout_dtype(job) == job->x_dtype;
 }
 
@@ -223,6 +223,10 @@ static const struct {
     {"rowscale", DARN_FLAG_HAS_ROWSCALE},
     {"zc", DARN_FLAG_ZERO_CENTERED_WEIGHT},
     {"rif32", DARN_FLAG_RESIDUAL_IN_FP32},
+    /* parallel residual (contract 4): last, so that the flags of older configs print as they did */
+    {"x1", DARN_FLAG_HAS_X1},
+    {"w1", DARN_FLAG_HAS_WEIGHT1},
+    {"b1", DARN_FLAG_HAS_BIAS1},
 };
 #define N_FLAG_NAMES (sizeof k_flag_names / sizeof k_flag_names[0])
 
@@ -237,7 +241,7 @@ static void shortest_g(char *buf, size_t len, double v, int as_float)
 
 int darn_job_format(const darn_job *job, char *buf, size_t len)
 {
-    char flags[64] = "";
+    char flags[96] = "";
     for (size_t i = 0; i < N_FLAG_NAMES; ++i) {
         if (!(job->flags & k_flag_names[i].flag)) continue;
         if (flags[0] != '\0') strcat(flags, ",");
@@ -254,7 +258,8 @@ int darn_job_format(const darn_job *job, char *buf, size_t len)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " dy=%s", darn_job_dtype_name(job->dy_dtype));
     if (is_fp8(job->out_dtype)) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " scale=%s", scale);
     if (job->amax) strcat(extra, " amax=1");
-    const int has_res = (job->flags & DARN_FLAG_HAS_RESIDUAL) != 0, has_bias = (job->flags & DARN_FLAG_HAS_BIAS) != 0;
+    const int has_res = (job->flags & DARN_FLAG_HAS_RESIDUAL) != 0;
+    const int has_bias = (job->flags & (DARN_FLAG_HAS_BIAS | DARN_FLAG_HAS_BIAS1)) != 0; /* b= is bias's and bias1's */
     const int n = snprintf(buf, len,
                            "%s M=%lld N=%lld x=%s res=%s w=%s b=%s out=%s flags=%s p=%s eps=%s seed=%llu "
                            "offset=%llu mask=%d dres=%d%s",
@@ -350,7 +355,7 @@ int darn_job_parse(darn_job *job, const char *text, char *err, size_t err_len)
                         size_t i = 0;
                         while (i < N_FLAG_NAMES && strcmp(f, k_flag_names[i].name) != 0) ++i;
                         if (i == N_FLAG_NAMES) {
-                            set_msg(err, err_len, "unknown flag '%s' (res, bias, rowscale, zc, rif32)", f);
+                            set_msg(err, err_len, "unknown flag '%s' (res, bias, rowscale, zc, rif32, x1, w1, b1)", f);
                             return -1;
                         }
                         j.flags |= k_flag_names[i].flag;
@@ -392,8 +397,8 @@ int darn_job_parse(darn_job *job, const char *text, char *err, size_t err_len)
         set_msg(err, err_len, "res=<dtype> must be given exactly when flags include res (else res=-)");
         return -1;
     }
-    if (bias_given != ((j.flags & DARN_FLAG_HAS_BIAS) != 0)) {
-        set_msg(err, err_len, "b=<dtype> must be given exactly when flags include bias (else b=-)");
+    if (bias_given != ((j.flags & (DARN_FLAG_HAS_BIAS | DARN_FLAG_HAS_BIAS1)) != 0)) {
+        set_msg(err, err_len, "b=<dtype> must be given exactly when flags include bias or b1 (else b=-)");
         return -1;
     }
     if (!res_given) j.residual_dtype = j.x_dtype;
@@ -410,7 +415,9 @@ int darn_job_parse(darn_job *job, const char *text, char *err, size_t err_len)
 }
 
 /* ---- deterministic inputs -------------------------------------------------------------------------- */
-enum { TAG_X = 1, TAG_RESIDUAL = 2, TAG_WEIGHT = 3, TAG_BIAS = 4, TAG_ROWSCALE = 5, TAG_DY = 6, TAG_DRESOUT = 7 };
+enum { TAG_X = 1, TAG_RESIDUAL = 2, TAG_WEIGHT = 3, TAG_BIAS = 4, TAG_ROWSCALE = 5, TAG_DY = 6, TAG_DRESOUT = 7,
+       /* parallel residual (contract 4): new tags, so every older tensor keeps its stream */
+       TAG_X1 = 8, TAG_WEIGHT1 = 9, TAG_BIAS1 = 10, TAG_DY1 = 11 };
 
 static uint64_t mix64(uint64_t z) /* SplitMix64's finalizer */
 {
@@ -492,6 +499,10 @@ void darn_job_inputs_free(darn_job_inputs *in)
     free(in->bias);
     free(in->dy);
     free(in->dresidual_out);
+    free(in->x1);
+    free(in->weight1);
+    free(in->bias1);
+    free(in->dy1);
     memset(in, 0, sizeof *in);
 }
 
@@ -514,6 +525,12 @@ int darn_job_inputs_make(const darn_job *job, darn_job_inputs *in, char *err, si
     if (job->flags & DARN_FLAG_HAS_BIAS) oom |= (in->bias = malloc(n * darn_dtype_size(job->bias_dtype) + 1)) == NULL;
     if (job->flags & DARN_FLAG_HAS_ROWSCALE) oom |= (in->rowscale = malloc(m * sizeof(float) + 1)) == NULL;
     if (job->dresidual_out) oom |= (in->dresidual_out = malloc(mn * darn_dtype_size(rd) + 1)) == NULL;
+    if (job->flags & DARN_FLAG_HAS_X1) oom |= (in->x1 = malloc(mn * darn_dtype_size(job->x_dtype) + 1)) == NULL;
+    if (job->flags & DARN_FLAG_HAS_WEIGHT1) {
+        oom |= (in->weight1 = malloc(n * darn_dtype_size(job->weight_dtype) + 1)) == NULL;
+        oom |= (in->dy1 = malloc(mn * darn_dtype_size(dy_dtype_of(job)) + 1)) == NULL;
+    }
+    if (job->flags & DARN_FLAG_HAS_BIAS1) oom |= (in->bias1 = malloc(n * darn_dtype_size(job->bias_dtype) + 1)) == NULL;
     if (oom) {
         darn_job_inputs_free(in);
         set_msg(err, err_len, "out of host memory for the inputs (M=%lld N=%lld)", (long long)job->rows,
@@ -532,6 +549,13 @@ int darn_job_inputs_make(const darn_job *job, darn_job_inputs *in, char *err, si
     if (in->rowscale) fill(in->rowscale, DARN_F32, m, job->seed, TAG_ROWSCALE, val_rowscale);
     fill(in->dy, dy_dtype_of(job), mn, job->seed, TAG_DY, val_pm1);
     if (in->dresidual_out) fill(in->dresidual_out, rd, mn, job->seed, TAG_DRESOUT, val_half);
+    /* parallel residual: x1 as x (special=1 touches x only), weight1 / bias1 / dy1 as weight / bias / dy */
+    if (in->x1) fill(in->x1, job->x_dtype, mn, job->seed, TAG_X1, val_pm2);
+    if (in->weight1)
+        fill(in->weight1, job->weight_dtype, n, job->seed, TAG_WEIGHT1,
+             (job->flags & DARN_FLAG_ZERO_CENTERED_WEIGHT) ? val_w0 : val_w1);
+    if (in->bias1) fill(in->bias1, job->bias_dtype, n, job->seed, TAG_BIAS1, val_half);
+    if (in->dy1) fill(in->dy1, dy_dtype_of(job), mn, job->seed, TAG_DY1, val_pm1);
     return 0;
 }
 
@@ -548,6 +572,8 @@ typedef struct run_state {
     darn_job_result *res;
     dev_tensor x, residual, rowscale, weight, bias, dy, dresout;           /* inputs */
     dev_tensor out, resout, mask, rstd, mean, dx, dres, dweight, dbias, amax; /* outputs */
+    dev_tensor x1, weight1, bias1, dy1;                                    /* parallel residual: inputs */
+    dev_tensor out1, mask1, dx1, dweight1, dbias1;                         /* parallel residual: outputs */
     void *ws_fwd, *ws_bwd;
     size_t ws_fwd_bytes, ws_bwd_bytes;
     darn_desc desc;
@@ -628,7 +654,8 @@ static void dev_free(const darn_mem *mem, dev_tensor *t)
 static void set_output(darn_job_result *res, darn_job_tensor k, const char *type, int64_t rows, int64_t cols, size_t elem)
 {
     static const char *const names[DARN_JOB_TENSORS] = {"y",  "residual_out", "rstd",    "mean",  "mask",
-                                                        "dx", "dresidual",    "dweight", "dbias", "amax"};
+                                                        "dx", "dresidual",    "dweight", "dbias", "amax",
+                                                        "y1", "mask1",        "dx1",     "dweight1", "dbias1"};
     darn_job_output *o = &res->out[k];
     o->name = names[k];
     o->produced = 1;
@@ -685,6 +712,8 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     const size_t m = (size_t)job->rows, n = (size_t)job->cols, stride = n + (size_t)job->pad;
     const int has_res = (job->flags & DARN_FLAG_HAS_RESIDUAL) != 0, has_bias = (job->flags & DARN_FLAG_HAS_BIAS) != 0;
     const int has_rs = (job->flags & DARN_FLAG_HAS_ROWSCALE) != 0, layer = job->norm == DARN_LAYERNORM;
+    const int has_x1 = (job->flags & DARN_FLAG_HAS_X1) != 0, has_w1 = (job->flags & DARN_FLAG_HAS_WEIGHT1) != 0;
+    const int has_b1 = (job->flags & DARN_FLAG_HAS_BIAS1) != 0;
     const darn_dtype rd = darn_residual_out_dtype(&s.desc);
     const size_t sx = darn_dtype_size(job->x_dtype), sr = darn_dtype_size(job->residual_dtype);
     const size_t sw = darn_dtype_size(job->weight_dtype), sb = darn_dtype_size(job->bias_dtype);
@@ -708,6 +737,11 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     set_output(res, DARN_JOB_DWEIGHT, darn_job_dtype_name(job->weight_dtype), 1, job->cols, sw);
     if (has_bias) set_output(res, DARN_JOB_DBIAS, darn_job_dtype_name(job->bias_dtype), 1, job->cols, sb);
     if (job->amax) set_output(res, DARN_JOB_AMAX, "f32", 1, 1, 4);
+    if (has_w1) set_output(res, DARN_JOB_Y1, darn_job_dtype_name(job->out_dtype), job->rows, job->cols, so);
+    if (has_x1 && job->mask) set_output(res, DARN_JOB_MASK1, "u8", job->rows, mask_row, 1);
+    if (has_x1) set_output(res, DARN_JOB_DX1, darn_job_dtype_name(job->x_dtype), job->rows, job->cols, sx);
+    if (has_w1) set_output(res, DARN_JOB_DWEIGHT1, darn_job_dtype_name(job->weight_dtype), 1, job->cols, sw);
+    if (has_b1) set_output(res, DARN_JOB_DBIAS1, darn_job_dtype_name(job->bias_dtype), 1, job->cols, sb);
 
     /* Minimal traffic: every byte a perfect kernel must read or write once. */
     const double mn = (double)m * (double)n;
@@ -720,6 +754,14 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
                      (job->dresidual_out ? mn * (double)srd : 0.0) + (job->mask ? (double)m * (double)mask_row : 0.0) +
                      mn * (double)sx + (has_res ? mn * (double)sr : 0.0) + (double)n * (double)sw +
                      (has_bias ? (double)n * (double)sb : 0.0);
+    /* parallel residual: fwd reads x1, weight1, bias1 and writes y1, mask1; bwd reads dy1, weight1, mask1 and
+     * writes dx1, dweight1, dbias1 */
+    const double mask_bytes = job->mask ? (double)m * (double)mask_row : 0.0;
+    res->fwd_bytes += (has_x1 ? mn * (double)sx + mask_bytes : 0.0) +
+                      (has_w1 ? (double)n * (double)sw + mn * (double)so : 0.0) + (has_b1 ? (double)n * (double)sb : 0.0);
+    res->bwd_bytes += (has_x1 ? mask_bytes + mn * (double)sx : 0.0) +
+                      (has_w1 ? mn * (double)sdy + 2.0 * (double)n * (double)sw : 0.0) +
+                      (has_b1 ? (double)n * (double)sb : 0.0);
 
     /* Device tensors: inputs copied in, outputs sentinel-filled. */
     if (dev_make(&s, &s.x, m, n * sx, stride * sx, in->x)) goto done;
@@ -739,6 +781,15 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     if (dev_make(&s, &s.dweight, 1, n * sw, n * sw, NULL)) goto done;
     if (has_bias && dev_make(&s, &s.dbias, 1, n * sb, n * sb, NULL)) goto done;
     if (job->amax && dev_make(&s, &s.amax, 1, 4, 4, NULL)) goto done;
+    if (has_x1 && dev_make(&s, &s.x1, m, n * sx, stride * sx, in->x1)) goto done;
+    if (has_w1 && dev_make(&s, &s.weight1, 1, n * sw, n * sw, in->weight1)) goto done;
+    if (has_b1 && dev_make(&s, &s.bias1, 1, n * sb, n * sb, in->bias1)) goto done;
+    if (has_w1 && dev_make(&s, &s.dy1, m, n * sdy, stride * sdy, in->dy1)) goto done;
+    if (has_w1 && dev_make(&s, &s.out1, m, n * so, stride * so, NULL)) goto done;
+    if (has_x1 && job->mask && dev_make(&s, &s.mask1, m, (size_t)mask_row, (size_t)mask_row, NULL)) goto done;
+    if (has_x1 && dev_make(&s, &s.dx1, m, n * sx, stride * sx, NULL)) goto done;
+    if (has_w1 && dev_make(&s, &s.dweight1, 1, n * sw, n * sw, NULL)) goto done;
+    if (has_b1 && dev_make(&s, &s.dbias1, 1, n * sb, n * sb, NULL)) goto done;
 
     /* Workspace, as the API asks for it. */
     darn_status st = darn_fwd_workspace_size(&s.desc, mem->backend, &s.ws_fwd_bytes);
@@ -760,6 +811,11 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     s.ft.rstd = (float *)s.rstd.ptr;
     s.ft.mean = (float *)s.mean.ptr;
     s.ft.amax = (float *)s.amax.ptr;
+    s.ft.x1 = s.x1.ptr;                s.ft.x1_stride = has_x1 ? st_el : 0;
+    s.ft.weight1 = s.weight1.ptr;
+    s.ft.bias1 = s.bias1.ptr;
+    s.ft.out1 = s.out1.ptr;            s.ft.out1_stride = has_w1 ? st_el : 0;
+    s.ft.mask1 = (uint8_t *)s.mask1.ptr;
 
     s.bt.dy = s.dy.ptr;                s.bt.dy_stride = st_el;
     s.bt.h = h_is_x ? s.x.ptr : s.resout.ptr; s.bt.h_stride = st_el;
@@ -773,6 +829,12 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     s.bt.dresidual = s.dres.ptr;       s.bt.dresidual_stride = has_res ? st_el : 0;
     s.bt.dweight = s.dweight.ptr;
     s.bt.dbias = s.dbias.ptr;
+    s.bt.dy1 = s.dy1.ptr;              s.bt.dy1_stride = has_w1 ? st_el : 0;
+    s.bt.weight1 = s.weight1.ptr;
+    s.bt.mask1 = (const uint8_t *)s.mask1.ptr;
+    s.bt.dx1 = s.dx1.ptr;              s.bt.dx1_stride = has_x1 ? st_el : 0;
+    s.bt.dweight1 = s.dweight1.ptr;
+    s.bt.dbias1 = s.dbias1.ptr;
 
     /* The run whose outputs are hashed, then the timed repetitions (same outputs again). */
     if ((st = (darn_status)run_fwd(&s)) != DARN_OK) { fail_darn(&s, st, "darn_fwd"); goto done; }
@@ -793,6 +855,11 @@ int darn_job_run(const darn_job *job, const darn_job_inputs *in, const darn_mem 
     if (dev_fetch(&s, &s.dweight, DARN_JOB_DWEIGHT)) goto done;
     if (has_bias && dev_fetch(&s, &s.dbias, DARN_JOB_DBIAS)) goto done;
     if (job->amax && dev_fetch(&s, &s.amax, DARN_JOB_AMAX)) goto done;
+    if (has_w1 && dev_fetch(&s, &s.out1, DARN_JOB_Y1)) goto done;
+    if (has_x1 && job->mask && dev_fetch(&s, &s.mask1, DARN_JOB_MASK1)) goto done;
+    if (has_x1 && dev_fetch(&s, &s.dx1, DARN_JOB_DX1)) goto done;
+    if (has_w1 && dev_fetch(&s, &s.dweight1, DARN_JOB_DWEIGHT1)) goto done;
+    if (has_b1 && dev_fetch(&s, &s.dbias1, DARN_JOB_DBIAS1)) goto done;
 
     /* Each tensor's bytes are hashed once (its record digest); the job digest hashes the manifest. */
     darn_sha256_ctx all;
@@ -822,6 +889,9 @@ done:
     dev_free(mem, &s.resout); dev_free(mem, &s.mask); dev_free(mem, &s.rstd); dev_free(mem, &s.mean);
     dev_free(mem, &s.dx); dev_free(mem, &s.dres); dev_free(mem, &s.dweight); dev_free(mem, &s.dbias);
     dev_free(mem, &s.amax);
+    dev_free(mem, &s.x1); dev_free(mem, &s.weight1); dev_free(mem, &s.bias1); dev_free(mem, &s.dy1);
+    dev_free(mem, &s.out1); dev_free(mem, &s.mask1); dev_free(mem, &s.dx1); dev_free(mem, &s.dweight1);
+    dev_free(mem, &s.dbias1);
     if (s.ws_fwd != NULL) mem->release(mem->ctx, s.ws_fwd);
     if (s.ws_bwd != NULL) mem->release(mem->ctx, s.ws_bwd);
     return rc;

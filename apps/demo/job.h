@@ -67,7 +67,8 @@ typedef struct darn_job {
     darn_norm norm;
     int64_t rows, cols; /* M >= 0, N >= 1 */
     darn_dtype x_dtype, residual_dtype, weight_dtype, bias_dtype, out_dtype;
-    uint32_t flags;     /* DARN_FLAG_* (HAS_RESIDUAL / HAS_BIAS decide whether res= / b= are used) */
+    uint32_t flags;     /* DARN_FLAG_* (HAS_RESIDUAL / HAS_BIAS or HAS_BIAS1 decide whether res= / b= are used);
+                         * HAS_X1 / HAS_WEIGHT1 / HAS_BIAS1: flash-attn's parallel residual (flags x1, w1, b1) */
     double p;           /* dropout probability */
     float eps;
     uint64_t seed, offset;
@@ -87,15 +88,18 @@ typedef struct darn_job {
 void darn_job_init(darn_job *job, darn_norm norm, int64_t rows, int64_t cols, darn_dtype dtype);
 
 /* Parses a config string (see above; keys in any order, M= and N= required, the rest default as
- * darn_job_init with f32; `res=-` / `b=-` with no res / bias flag). Flags: res, bias, rowscale, zc
- * (zero-centered weight), rif32 (residual in fp32), or `-`. Returns 0, or -1 with a message in err. */
+ * darn_job_init with f32; `res=-` / `b=-` with no res flag / neither a bias nor a b1 flag). Flags: res, bias,
+ * rowscale, zc (zero-centered weight), rif32 (residual in fp32), x1 (a second input x1, x's dtype), w1 (a
+ * second output y1 with its own weight1, w's dtype), b1 (y1's bias1, b's dtype; needs w1), or `-`. The
+ * parallel-residual flags come last in the canonical string, so configs without them print as before.
+ * Returns 0, or -1 with a message in err. */
 int darn_job_parse(darn_job *job, const char *text, char *err, size_t err_len);
 /* The canonical config string (every key, shortest round-trip numbers). Returns 0, -1 if truncated. */
 int darn_job_format(const darn_job *job, char *buf, size_t len);
 /* The darn_desc of the job. */
 void darn_job_desc(const darn_job *job, darn_desc *desc);
-/* 1 when the backward reads h from x itself (no residual, no rowscale, p = 0, h dtype == x dtype): the
- * forward then writes no residual_out. */
+/* 1 when the backward reads h from x itself (no residual, no rowscale, no x1, p = 0, h dtype == x dtype):
+ * the forward then writes no residual_out. */
 int darn_job_h_is_x(const darn_job *job);
 
 /* dtype names "f32" "f16" "bf16" "e4m3fn" "e5m2" "e4m3fnuz" "e5m2fnuz"; parse returns 0 or -1. */
@@ -111,6 +115,11 @@ typedef struct darn_job_inputs {
     void *bias;          /* [N] bias_dtype, or NULL */
     void *dy;            /* [M, N] dy dtype (dy_dtype, or out_dtype) */
     void *dresidual_out; /* [M, N] residual-out dtype, or NULL */
+    /* parallel residual (flags x1 / w1 / b1), else NULL */
+    void *x1;            /* [M, N] x_dtype (x1) */
+    void *weight1;       /* [N] weight_dtype (w1; generated as weight is, from its own stream) */
+    void *bias1;         /* [N] bias_dtype (b1) */
+    void *dy1;           /* [M, N] dy dtype (w1): the gradient of y1 */
 } darn_job_inputs;
 
 /* Generates the inputs of `job`. Returns 0, or -1 (out of memory / size overflow) with a message. */
@@ -128,15 +137,22 @@ typedef enum darn_job_tensor {
     DARN_JOB_DRESIDUAL,
     DARN_JOB_DWEIGHT,
     DARN_JOB_DBIAS,
-    DARN_JOB_AMAX, /* amax=1 only; last, so that the digests of jobs without it are what they were */
+    DARN_JOB_AMAX, /* amax=1 only; after the contract-1 tensors, so that the digests of jobs without it are what they were */
+    /* parallel residual (contract 4), after amax for the same reason; produced only with their flags */
+    DARN_JOB_Y1,       /* w1: the second output (out1) */
+    DARN_JOB_MASK1,    /* x1 and mask=1: x1's keep bits */
+    DARN_JOB_DX1,      /* x1 */
+    DARN_JOB_DWEIGHT1, /* w1 */
+    DARN_JOB_DBIAS1,   /* b1 */
     DARN_JOB_TENSORS
 } darn_job_tensor;
 
 typedef struct darn_job_output {
-    const char *name;   /* "y", "residual_out", "rstd", "mean", "mask", "dx", "dresidual", "dweight", "dbias", "amax" */
+    const char *name;   /* "y", "residual_out", "rstd", "mean", "mask", "dx", "dresidual", "dweight", "dbias", "amax",
+                         * "y1", "mask1", "dx1", "dweight1", "dbias1" */
     int produced;       /* 0: not an output of this job (not hashed) */
     const char *type;   /* a dtype name (darn_job_dtype_name), or "u8" for the mask */
-    int64_t rows, cols; /* logical shape; a vector is [1, n]; the mask is [M, darn_mask_row_bytes(N)] */
+    int64_t rows, cols; /* logical shape; a vector is [1, n]; mask and mask1 are [M, darn_mask_row_bytes(N)] */
     size_t bytes;       /* rows * cols * element size */
     void *host;         /* contiguous row-major copy, `bytes` bytes */
     uint8_t digest[DARN_SHA256_BYTES]; /* SHA-256 of this tensor's record (see darn_job_run) */
