@@ -22,6 +22,9 @@ FLAG_RESIDUAL_IN_FP32 = 1 << 1
 FLAG_HAS_RESIDUAL = 1 << 2
 FLAG_HAS_BIAS = 1 << 3
 FLAG_HAS_ROWSCALE = 1 << 4
+FLAG_HAS_X1 = 1 << 5       # parallel residual: h += dropout1(x1)
+FLAG_HAS_WEIGHT1 = 1 << 6  # second output y1 = norm(h) * weight1'
+FLAG_HAS_BIAS1 = 1 << 7    # y1 += bias1
 
 # DARN_STATUS_LIST: value -> name.
 STATUS_NAMES = {

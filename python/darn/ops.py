@@ -22,6 +22,13 @@ Layers:
   options: `_plans`), so a repeated call reads that metadata, looks it up and goes straight to the darn call.
   Preallocated outputs (out= / residual_out=) are checked per call (`_out_args`) and written with their row
   strides; an overlap is darn_fwd's DARN_ERR_ALIASING, re-raised with the Python names (`_fwd_failed`).
+- Parallel residual (x1 / weight1 / bias1 given: `_par_norm_fn`): flash-attn's second input and second output.
+  Non-parallel calls never reach it (one `is None` test each), so their path is unchanged; the darn calls get the
+  parallel fields as zeros. Parallel calls run the same checks (plus `_par_check`) and plan cache, then
+  `_fwd_run` / `_bwd_run` with their `par` argument (x1 / out1 / mask1, dy1 / dx1 / dweight1 / dbias1), through
+  `_DarnParFn` (an autograd.Function like `_DarnFn`) when they need gradients. They have no custom op yet: under
+  torch.compile they are excluded from tracing (torch.compiler.disable: a graph break, eager darn calls with
+  autograd), so torch.compile(fullgraph=True) refuses a parallel call.
 All paths run the same darn calls, so they give the same bits for the same (seed, offset).
 
 Dropout RNG (seed, offset):
@@ -39,7 +46,9 @@ Dropout RNG (seed, offset):
   capture would be frozen into the graph: every replay would reuse one mask.)
 - CPU tensor: (seed, offset) drawn with torch.randint from the default CPU generator.
 The mask is not stored for the backward: darn regenerates it from (seed, offset), bit-identical. With
-return_dropout_mask=True it is stored (bit-packed, darn's layout) and handed to the backward.
+return_dropout_mask=True it is stored (bit-packed, darn's layout) and handed to the backward. With x1, x1's mask
+comes from the same (seed, offset) at Philox element index i + 2^63 (independent of x's, never the same word):
+one pair, one offset advance of M*N, both masks.
 """
 
 from operator import index as _index
@@ -68,6 +77,7 @@ _INF = float("inf")
  _RMSNORM, _LAYERNORM, _BACKEND_GPU, _BACKEND_CPU) = (
     L.FLAG_ZERO_CENTERED_WEIGHT, L.FLAG_RESIDUAL_IN_FP32, L.FLAG_HAS_RESIDUAL, L.FLAG_HAS_BIAS, L.FLAG_HAS_ROWSCALE,
     L.RMSNORM, L.LAYERNORM, L.BACKEND_GPU, L.BACKEND_CPU)
+_FLAG_HAS_X1, _FLAG_HAS_WEIGHT1, _FLAG_HAS_BIAS1 = L.FLAG_HAS_X1, L.FLAG_HAS_WEIGHT1, L.FLAG_HAS_BIAS1
 
 # bound once: the per-call path looks nothing up in modules or dicts it does not need
 _empty_like = torch.empty_like
@@ -342,13 +352,15 @@ def _rng_of(rng):
 
 # ---- the two calls ------------------------------------------------------------------------------------------
 def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_norm, zero_centered_weight,
-              residual_in_fp32, out_dtype, store_residual_out, store_mask, stats):
+              residual_in_fp32, out_dtype, store_residual_out, store_mask, stats, par=None):
     """What a darn_fwd call takes from its arguments' metadata (dtypes, shape, device, options), not their data:
     (dv, workspace bytes, out dtype, residual_out dtype or None, mask row bytes or 0, rstd?, mean?, backend,
     darn_bwd's workspace bytes or None, x's CUDA device index or -1, x's dtype), dv the darn_desc fields up to dropout_p, which are also the backward's
     (darn_bwd takes the forward's desc; dy has out's dtype). With stats (rstd / mean: a call the backward will
     follow) the plan has the backward's workspace size. The eager entry points cache it (see _norm_fn); _fwd_impl
-    derives it per call."""
+    derives it per call. par: None, or a parallel-residual call's (x1?, weight1?, bias1's dtype or None), which
+    set DARN_FLAG_HAS_X1 / _WEIGHT1 / _BIAS1 (and bias_dtype from bias1 when there is no bias); store_mask then
+    stores x1's mask too."""
     shape = x.shape
     n = shape[-1]
     m = shape[0] if len(shape) == 2 else (x.numel() // n if n else 0)
@@ -378,6 +390,15 @@ def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_no
         bc = wc
     if has_rowscale:
         flags |= _FLAG_HAS_ROWSCALE
+    if par is not None:
+        if par[0]:
+            flags |= _FLAG_HAS_X1
+        if par[1]:
+            flags |= _FLAG_HAS_WEIGHT1
+        if par[2] is not None:
+            flags |= _FLAG_HAS_BIAS1
+            if bias is None:
+                bc = _code(par[2], "bias1")
     if eps > _FLT_MAX:  # as a C float: rounds like ctypes (inf beyond FLT_MAX, which darn rejects)
         eps = L._f32(eps).value
     dv = (_RMSNORM if is_rms_norm else _LAYERNORM, m, n, xc, rc, wc, bc, out_dtype, flags, eps, dropout_p)
@@ -388,13 +409,16 @@ def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_no
             x.get_device() if backend != _CPU else -1, x.dtype)
 
 
-def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe=False, outs=None):
+def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe=False, outs=None, par=None):
     """darn_fwd on x [..., N] (rows: the leading dims; residual has x's shape) with a plan of _fwd_plan for these
     arguments. Returns (out, resout, mask, rstd, mean, rng): out / resout have x's shape; resout / mask / rstd /
     mean / rng are None when not produced; mask is darn's packed layout [M, mask_row_bytes(N)] uint8; rng what
     the backward needs for the (seed, offset) pair (see _draw_rng). outs: None, or the checked preallocated
     outputs (out or None, its row stride, residual_out or None, its row stride) of _out_args, written instead of
-    allocating (residual_out only when the plan stores it)."""
+    allocating (residual_out only when the plan stores it). par: None, or a parallel-residual call's (x1, weight1,
+    bias1), each a tensor or None, as the plan's flags say (weight1 / bias1 contiguous); then the result has two
+    more entries, (..., out1, mask1): out1 [x's shape, out dtype] with weight1, mask1 (packed like mask) with x1
+    and a stored mask, else None."""
     dv, ws_bytes, out_dt, resout_dt, mask_bytes, want_rstd, want_mean, backend, _, dev, x_dt = plan
     m = dv[1]
     if backend == _CPU:
@@ -454,11 +478,37 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
         rng, s, o, dptr = None, 0, 0, 0
     else:
         rng, s, o, dptr = _draw_rng(x, seed, offset, graph_safe)
-    block = _call_buffer()
-    # darn reads seed = *dptr and offset = *(dptr + 1) + desc.offset (here 0) when the kernel runs
-    _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
-              x.data_ptr(), sx, rptr, sr, rowscale.data_ptr() if rowscale is not None else 0, weight.data_ptr(),
-              bias.data_ptr() if bias is not None else 0, out.data_ptr(), so, roptr, sro, mptr, rstdptr, meanptr, 0)
+    if par is None:
+        block = _call_buffer()
+        # darn reads seed = *dptr and offset = *(dptr + 1) + desc.offset (here 0) when the kernel runs
+        _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
+                  x.data_ptr(), sx, rptr, sr, rowscale.data_ptr() if rowscale is not None else 0, weight.data_ptr(),
+                  bias.data_ptr() if bias is not None else 0, out.data_ptr(), so, roptr, sro, mptr, rstdptr, meanptr,
+                  0, 0, 0, 0, 0, 0, 0, 0)
+    else:  # the parallel residual: x1's rows, out1, mask1
+        x1, weight1, bias1 = par
+        if x1 is None:
+            x1p = sx1 = m1ptr = 0
+            mask1 = None
+        else:
+            x1, sx1 = _rows(x1)
+            x1p = x1.data_ptr()
+            if mask_bytes:
+                mask1 = x.new_empty((m, mask_bytes), dtype=_uint8)
+                m1ptr = mask1.data_ptr()
+            else:
+                mask1, m1ptr = None, 0
+        if weight1 is None:
+            out1, o1ptr = None, 0
+        else:
+            out1 = _empty_like(x, dtype=out_dt, memory_format=_contiguous_format)
+            o1ptr = out1.data_ptr()
+        block = _call_buffer()
+        _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
+                  x.data_ptr(), sx, rptr, sr, rowscale.data_ptr() if rowscale is not None else 0, weight.data_ptr(),
+                  bias.data_ptr() if bias is not None else 0, out.data_ptr(), so, roptr, sro, mptr, rstdptr, meanptr,
+                  0, x1p, sx1, weight1.data_ptr() if weight1 is not None else 0,
+                  bias1.data_ptr() if bias1 is not None else 0, o1ptr, 0, m1ptr)
     if ws_bytes or switch >= 0:
         st = _call(_fwd_c, block, ws_bytes, backend, stream, switch, x)
     else:
@@ -468,6 +518,8 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
         _fwd_failed(st, outs)
     if outs is not None:  # written in place, as a torch op with out= would: saved copies elsewhere see it
         _bump_versions(outs[0], resout if outs[2] is not None else None)
+    if par is not None:
+        return out, resout, mask, rstd, mean, rng, out1, mask1
     return out, resout, mask, rstd, mean, rng
 
 
@@ -508,10 +560,12 @@ def _fwd_impl(x, weight, bias, residual, rowscale, eps, dropout_p, is_rms_norm, 
 
 
 def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps, dropout_p, is_rms_norm,
-              zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype, bias_dtype, want_dresidual):
+              zero_centered_weight, residual_in_fp32, x_dtype, residual_dtype, bias_dtype, want_dresidual, par=None):
     """darn_bwd on dy [..., N] (h and dresidual_out have its shape). residual_dtype / bias_dtype are -1 without a
     residual / bias; mask, rng, mean, rowscale and dresidual_out may be None (or empty). Returns (dx, dresidual,
-    dweight, dbias), dx / dresidual of dy's shape; dresidual / dbias are None when not produced."""
+    dweight, dbias), dx / dresidual of dy's shape; dresidual / dbias are None when not produced. par: None, or a
+    parallel-residual call's (has_x1, dy1 or None, weight1 or None, mask1 or None, bias1's dtype code or -1), dy1
+    in dy's dtype (present with weight1); then also (dx1, dweight1, dbias1) as in _bwd_run."""
     shape = dy.shape
     n = shape[-1]
     m = shape[0] if len(shape) == 2 else (dy.numel() // n if n else 0)
@@ -535,16 +589,30 @@ def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps
         bc = wc
     if rowscale is not None:
         flags |= _FLAG_HAS_ROWSCALE
+    if par is not None:
+        if par[0]:
+            flags |= _FLAG_HAS_X1
+        if par[2] is not None:
+            flags |= _FLAG_HAS_WEIGHT1
+        if par[4] >= 0:
+            flags |= _FLAG_HAS_BIAS1
+            if bias_dtype < 0:
+                bc = par[4]
+        par = par[1:4]
     if eps > _FLT_MAX:
         eps = L._f32(eps).value
     dv = (_RMSNORM if is_rms_norm else _LAYERNORM, m, n, x_dtype, rc, wc, bc, oc, flags, eps, dropout_p)
     return _bwd_run(dv, _workspace_bytes(False, backend, dv), backend, dy, h, weight, rstd, mean, rowscale,
-                    dresidual_out, mask, rng, want_dresidual)
+                    dresidual_out, mask, rng, want_dresidual, par)
 
 
-def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, want_dresidual):
+def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, want_dresidual,
+             par=None):
     """darn_bwd with darn_desc fields dv (the forward's, out_dtype = dy's dtype) and its workspace size on backend:
-    the body of _bwd_impl, which the eager autograd.Function calls with its forward's cached plan."""
+    the body of _bwd_impl, which the eager autograd.Function calls with its forward's cached plan. par: None, or a
+    parallel-residual call's (dy1, weight1, mask1) (dy1 / weight1 with DARN_FLAG_HAS_WEIGHT1, dy1 in dy's dtype;
+    mask1 optional); then the result is (dx, dresidual, dweight, dbias, dx1, dweight1, dbias1), dx1 with
+    DARN_FLAG_HAS_X1, dweight1 with _WEIGHT1, dbias1 with _BIAS1, else None."""
     n = dv[2]
     flags = dv[8]
     if backend == _CPU:
@@ -587,13 +655,42 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
         dbptr = db.data_ptr()
     else:
         db, dbptr = None, 0
-    block = _call_buffer()
-    _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
-              dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
-              mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
-              rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
-              mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
-              dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr)
+    if par is None:
+        block = _call_buffer()
+        _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
+                  dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
+                  mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
+                  rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
+                  mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
+                  dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr, 0, 0, 0, 0, 0, 0, 0, 0)
+    else:  # the parallel residual: dy1 / weight1 in, dx1 / dweight1 / dbias1 out
+        dy1, weight1, mask1 = par
+        if flags & _FLAG_HAS_WEIGHT1:
+            dy1, sdy1 = _rows(dy1)
+            dy1p, w1p = dy1.data_ptr(), weight1.data_ptr()
+            dw1 = dy.new_empty((n,), dtype=weight1.dtype)
+            dw1p = dw1.data_ptr()
+        else:
+            dy1p = sdy1 = w1p = dw1p = 0
+            dw1 = None
+        if flags & _FLAG_HAS_X1:
+            dx1 = _empty_like(dy, dtype=xdt, memory_format=_contiguous_format)
+            dx1p = dx1.data_ptr()
+            m1p = mask1.data_ptr() if mask1 is not None and mask1.numel() > 0 else 0
+        else:
+            dx1, dx1p, m1p = None, 0, 0
+        if flags & _FLAG_HAS_BIAS1:
+            db1 = dy.new_empty((n,), dtype=_DTYPE[dv[6]])
+            db1p = db1.data_ptr()
+        else:
+            db1, db1p = None, 0
+        block = _call_buffer()
+        _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
+                  dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
+                  mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
+                  rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
+                  mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
+                  dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr, dy1p, sdy1, w1p, m1p, dx1p, 0, dw1p, db1p)
     if ws_bytes or switch >= 0:
         st = _call(_bwd_c, block, ws_bytes, backend, stream, switch, dy)
     else:
@@ -601,6 +698,8 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
         _release_buffer(block)
     if st:
         L.raise_status(st, "darn_bwd")
+    if par is not None:
+        return dx, dres, dw, db, dx1, dw1, db1
     return dx, dres, dw, db
 
 
@@ -722,6 +821,75 @@ try:
 except (AttributeError, KeyError, TypeError):  # a torch that moved it: the public entry point
     _fn_apply = _DarnFn.apply
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+
+
+def _par_backward(ctx, dout, dout1, dresout):
+    h, weight, rowscale, weight1 = ctx.saved_tensors
+    rstd, mean, mask, mask1, rng, (fwd, bcfg) = ctx.st
+    res_code, use_dresout = bcfg[6], bcfg[8]
+    flags = fwd[0][8]
+    want_dres = res_code >= 0 and ctx.needs_input_grad[3]
+    out_dt = fwd[2]
+    # a missing gradient (that output unused) is zero; darn takes dy and dy1 in out's dtype (autograd's always)
+    if dout is None:
+        dout = torch.zeros(h.shape, dtype=out_dt, device=h.device)
+    elif dout.dtype is not out_dt:
+        dout = dout.to(out_dt)
+    if weight1 is None:
+        dout1 = None
+    elif dout1 is None:
+        dout1 = torch.zeros(h.shape, dtype=out_dt, device=h.device)
+    elif dout1.dtype is not out_dt:
+        dout1 = dout1.to(out_dt)
+    alias = want_dres and bcfg[9]  # dresidual has dx's bits (see _fn_plan): darn writes dx only
+    dx, dres, dw, db, dx1, dw1, db1 = _bwd_run(fwd[0], fwd[8], fwd[7], dout, h, weight, rstd, mean, rowscale,
+                                               dresout if use_dresout else None, mask, rng,
+                                               want_dres and not alias, (dout1, weight1, mask1))
+    if alias:
+        dres = dx
+    # rowscale, then x1, weight1, bias1, then None for cfg, plan, out, residual_out
+    return (dx, dw, (db if flags & _FLAG_HAS_BIAS else None), (dres if want_dres else None), None, dx1, dw1, db1,
+            None, None, None, None)
+
+
+_par_backward_once = torch.autograd.function.once_differentiable(_par_backward)
+
+
+class _DarnParFn(torch.autograd.Function):
+    """_DarnFn for flash-attn's parallel residual: apply(x, weight, bias, residual, rowscale, x1, weight1, bias1,
+    cfg, plan, out=None, residual_out=None) with _DarnFn's cfg and plan (a _fn_plan whose flags have
+    DARN_FLAG_HAS_X1 / _WEIGHT1 / _BIAS1). Returns (out, out1 or None, residual_out or None, mask or None,
+    mask1 or None): out1 with weight1; residual_out with prenorm; the masks (non-differentiable) with store_mask,
+    mask1 with x1. The backward gives dx, dweight, dbias, dresidual, dx1, dweight1, dbias1 (a gradient of out or
+    out1 that autograd does not pass, because that output is unused, counts as zero).
+    saved_tensors: (h, weight, rowscale, weight1); ctx.st: (rstd, mean, mask, mask1, rng, plan)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, residual, rowscale, x1, weight1, bias1, cfg, plan, out=None,
+                residual_out=None):
+        out, resout, mask, rstd, mean, rng, out1, mask1 = _fwd_run(
+            plan[0], x, weight, bias, residual, rowscale, cfg[9], cfg[10], False, cfg[11] if len(cfg) > 11 else None,
+            (x1, weight1, bias1))
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(resout if cfg[6] else x, weight, rowscale, weight1)
+        ctx.st = (rstd, mean, mask, mask1, rng, plan)
+        if mask is not None:
+            ctx.mark_non_differentiable(mask)
+        if mask1 is not None:
+            ctx.mark_non_differentiable(mask1)
+        return out, out1, (resout if cfg[8] else None), mask, mask1
+
+    @staticmethod
+    def backward(ctx, dout, dout1, dresout, _dmask, _dmask1):
+        if torch.is_grad_enabled():  # create_graph=True: the results must refuse a second backward
+            return _par_backward_once(ctx, dout, dout1, dresout)
+        return _par_backward(ctx, dout, dout1, dresout)
+
+
+try:
+    _par_fn_apply = torch._C._FunctionBase.__dict__["apply"].__get__(None, _DarnParFn)
+except (AttributeError, KeyError, TypeError):
+    _par_fn_apply = _DarnParFn.apply
 
 
 # ---- the custom ops (registered with torch >= 2.4; the bodies and fakes exist on every torch, for tests) ------
@@ -860,12 +1028,13 @@ def _check_vector(t, n, what, dev):
 
 
 def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, residual_in_fp32, zero_centered_weight,
-               is_rms_norm, return_dropout_mask, out_dtype, needs_grad, want_resout=False):
+               is_rms_norm, return_dropout_mask, out_dtype, needs_grad, want_resout=False, has_x1=False):
     """Checks the arguments of a call whose tensors have the right types (shapes, devices, dtypes, values; raises
     on the first bad one) and returns what the call does with them, a function of their metadata alone:
     (eps, dropout_p, is_rms_norm, zero_centered_weight, residual_in_fp32, out dtype code, store_residual_out,
     store_mask, prenorm), _DarnFn's cfg without (seed, offset). want_resout: a residual_out= was given, which
-    darn writes whenever h is not x (flash-attn), with prenorm or not."""
+    darn writes whenever h is not x (flash-attn), with prenorm or not. has_x1: a parallel-residual x1 (h is then
+    never x; _par_check checks x1 / weight1 / bias1)."""
     shape = x.shape
     if len(shape) < 1 or shape[-1] < 1:
         raise ValueError("darn: x has shape %s; it needs a last dim N >= 1" % (tuple(shape),))
@@ -905,7 +1074,8 @@ def _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, res
                                   "output; call it under torch.no_grad() or on tensors that do not require grad"
                                   % out_dtype)
     rfp32 = residual is None and bool(residual_in_fp32)  # flash-attn: with a residual, h has its dtype
-    h_is_x = (residual is None and rowscale is None and dropout_p == 0.0 and not (rfp32 and xdt != torch.float32))
+    h_is_x = (not has_x1 and residual is None and rowscale is None and dropout_p == 0.0
+              and not (rfp32 and xdt != torch.float32))
     store_resout = not h_is_x and bool(prenorm or needs_grad or want_resout)
     store_mask = dropout_p > 0.0 and bool(return_dropout_mask)
     return (eps, dropout_p, bool(is_rms_norm), bool(zero_centered_weight), rfp32, out_code, store_resout, store_mask,
@@ -973,9 +1143,10 @@ def _out_type_error(out, residual_out):
 def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm, residual_in_fp32,
              zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out, residual_out, seed, offset):
     """layer_norm_fn's body, positional (rms_norm_fn calls it without a second keyword-argument pass)."""
-    if x1 is not None or weight1 is not None or bias1 is not None:
-        raise NotImplementedError("darn: x1 / weight1 / bias1 (flash-attn's parallel-residual / two-weight "
-                                  "variant) are not supported yet")
+    if x1 is not None or weight1 is not None or bias1 is not None:  # flash-attn's parallel residual
+        return _par_norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
+                            residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out,
+                            residual_out, seed, offset)
     if not (isinstance(x, _Tensor) and isinstance(weight, _Tensor) and (bias is None or isinstance(bias, _Tensor))
             and (residual is None or isinstance(residual, _Tensor))
             and (rowscale is None or isinstance(rowscale, _Tensor))):
@@ -1069,9 +1240,147 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
     return tuple(res)
 
 
-# What layer_norm_fn / rms_norm_fn return: y, (y, residual_out), (y, mask, None) or (y, residual_out, mask, None).
+def _par_check(x, weight, bias, x1, weight1, bias1, out_dtype):
+    """Checks a parallel-residual call's x1 / weight1 / bias1 (tensors or None, at least one given) against x, weight
+    and bias (already checked; x1 / weight1 / bias1 are tensors or None): x1 of x's shape, device and dtype;
+    weight1 [N] with weight's dtype; bias1 [N] only with weight1, with bias's dtype when there is a bias; no fp8
+    out_dtype with a second output."""
+    dev = x.device
+    n = x.shape[-1]
+    if x1 is not None:
+        if x1.shape != x.shape:
+            raise ValueError("darn: x1 has shape %s, x has %s (the parallel residual adds dropout(x1) to x's rows)"
+                             % (tuple(x1.shape), tuple(x.shape)))
+        if x1.device != dev:
+            raise ValueError("darn: x1 is on %s but x is on %s" % (x1.device, dev))
+        if x1.dtype != x.dtype:
+            raise TypeError("darn: x1 has dtype %s but x has %s; darn reads x1 in x's dtype (convert one of them)"
+                            % (x1.dtype, x.dtype))
+    if bias1 is not None and weight1 is None:
+        raise ValueError("darn: bias1 needs weight1: bias1 is the bias of the second output "
+                         "y1 = norm(h) * weight1 + bias1, which only weight1 asks for")
+    if weight1 is not None:
+        _check_vector(weight1, n, "weight1", dev)
+        if weight1.dtype != weight.dtype:
+            raise TypeError("darn: weight1 has dtype %s but weight has %s; darn reads both weights in one dtype"
+                            % (weight1.dtype, weight.dtype))
+        if _OUT_CODE.get(x.dtype if out_dtype is None else out_dtype) not in _CODE.values():
+            raise NotImplementedError("darn: an fp8 out_dtype with a second output (weight1) is not supported "
+                                      "(darn_fwd: DARN_ERR_UNSUPPORTED)")
+    if bias1 is not None:
+        _check_vector(bias1, n, "bias1", dev)
+        if bias is not None and bias1.dtype != bias.dtype:
+            raise TypeError("darn: bias1 has dtype %s but bias has %s; darn reads both biases in one dtype"
+                            % (bias1.dtype, bias.dtype))
+
+
+def _par_norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm, residual_in_fp32,
+                 zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out, residual_out, seed, offset):
+    """layer_norm_fn's body for flash-attn's parallel residual (any of x1 / weight1 / bias1 given): _norm_fn's steps
+    with the second input and output, through _DarnParFn (autograd) or _fwd_run (no gradients). Inside
+    torch.compile it runs the same way, not as a custom op: dynamo does not trace it (see layer_norm_fn)."""
+    if not (isinstance(x, _Tensor) and isinstance(weight, _Tensor) and (bias is None or isinstance(bias, _Tensor))
+            and (residual is None or isinstance(residual, _Tensor))
+            and (rowscale is None or isinstance(rowscale, _Tensor))):
+        raise _type_error(x, weight, bias, residual, rowscale)
+    given = out is not None or residual_out is not None
+    if given:
+        e = _out_type_error(out, residual_out)
+        if e is not None:
+            raise e
+        if out is not None and out_dtype is None:
+            out_dtype = out.dtype
+    dropout_p, eps = float(dropout_p), float(eps)
+    if seed is not None:
+        seed, offset = _u64_arg(seed, "seed"), _u64_arg(offset, "offset")
+    elif offset != 0:
+        raise ValueError("darn: offset= needs seed=; without seed the (seed, offset) pair comes from the generator")
+    else:
+        offset = 0
+    for t, what in ((x1, "x1"), (weight1, "weight1"), (bias1, "bias1")):
+        if t is not None and not isinstance(t, _Tensor):
+            raise TypeError("darn: %s must be a torch.Tensor or None, got %s" % (what, type(t).__name__))
+    needs_grad = _grad_enabled() and (
+        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+        or (residual is not None and residual.requires_grad) or (x1 is not None and x1.requires_grad)
+        or (weight1 is not None and weight1.requires_grad) or (bias1 is not None and bias1.requires_grad))
+    want_resout = residual_out is not None
+    key = ("par", x.shape, x.dtype, x.device, weight.shape, weight.dtype, weight.device,
+           bias if bias is None else (bias.shape, bias.dtype, bias.device),
+           residual if residual is None else (residual.shape, residual.dtype, residual.device),
+           rowscale if rowscale is None else (rowscale.shape, rowscale.dtype, rowscale.device),
+           x1 if x1 is None else (x1.shape, x1.dtype, x1.device),
+           weight1 if weight1 is None else (weight1.shape, weight1.dtype, weight1.device),
+           bias1 if bias1 is None else (bias1.shape, bias1.dtype, bias1.device),
+           eps, dropout_p, prenorm, residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask,
+           out_dtype, needs_grad, want_resout)
+    plan = _plans.get(key)
+    if plan is None:
+        cfg = _norm_plan(x, weight, bias, residual, rowscale, eps, dropout_p, prenorm, residual_in_fp32,
+                         zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, needs_grad, want_resout,
+                         x1 is not None)
+        _par_check(x, weight, bias, x1, weight1, bias1, out_dtype)
+        fwd = _fwd_plan(x, weight, bias, residual, rowscale is not None, *cfg[:8], needs_grad,
+                        (x1 is not None, weight1 is not None, bias1.dtype if bias1 is not None else None))
+        if needs_grad:
+            fwd = _fn_plan(cfg, fwd)
+        if len(_plans) >= _PLANS_MAX:
+            _plans.clear()
+        _plans[key] = plan = (cfg, fwd)
+    cfg, fwd = plan
+    if not weight.is_contiguous():
+        weight = weight.contiguous()
+    if bias is not None and not bias.is_contiguous():
+        bias = bias.contiguous()
+    if weight1 is not None and not weight1.is_contiguous():
+        weight1 = weight1.contiguous()
+    if bias1 is not None and not bias1.is_contiguous():
+        bias1 = bias1.contiguous()
+    if rowscale is not None:
+        rowscale = rowscale.reshape(-1).to(_float32).contiguous()
+    store_resout, store_mask, prenorm = cfg[6], cfg[7], cfg[8]
+    outs = _out_args(x, residual, out, residual_out, cfg, needs_grad) if given else None
+    if needs_grad:
+        if _functorch_active is None or not _functorch_active():
+            y, y1, resout, mask, mask1 = _par_fn_apply(x, weight, bias, residual, rowscale, x1, weight1, bias1,
+                                                       cfg + (seed, offset, outs), fwd, out, residual_out)
+        else:
+            y, y1, resout, mask, mask1 = _DarnParFn.apply(x, weight, bias, residual, rowscale, x1, weight1, bias1,
+                                                          cfg + (seed, offset, outs), fwd, out, residual_out)
+    else:
+        y, resout, mask, _, _, _, y1, mask1 = _fwd_run(fwd, x, weight, bias, residual, rowscale, seed, offset, False,
+                                                       outs, (x1, weight1, bias1))
+    # flash-attn's LayerNormFn.forward: y [, y1 with weight1] [, residual_out with prenorm]
+    # [, dropout_mask, dropout_mask1 with return_dropout_mask]
+    res = [y]
+    if weight1 is not None:
+        res.append(y1)
+    if prenorm:
+        res.append(resout if store_resout else x)
+    if return_dropout_mask:
+        n = x.shape[-1]
+        m = x.numel() // n
+        res.append(_unpack_mask(mask, m, n, x.shape) if store_mask else None)
+        res.append(_unpack_mask(mask1, m, n, x.shape) if store_mask and x1 is not None else None)
+    return res[0] if len(res) == 1 else tuple(res)
+
+
+# Parallel calls are no custom op yet: under torch.compile dynamo does not trace them (a graph break; they run
+# eagerly, through _DarnParFn, autograd included), so torch.compile(fullgraph=True) refuses a parallel call.
+_compiler_disable = getattr(getattr(torch, "compiler", None), "disable", None)
+if _compiler_disable is None:
+    try:
+        from torch._dynamo import disable as _compiler_disable  # type: ignore[no-redef]  (torch 2.0)
+    except Exception:  # torch < 2.0: nothing compiles
+        _compiler_disable = None
+if _compiler_disable is not None:
+    _par_norm_fn = _compiler_disable(_par_norm_fn)
+
+
+# What layer_norm_fn / rms_norm_fn return: y, (y, residual_out), (y, mask, None) or (y, residual_out, mask, None);
+# with weight1, y1 after y; with x1, mask1 in the last place (see layer_norm_fn).
 NormResult = Union[Tensor, Tuple[Tensor, Tensor], Tuple[Tensor, Optional[Tensor], None],
-                   Tuple[Tensor, Tensor, Optional[Tensor], None]]
+                   Tuple[Tensor, Tensor, Optional[Tensor], None], Tuple[Optional[Tensor], ...]]
 
 
 def layer_norm_fn(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: Optional[Tensor] = None,
@@ -1083,17 +1392,28 @@ def layer_norm_fn(x: Tensor, weight: Tensor, bias: Optional[Tensor], residual: O
                   residual_out: Optional[Tensor] = None, *, seed: Optional[int] = None,
                   offset: int = 0) -> NormResult:
     """flash_attn.ops.triton.layer_norm.layer_norm_fn on libdarn:
-    h = dropout(x * rowscale) + residual; y = norm(h) * w' + b (LayerNorm, or RMSNorm with is_rms_norm).
+    h = dropout(x * rowscale) [+ dropout1(x1)] + residual; y = norm(h) * w' + b (LayerNorm, or RMSNorm with
+    is_rms_norm); with weight1 also y1 = norm(h) * weight1' [+ bias1] (w' = 1 + w with zero_centered_weight, for
+    both weights).
 
     Returns y, or (y, residual_out) with prenorm; with return_dropout_mask, (y, mask, None) or
     (y, residual_out, mask, None), mask a bool tensor of x's shape (None with dropout_p = 0).
+    Parallel residual (flash-attn's x1 / weight1 / bias1, e.g. its GPT ParallelBlock): x1 (x's shape and dtype) is
+    added with its own dropout mask (same p, independent bits from the same seed / offset: Philox element index
+    + 2^63); weight1 ([N], weight's dtype) asks for the second output y1 (out's dtype) and bias1 ([N], bias's
+    dtype; only with weight1) for its bias. The results are flash-attn's: y1 follows y, then residual_out with
+    prenorm, then with return_dropout_mask (mask, mask1), mask1 x1's bool mask (None without x1 or with
+    dropout_p = 0): y | (y, y1) | (y, residual_out) | (y, y1, residual_out), each followed by (mask, mask1) with
+    return_dropout_mask. Autograd gives dx1, dweight1 and dbias1 too (an unused y or y1 counts as a zero gradient).
+    Unlike flash-attn, rowscale may come with x1 (it scales x only). No fp8 out_dtype with weight1. Parallel calls
+    are no custom op yet: torch.compile runs them eagerly (a graph break), so fullgraph=True refuses them.
     residual_out has residual's dtype, float32 with residual_in_fp32 and no residual, else x's dtype; it is
     x itself when there is no residual, dropout or rowscale and no dtype change (as in flash-attn).
     darn extensions (keyword-only): seed / offset (integers in [0, 2**64)) fix the dropout stream instead of
     drawing it from the default generator (see darn.ops). out= / residual_out= (flash-attn's): y and h are
     written into them (shape, device and dtype as the call's; rows of N contiguous elements at one row stride,
     e.g. the halves of one [M, 2N] buffer; no overlap with the inputs except exactly in place) and returned;
-    residual_out is unused when h is x. Not supported (NotImplementedError): x1 / weight1 / bias1.
+    residual_out is unused when h is x (y1 has no preallocated output).
     """
     return _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
                     residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out,

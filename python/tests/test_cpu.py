@@ -266,12 +266,14 @@ def test_modules():
         assert isinstance(mod2(x.float()), torch.Tensor)
 
 
-def test_not_implemented():
+def test_parallel_residual_arguments_are_accepted():
+    # flash-attn's x1 / weight1 / bias1 (tests/test_parallel.py tests them): bias1 alone is the one error
     x = make((2, 8), torch.float32)
     w = torch.ones(8)
-    for kw in ({"x1": x}, {"weight1": w}, {"bias1": w}):
-        with pytest.raises(NotImplementedError, match="darn"):
-            darn.layer_norm_fn(x, w, None, **kw)
+    assert isinstance(darn.layer_norm_fn(x, w, None, x1=x), torch.Tensor)
+    assert len(darn.layer_norm_fn(x, w, None, weight1=w)) == 2
+    with pytest.raises(ValueError, match="bias1 needs weight1"):
+        darn.layer_norm_fn(x, w, None, bias1=w)
 
 
 def test_bad_arguments_raise_clear_errors():

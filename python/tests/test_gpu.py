@@ -457,3 +457,44 @@ def test_fp8_out_gpu_equals_cpu_bitwise(fp8, n):
         got = darn.rms_norm_fn(x.to(DEV), w.to(DEV), None, r.to(DEV), out_dtype=fp8, dropout_p=0.2, seed=5)
     assert got.dtype is fp8 and got.device.type == "cuda"
     assert torch.equal(got.cpu().view(torch.uint8), want.view(torch.uint8))
+
+
+# ---- flash-attn's parallel residual (x1, weight1, bias1) -------------------------------------------------------
+PAR_CASES = [
+    # is_rms, x, residual, weight, bias, rowscale, p, x1?, weight1?, bias1?
+    (True, torch.bfloat16, torch.float32, torch.float32, None, False, 0.1, True, True, False),
+    (True, torch.float16, None, torch.float16, None, False, 0.0, True, True, False),
+    (False, torch.bfloat16, torch.bfloat16, torch.bfloat16, torch.bfloat16, False, 0.2, True, True, True),
+    (False, torch.float32, torch.float32, torch.float32, torch.float32, True, 0.3, True, False, False),
+    (False, torch.float32, None, torch.float32, torch.float32, False, 0.0, False, True, True),
+]
+
+
+def _run_par(device, inputs, case, n):
+    is_rms, xd, rd, wd, bd, has_rs, p, has_x1, has_w1, has_b1 = case
+    x, r, w, b, rs, x1, w1, b1 = [t.detach().to(device, copy=True) if t is not None else None for t in inputs]
+    leaves = [t.requires_grad_(True) for t in (x, r, w, b, x1, w1, b1) if t is not None]
+    outs = darn.layer_norm_fn(x, w, b, r, x1, w1, b1, eps=1e-5, dropout_p=p, rowscale=rs, prenorm=True,
+                              is_rms_norm=is_rms, return_dropout_mask=True, seed=77, offset=3)
+    diff = [o for o in outs[:3 if has_w1 else 2]]
+    g = torch.Generator().manual_seed(5)
+    grads = [torch.randn(o.shape, generator=g).to(o.dtype).to(device) for o in diff]
+    torch.autograd.backward(diff, grads)
+    return [o.detach() if o is not None else None for o in outs] + [t.grad for t in leaves]
+
+
+@pytest.mark.parametrize("case", PAR_CASES, ids=lambda c: "-".join(str(v) for v in c))
+@pytest.mark.parametrize("n", [512, 4096])
+def test_parallel_residual_gpu_equals_cpu_bitwise(case, n):
+    is_rms, xd, rd, wd, bd, has_rs, p, has_x1, has_w1, has_b1 = case
+    x, r, w, b, rs = gen_inputs((6, 5, n), xd, rd, wd, bd, has_rs, seed=n)
+    g = torch.Generator().manual_seed(n + 1)
+    x1 = torch.randn(x.shape, generator=g).to(xd) if has_x1 else None
+    w1 = (torch.randn(n, generator=g) * 0.3 + 1).to(wd) if has_w1 else None
+    b1 = (torch.randn(n, generator=g) * 0.1).to(bd or wd) if has_b1 else None
+    inputs = (x, r, w, b, rs, x1, w1, b1)
+    cpu = _run_par("cpu", inputs, case, n)
+    gpu = _run_par(DEV, inputs, case, n)
+    assert len(cpu) == len(gpu)
+    for i, (u, v) in enumerate(zip(cpu, gpu)):
+        assert_bitwise(u, v, "output/gradient %d" % i)

@@ -278,7 +278,8 @@ def darn_backward_parts(b, darn, x, r, w, g):
     dx, dw, dres = torch.empty_like(x), torch.empty_like(w), torch.empty_like(r)
     block = L.call_buffer()
     L.pack_bwd(block[0], 0, *dv, 0, 0, 0, 0, *L.DESC_TAIL, g.data_ptr(), 0, h.data_ptr(), 0, weight.data_ptr(), rstd.data_ptr(), 0,
-               0, 0, 0, 0, dx.data_ptr(), 0, dres.data_ptr(), 0, dw.data_ptr(), 0)
+               0, 0, 0, 0, dx.data_ptr(), 0, dres.data_ptr(), 0, dw.data_ptr(), 0,
+               0, 0, 0, 0, 0, 0, 0, 0)  # no parallel residual (dy1 ... dbias1)
     bwd_c = ops._bwd_c
     wsp = ws.data_ptr() if ws_bytes else None
     if b.cuda:
@@ -333,7 +334,8 @@ def darn_parts(b, darn, x, r, w):
     backend, stream, _ = ops._backend(x)
     # rms_norm_fn(x, w, None, r)'s darn_fwd arguments (darn_desc fields, then darn_fwd_tensors), packed once
     args = (L.RMSNORM, m, n, L.BF16, L.BF16, L.BF16, L.BF16, L.BF16, L.FLAG_HAS_RESIDUAL, EPS, 0.0, 0, 0, 0, 0,
-            *L.DESC_TAIL, x.data_ptr(), 0, r.data_ptr(), 0, 0, w.data_ptr(), 0, out.data_ptr(), 0, 0, 0, 0, 0, 0, 0)
+            *L.DESC_TAIL, x.data_ptr(), 0, r.data_ptr(), 0, 0, w.data_ptr(), 0, out.data_ptr(), 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0)  # no parallel residual (x1 ... mask1)
     block = L.call_buffer()
     L.pack_fwd(block[0], 0, *args)
     ws = ctypes.c_size_t(0)
