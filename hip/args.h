@@ -38,6 +38,10 @@ struct darn_fwd_args {
     float out_scale;
     const float *out_scale_ptr;
     uint32_t *amax;
+    /* parallel residual (the PAR kernels only; views with p = NULL where absent): x1 (x's dtype), weight1 / bias1,
+     * out1 (written, out's dtype), mask1 (x1's keep bits, written) */
+    darn_view x1, w1, b1, out1;
+    uint8_t *mask1;
 };
 
 struct darn_bwd_args {
@@ -51,15 +55,22 @@ struct darn_bwd_args {
     uint32_t opt;
     int32_t mask_read;
     int32_t p, rows_per_block;
+    /* parallel residual (the PAR kernels only): dy1 (dy's dtype), weight1, dx1 (written, x's dtype), mask1 (x1's
+     * keep bits, read when mask1_read), the dweight1 / dbias1 chunk partials */
+    darn_view dy1, w1, dx1;
+    const uint8_t *mask1;
+    int32_t mask1_read;
+    float *partial_w1, *partial_b1;
 };
 
 /* One pass of the dweight/dbias tree: per column, aligned blocks of 32 of the `count` values
  * q[i * step][c] become one, stored at q[32 i' * step][c]; the last pass (count <= 32) stores dst. */
+#define DARN_WGRAD_MAX_PARTS 4
 struct darn_wgrad_args {
-    float *partial[2]; /* [G][N] each (dweight, dbias), summed in place */
-    void *dst[2];      /* [N] each */
-    int32_t dt[2];
-    int32_t parts;     /* 1 or 2 */
+    float *partial[DARN_WGRAD_MAX_PARTS]; /* [G][N] each (dweight, dbias, dweight1, dbias1: those present), summed in place */
+    void *dst[DARN_WGRAD_MAX_PARTS];      /* [N] each */
+    int32_t dt[DARN_WGRAD_MAX_PARTS];
+    int32_t parts;                        /* 1 … 4 (grid.y) */
     int64_t n, count, step, col_blocks;
 };
 

@@ -1,7 +1,8 @@
 /*
- * bwd.hip — the backward (docs/numerics.md §6): one body for rows in registers, darn_bwd<Dt, K, BIAS>, the two
- * kernels of re-read rows (darn_bwd_rowsums, darn_bwd_cols), the pass of the dweight/dbias tree, and the
- * backward rows of the dispatch table.
+ * bwd.hip — the backward (docs/numerics.md §6): one body for rows in registers, darn_bwd<Dt, K, BIAS, PAR>, the
+ * two kernels of re-read rows (darn_bwd_rowsums, darn_bwd_cols), the pass of the dweight/dbias tree, and the
+ * backward rows of the dispatch table. PAR adds flash-attn's parallel residual: dy1 and weight1 in g, dx1 with
+ * x1's keep bits, the dweight1 / dbias1 partials, each part under its run-time option bit.
  *
  * Rows come in the chunks of §6 (a function of M and N only). A slot (the P threads of a row) takes whole
  * chunks and walks their rows in order, adding each row's dweight (dbias) terms to the partial of its
@@ -21,22 +22,59 @@
 #define DARN_BWD_REREAD_BATCH 2 /* groups per thread and step in the re-read rows (compile-time dtypes; 1 otherwise) */
 
 
-/* xhat, gy and g = gy * w' of a group (§6). */
-template <class Dt>
+/* The PAR kernels' raw groups of dy1 (dy's type) and weight1 (weight's). */
+template <class Dt, bool PAR> using darn_raw_dy1 = darn_raw_if<Dt, DARN_ROLE_O, PAR>;
+template <class Dt, bool PAR> using darn_raw_w1 = darn_raw_if<Dt, DARN_ROLE_W, PAR>;
+
+/* The PAR kernels' parallel-residual rows of a group: dy1 and weight1 (with a second output), as raw words. */
+template <class Dt, bool PAR> struct bwd_par_raw {
+    darn_raw_dy1<Dt, PAR> dy1;
+    darn_raw_w1<Dt, PAR> w1;
+};
+
+/* xhat, gy (gy1 = dy1 with a second output) and g = gy * w' [+ gy1 * w1'] of a group (§6). */
+template <class Dt, bool PAR>
 __device__ __forceinline__ void bwd_group_terms(const darn_bwd_args &a, const typename Dt::template raw<DARN_ROLE_RO> &rh,
                                                 const typename Dt::template raw<DARN_ROLE_O> &rdy,
-                                                const typename Dt::template raw<DARN_ROLE_W> &rw, float mean, float rstd,
-                                                float (&xhat)[8], float (&gy)[8], float (&g)[8])
+                                                const typename Dt::template raw<DARN_ROLE_W> &rw,
+                                                const bwd_par_raw<Dt, PAR> &rp, float mean, float rstd,
+                                                float (&xhat)[8], float (&gy)[8], float (&gy1)[8], float (&g)[8])
 {
     float w[8];
     Dt::template cvt<DARN_ROLE_RO>(xhat, rh, a.h);
     Dt::template cvt<DARN_ROLE_O>(gy, rdy, a.dy);
     Dt::template cvt<DARN_ROLE_W>(w, rw, a.w);
+    if constexpr (PAR) {
+        float w1[8];
+        Dt::template cvt<DARN_ROLE_O>(gy1, rp.dy1, a.dy1);
+        Dt::template cvt<DARN_ROLE_W>(w1, rp.w1, a.w1);
 #pragma unroll
-    for (int e = 0; e < 8; e++) {
-        xhat[e] = darn_xhat(xhat[e], mean, rstd, a.opt);
-        g[e] = darn_bwd_g(gy[e], darn_weight(w[e], a.opt), 0.0f, 0.0f, 0u);
+        for (int e = 0; e < 8; e++) {
+            xhat[e] = darn_xhat(xhat[e], mean, rstd, a.opt);
+            g[e] = darn_bwd_g(gy[e], darn_weight(w[e], a.opt), gy1[e], darn_weight(w1[e], a.opt), a.opt);
+        }
+    } else {
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            xhat[e] = darn_xhat(xhat[e], mean, rstd, a.opt);
+            g[e] = darn_bwd_g(gy[e], darn_weight(w[e], a.opt), 0.0f, 0.0f, 0u);
+            gy1[e] = 0.0f;
+        }
     }
+}
+
+/* dy1 (with a second output) of group j of row r into rp (PAR kernels; else nothing). */
+template <class Dt, bool PAR>
+__device__ __forceinline__ void bwd_load_dy1(const darn_bwd_args &a, int64_t r, int64_t j, bwd_par_raw<Dt, PAR> &rp)
+{
+    if constexpr (PAR)
+        if (a.opt & DARN_OPT_Y1) Dt::template load<DARN_ROLE_O>(rp.dy1, a.dy1, r, j, a.n);
+}
+template <class Dt, bool PAR>
+__device__ __forceinline__ void bwd_load_w1(const darn_bwd_args &a, int64_t j, bwd_par_raw<Dt, PAR> &rp)
+{
+    if constexpr (PAR)
+        if (a.opt & DARN_OPT_Y1) Dt::template load<DARN_ROLE_W>(rp.w1, a.w1, 0, j, a.n);
 }
 
 /* The group's sums of xhat * g and of g. */
@@ -61,13 +99,29 @@ __device__ __forceinline__ uint32_t bwd_group_bits(const darn_bwd_args &a, uint6
     if (!(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
     return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8) + a.rng.index0, a.rng);
 }
+/* x1's keep bits of group j of row r (PAR kernels with x1): mask1's byte, or regenerated at element index +
+ * DARN_X1_INDEX (§3), or all kept. */
+template <class Dt, bool PAR>
+__device__ __forceinline__ uint32_t bwd_group_bits1(const darn_bwd_args &a, uint64_t seed, uint64_t offset, int64_t r,
+                                                    int64_t j)
+{
+    if constexpr (PAR) {
+        if (!(a.opt & DARN_OPT_X1)) return 0xFFu;
+        if (a.mask1_read) return DARN_LDG(a.mask1 + r * a.mask_row_bytes + j);
+        if (!(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
+        return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8) + a.rng.index0 + DARN_X1_INDEX, a.rng);
+    }
+    return 0xFFu;
+}
 
-/* dh -> dresidual and dx of group j, and the group's dweight (dbias) terms added to pw (pb). */
-template <class Dt, bool BIAS>
+/* dh -> dresidual, dx (and dx1) of group j, and the group's dweight (dbias; dweight1, dbias1) terms added to pw
+ * (pb; pw1, pb1). */
+template <class Dt, bool BIAS, bool PAR>
 __device__ __forceinline__ void bwd_group_out(const darn_bwd_args &a, int64_t r, int64_t j, const float (&xhat)[8],
-                                              const float (&gy)[8], const float (&g)[8], float c1, float c2, float rstd,
-                                              float rs, uint32_t bits, const typename Dt::template raw<DARN_ROLE_RO> &rdr,
-                                              float (&pw)[8], float (&pb)[8])
+                                              const float (&gy)[8], const float (&gy1)[8], const float (&g)[8], float c1,
+                                              float c2, float rstd, float rs, uint32_t bits, uint32_t bits1,
+                                              const typename Dt::template raw<DARN_ROLE_RO> &rdr, float (&pw)[8],
+                                              float (&pb)[8], float (&pw1)[8], float (&pb1)[8])
 {
     float dh[8], dro[8];
 #pragma unroll
@@ -86,7 +140,28 @@ __device__ __forceinline__ void bwd_group_out(const darn_bwd_args &a, int64_t r,
         if constexpr (BIAS) pb[e] = pb[e] + gy[e];
     }
     Dt::template store<DARN_ROLE_X>(a.dx, r, j, a.n, dx);
+    if constexpr (PAR) {
+        if (a.opt & DARN_OPT_X1) {
+            float dx1[8];
+#pragma unroll
+            for (int e = 0; e < 8; e++) dx1[e] = darn_bwd_dx1(dh[e], (bits1 >> e) & 1u, a.rng.scale, a.opt);
+            Dt::template store<DARN_ROLE_X>(a.dx1, r, j, a.n, dx1);
+        }
+        if (a.opt & DARN_OPT_Y1) {
+            const bool b1 = a.opt & DARN_OPT_BIAS1;
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                pw1[e] = pw1[e] + darn_wgrad_term(gy1[e], xhat[e]);
+                if (b1) pb1[e] = pb1[e] + gy1[e];
+            }
+        }
+    }
 }
+
+/* A chunk's partials of group j (the PAR kernels' dweight1 / dbias1 too) into the workspace. */
+template <bool BIAS, bool PAR>
+__device__ __forceinline__ void bwd_partials_store(const darn_bwd_args &a, int64_t g, int64_t j, const float (&pw)[8],
+                                                   const float (&pb)[8], const float (&pw1)[8], const float (&pb1)[8]);
 
 /* 8 floats of a [G][N] partial row at group j: 16-byte accesses when N % 4 == 0 (workspace rows are then
  * 16-byte aligned), element accesses (up to N) otherwise. */
@@ -114,6 +189,18 @@ __device__ __forceinline__ void partial_store(float *row, int64_t j, int64_t n, 
         if (c0 + e < n) row[c0 + e] = v[e];
 }
 
+template <bool BIAS, bool PAR>
+__device__ __forceinline__ void bwd_partials_store(const darn_bwd_args &a, int64_t g, int64_t j, const float (&pw)[8],
+                                                   const float (&pb)[8], const float (&pw1)[8], const float (&pb1)[8])
+{
+    partial_store(a.partial_w + g * a.n, j, a.n, pw);
+    if constexpr (BIAS) partial_store(a.partial_b + g * a.n, j, a.n, pb);
+    if constexpr (PAR) {
+        if (a.partial_w1) partial_store(a.partial_w1 + g * a.n, j, a.n, pw1);
+        if (a.partial_b1) partial_store(a.partial_b1 + g * a.n, j, a.n, pb1);
+    }
+}
+
 /* Row i of chunk g of the chunk walk, or row 0 (a shadow: loads only) past the chunk's or the call's end.
  * (Functions, not lambdas: a lambda the AMD compiler does not inline keeps the arguments in scratch.) */
 __device__ __forceinline__ int64_t bwd_walk_row(const darn_bwd_args &a, int64_t g, int64_t i, bool &on)
@@ -123,30 +210,37 @@ __device__ __forceinline__ int64_t bwd_walk_row(const darn_bwd_args &a, int64_t 
     return on ? r : (int64_t)0;
 }
 
-/* h, dy (and the mask byte, when it is read) of the thread's group k of row r. */
-template <class Dt, int K, int k>
+/* h, dy (dy1), and the mask byte (mask1's), when it is read, of the thread's group k of row r. */
+template <class Dt, bool PAR, int K, int k>
 __device__ __forceinline__ void bwd_load_group(const darn_bwd_args &a, int t, int64_t r,
                                                typename Dt::template raw<DARN_ROLE_RO> (&rh)[K],
-                                               typename Dt::template raw<DARN_ROLE_O> (&rdy)[K], uint32_t (&mbits)[K])
+                                               typename Dt::template raw<DARN_ROLE_O> (&rdy)[K],
+                                               bwd_par_raw<Dt, PAR> (&rp)[K], uint32_t (&mbits)[K], uint32_t (&mbits1)[K])
 {
     const int64_t j = t + (int64_t)k * a.p;
-    mbits[k] = 0xFFu;
+    mbits[k] = mbits1[k] = 0xFFu;
     if (j < a.groups) {
         Dt::template load<DARN_ROLE_RO>(rh[k], a.h, r, j, a.n);
         Dt::template load<DARN_ROLE_O>(rdy[k], a.dy, r, j, a.n);
+        bwd_load_dy1<Dt, PAR>(a, r, j, rp[k]);
         if (a.mask_read) mbits[k] = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
+        if (PAR && a.mask1_read) mbits1[k] = DARN_LDG(a.mask1 + r * a.mask_row_bytes + j);
     }
 }
 
-template <class Dt, int K, int k>
-__device__ __forceinline__ void bwd_load_w(const darn_bwd_args &a, int t, typename Dt::template raw<DARN_ROLE_W> (&rw)[K])
+template <class Dt, bool PAR, int K, int k>
+__device__ __forceinline__ void bwd_load_w(const darn_bwd_args &a, int t, typename Dt::template raw<DARN_ROLE_W> (&rw)[K],
+                                           bwd_par_raw<Dt, PAR> (&rp)[K])
 {
     const int64_t j = t + (int64_t)k * a.p;
-    if (j < a.groups) Dt::template load<DARN_ROLE_W>(rw[k], a.w, 0, j, a.n);
+    if (j < a.groups) {
+        Dt::template load<DARN_ROLE_W>(rw[k], a.w, 0, j, a.n);
+        bwd_load_w1<Dt, PAR>(a, j, rp[k]);
+    }
 }
 
 /* The backward with the row in registers. */
-template <class Dt, int K, bool BIAS>
+template <class Dt, int K, bool BIAS, bool PAR>
 __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(const darn_bwd_args a)
 {
     using RH = typename Dt::template raw<DARN_ROLE_RO>;
@@ -169,46 +263,55 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
          * PFK groups are loaded before this row's sums (this row's are read again afterwards: cache hits);
          * the weight stays in registers across rows only for K = 1; dresidual_out is loaded after the
          * sums. */
-        constexpr int PFK = DARN_BWD_PREFETCH && K <= 2 ? K : 0; /* K > 2: the registers are spent (AMD spills) */
-        constexpr bool KEEP_W = K == 1;
+        /* K > 2 or PAR (dy1, weight1 and two more partials): the registers are spent (AMD spills), so nothing is
+         * prefetched and the row's groups are loaded again after the sums (cache hits) */
+        constexpr int PFK = DARN_BWD_PREFETCH && K <= 2 && !PAR ? K : 0;
+        constexpr bool RELOAD = K > 2 || PAR;
+        constexpr bool KEEP_W = K == 1 && !PAR;
         RW rw[K] = {};
-        if (KEEP_W) darn_unroll<K>([&](auto kk) { bwd_load_w<Dt, K, decltype(kk)::value>(a, t, rw); });
+        bwd_par_raw<Dt, PAR> rp[K] = {}; /* dy1 and weight1 */
+        if (KEEP_W) darn_unroll<K>([&](auto kk) { bwd_load_w<Dt, PAR, K, decltype(kk)::value>(a, t, rw, rp); });
         RH rh[K] = {};
         RDY rdy[K] = {};
-        uint32_t mbits[K]; /* mask bytes, loaded with the row when the mask is read */
+        uint32_t mbits[K], mbits1[K]; /* mask (mask1) bytes, loaded with the row when the mask is read */
         bool first_on;
         if (PFK > 0) {
             const int64_t r1 = bwd_walk_row(a, (int64_t)block * a.rows_per_block + slot, 0, first_on);
-            darn_unroll<PFK>([&](auto kk) { bwd_load_group<Dt, K, decltype(kk)::value>(a, t, r1, rh, rdy, mbits); });
+            darn_unroll<PFK>(
+                [&](auto kk) { bwd_load_group<Dt, PAR, K, decltype(kk)::value>(a, t, r1, rh, rdy, rp, mbits, mbits1); });
         }
         for (int64_t gb = (int64_t)block * a.rows_per_block; gb < a.chunks; gb += slot_stride) { /* uniform */
             const int64_t g = gb + slot;
-            float pw[K][8], pb[BIAS ? K : 1][8];
+            float pw[K][8], pb[BIAS ? K : 1][8], pw1[PAR ? K : 1][8], pb1[PAR ? K : 1][8];
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     pw[k][e] = -0.0f;
                     if constexpr (BIAS) pb[k][e] = -0.0f;
+                    if constexpr (PAR) pw1[k][e] = pb1[k][e] = -0.0f;
                 }
             });
             for (int64_t i = 0; i < R; i++) {
                 bool on;
                 const int64_t r = bwd_walk_row(a, g, i, on);
                 darn_unroll<K>([&](auto kk) { /* the groups not prefetched */
-                    if constexpr (decltype(kk)::value >= PFK) bwd_load_group<Dt, K, decltype(kk)::value>(a, t, r, rh, rdy, mbits);
+                    if constexpr (decltype(kk)::value >= PFK)
+                        bwd_load_group<Dt, PAR, K, decltype(kk)::value>(a, t, r, rh, rdy, rp, mbits, mbits1);
                 });
-                if (!KEEP_W) darn_unroll<K>([&](auto kk) { bwd_load_w<Dt, K, decltype(kk)::value>(a, t, rw); });
+                if (!KEEP_W) darn_unroll<K>([&](auto kk) { bwd_load_w<Dt, PAR, K, decltype(kk)::value>(a, t, rw, rp); });
                 const float rstd = a.rstd[r];
                 const float mean = layer ? a.mean[r] : 0.0f;
                 const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
-                uint32_t bits[K];
+                uint32_t bits[K], bits1[K];
                 darn_unroll<K>([&](auto kk) {
                     constexpr int k = decltype(kk)::value;
                     const int64_t j = t + (int64_t)k * p;
                     bits[k] = mbits[k];
                     if (j < groups && !a.mask_read && (a.opt & DARN_OPT_DROPOUT))
                         bits[k] = bwd_group_bits<Dt>(a, seed, offset, r, j);
+                    bits1[k] = mbits1[k];
+                    if (j < groups && !a.mask1_read) bits1[k] = bwd_group_bits1<Dt, PAR>(a, seed, offset, r, j);
                 });
                 /* The row's two sums. */
                 float acc[2 * K];
@@ -217,8 +320,8 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
                     const int64_t j = t + (int64_t)k * p;
                     acc[k] = acc[K + k] = -0.0f;
                     if (j < groups) {
-                        float xhat[8], gy[8], gg[8];
-                        bwd_group_terms<Dt>(a, rh[k], rdy[k], rw[k], mean, rstd, xhat, gy, gg);
+                        float xhat[8], gy[8], gy1[8], gg[8];
+                        bwd_group_terms<Dt, PAR>(a, rh[k], rdy[k], rw[k], rp[k], mean, rstd, xhat, gy, gy1, gg);
                         bwd_group_sums<Dt>(a, j, xhat, gg, acc[k], acc[K + k]);
                     }
                 });
@@ -226,7 +329,9 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
                     /* the next row of this slot: in this chunk, else the slot's next chunk */
                     bool on_next;
                     const int64_t rn = i + 1 < R ? bwd_walk_row(a, g, i + 1, on_next) : bwd_walk_row(a, g + slot_stride, 0, on_next);
-                    darn_unroll<PFK>([&](auto kk) { bwd_load_group<Dt, K, decltype(kk)::value>(a, t, rn, rh, rdy, mbits); });
+                    darn_unroll<PFK>([&](auto kk) {
+                        bwd_load_group<Dt, PAR, K, decltype(kk)::value>(a, t, rn, rh, rdy, rp, mbits, mbits1);
+                    });
                 }
                 float c1, c2 = 0.0f;
                 if (layer) {
@@ -248,21 +353,24 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
                     constexpr int k = decltype(kk)::value;
                     const int64_t j = t + (int64_t)k * p;
                     if (j < groups) {
-                        float xhat[8], gy[8], gg[8];
+                        float xhat[8], gy[8], gy1[8], gg[8];
                         RH rdr = {};
                         if (a.dresout.p) Dt::template load<DARN_ROLE_RO>(rdr, a.dresout, r, j, a.n);
-                        if constexpr (k < PFK || K > 2) { /* this row again: its first loads made it a cache hit
-                                                           * (K > 2: h and dy are not held across the sums) */
+                        if constexpr (k < PFK || RELOAD) { /* this row again: its first loads made it a cache hit
+                                                            * (RELOAD: nothing of the row is held across the sums) */
                             RH h2;
                             RDY dy2;
+                            bwd_par_raw<Dt, PAR> rp2;
                             Dt::template load<DARN_ROLE_RO>(h2, a.h, r, j, a.n);
                             Dt::template load<DARN_ROLE_O>(dy2, a.dy, r, j, a.n);
-                            bwd_group_terms<Dt>(a, h2, dy2, rw[k], mean, rstd, xhat, gy, gg);
+                            bwd_load_dy1<Dt, PAR>(a, r, j, rp2);
+                            bwd_load_w1<Dt, PAR>(a, j, rp2);
+                            bwd_group_terms<Dt, PAR>(a, h2, dy2, rw[k], rp2, mean, rstd, xhat, gy, gy1, gg);
                         } else {
-                            bwd_group_terms<Dt>(a, rh[k], rdy[k], rw[k], mean, rstd, xhat, gy, gg);
+                            bwd_group_terms<Dt, PAR>(a, rh[k], rdy[k], rw[k], rp[k], mean, rstd, xhat, gy, gy1, gg);
                         }
-                        bwd_group_out<Dt, BIAS>(a, r, j, xhat, gy, gg, c1, c2, rstd, rs, bits[k], rdr, pw[k],
-                                                pb[BIAS ? k : 0]);
+                        bwd_group_out<Dt, BIAS, PAR>(a, r, j, xhat, gy, gy1, gg, c1, c2, rstd, rs, bits[k], bits1[k], rdr,
+                                                     pw[k], pb[BIAS ? k : 0], pw1[PAR ? k : 0], pb1[PAR ? k : 0]);
                     }
                 });
             }
@@ -270,10 +378,8 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
                 darn_unroll<K>([&](auto kk) {
                     constexpr int k = decltype(kk)::value;
                     const int64_t j = t + (int64_t)k * p;
-                    if (j < groups) {
-                        partial_store(a.partial_w + g * a.n, j, a.n, pw[k]);
-                        if constexpr (BIAS) partial_store(a.partial_b + g * a.n, j, a.n, pb[k]);
-                    }
+                    if (j < groups)
+                        bwd_partials_store<BIAS, PAR>(a, g, j, pw[k], pb[BIAS ? k : 0], pw1[PAR ? k : 0], pb1[PAR ? k : 0]);
                 });
             }
         }
@@ -290,7 +396,7 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
  * G · ceil(N / 8) threads: 2^18 and more once M·N >= 2^21 (§6). h and dy are read twice. */
 
 /* c1, c2 (the row means of §6's two sums) of row r into rowc[2r], rowc[2r + 1]. */
-template <class Dt>
+template <class Dt, bool PAR>
 __global__ void DARN_LAUNCH_BOUNDS(DARN_REREAD_P, 2) darn_bwd_rowsums(const darn_bwd_args a)
 {
     using RH = typename Dt::template raw<DARN_ROLE_RO>;
@@ -312,6 +418,7 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_REREAD_P, 2) darn_bwd_rowsums(const darn
             RH rh[B] = {};
             RDY rdy[B] = {};
             RW rw[B] = {};
+            bwd_par_raw<Dt, PAR> rp[B] = {};
             darn_unroll<B>([&](auto bb) {
                 constexpr int b = decltype(bb)::value;
                 const int64_t j = t + (kb + b) * p;
@@ -319,6 +426,8 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_REREAD_P, 2) darn_bwd_rowsums(const darn
                     Dt::template load<DARN_ROLE_RO>(rh[b], a.h, r, j, a.n);
                     Dt::template load<DARN_ROLE_O>(rdy[b], a.dy, r, j, a.n);
                     Dt::template load<DARN_ROLE_W>(rw[b], a.w, 0, j, a.n);
+                    bwd_load_dy1<Dt, PAR>(a, r, j, rp[b]);
+                    bwd_load_w1<Dt, PAR>(a, j, rp[b]);
                 }
             });
             float acc[2 * B];
@@ -327,8 +436,8 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_REREAD_P, 2) darn_bwd_rowsums(const darn
                 const int64_t j = t + (kb + b) * p;
                 acc[b] = acc[B + b] = -0.0f;
                 if (j < groups) {
-                    float xhat[8], gy[8], gg[8];
-                    bwd_group_terms<Dt>(a, rh[b], rdy[b], rw[b], mean, rstd, xhat, gy, gg);
+                    float xhat[8], gy[8], gy1[8], gg[8];
+                    bwd_group_terms<Dt, PAR>(a, rh[b], rdy[b], rw[b], rp[b], mean, rstd, xhat, gy, gy1, gg);
                     bwd_group_sums<Dt>(a, j, xhat, gg, acc[b], acc[B + b]);
                 }
             });
@@ -354,20 +463,22 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_REREAD_P, 2) darn_bwd_rowsums(const darn
 #endif /* DARN_BWD_COLS_AHEAD */
 
 /* What a thread of darn_bwd_cols loads of row r for its group j. */
-template <class Dt> struct bwd_col_row {
+template <class Dt, bool PAR> struct bwd_col_row {
     typename Dt::template raw<DARN_ROLE_RO> h, dro;
     typename Dt::template raw<DARN_ROLE_O> dy;
-    uint32_t mbits;
+    darn_raw_dy1<Dt, PAR> dy1;
+    uint32_t mbits, mbits1;
     float rstd, mean, rs, c1, c2;
 };
 
-template <class Dt>
-__device__ __forceinline__ void bwd_col_load(const darn_bwd_args &a, int64_t r, int64_t j, bool on, bwd_col_row<Dt> &v)
+template <class Dt, bool PAR>
+__device__ __forceinline__ void bwd_col_load(const darn_bwd_args &a, int64_t r, int64_t j, bool on, bwd_col_row<Dt, PAR> &v)
 {
     v.h = {};
     v.dro = {};
     v.dy = {};
-    v.mbits = 0xFFu;
+    v.dy1 = {};
+    v.mbits = v.mbits1 = 0xFFu;
     v.rstd = v.mean = v.c1 = v.c2 = 0.0f;
     v.rs = 1.0f;
     if (!on) return;
@@ -375,6 +486,10 @@ __device__ __forceinline__ void bwd_col_load(const darn_bwd_args &a, int64_t r, 
     Dt::template load<DARN_ROLE_O>(v.dy, a.dy, r, j, a.n);
     if (a.dresout.p) Dt::template load<DARN_ROLE_RO>(v.dro, a.dresout, r, j, a.n);
     if (a.mask_read) v.mbits = DARN_LDG(a.mask + r * a.mask_row_bytes + j);
+    if constexpr (PAR) {
+        if (a.opt & DARN_OPT_Y1) Dt::template load<DARN_ROLE_O>(v.dy1, a.dy1, r, j, a.n);
+        if (a.mask1_read) v.mbits1 = DARN_LDG(a.mask1 + r * a.mask_row_bytes + j);
+    }
     v.rstd = a.rstd[r];
     if (a.opt & DARN_OPT_LAYER) v.mean = a.mean[r];
     if (a.opt & DARN_OPT_ROWSCALE) v.rs = a.rowscale[r];
@@ -382,11 +497,31 @@ __device__ __forceinline__ void bwd_col_load(const darn_bwd_args &a, int64_t r, 
     v.c2 = a.rowc[2 * r + 1];
 }
 
+/* Row r of a darn_bwd_cols thread's group j: dresidual / dx (dx1), and its terms added to the partials. */
+template <class Dt, bool BIAS, bool PAR>
+__device__ __forceinline__ void bwd_col_step(const darn_bwd_args &a, const bwd_col_row<Dt, PAR> &v, int64_t r, int64_t j,
+                                             const typename Dt::template raw<DARN_ROLE_W> &rw, bwd_par_raw<Dt, PAR> &rp,
+                                             uint64_t seed, uint64_t offset, float (&pw)[8], float (&pb)[8],
+                                             float (&pw1)[8], float (&pb1)[8])
+{
+    float xhat[8], gy[8], gy1[8], gg[8];
+    if constexpr (PAR) rp.dy1 = v.dy1;
+    bwd_group_terms<Dt, PAR>(a, v.h, v.dy, rw, rp, v.mean, v.rstd, xhat, gy, gy1, gg);
+    uint32_t bits = v.mbits, bits1 = v.mbits1;
+    if (!a.mask_read && (a.opt & DARN_OPT_DROPOUT)) bits = bwd_group_bits<Dt>(a, seed, offset, r, j);
+    if (!a.mask1_read) bits1 = bwd_group_bits1<Dt, PAR>(a, seed, offset, r, j);
+    bwd_group_out<Dt, BIAS, PAR>(a, r, j, xhat, gy, gy1, gg, v.c1, v.c2, v.rstd, v.rs, bits, bits1, v.dro, pw, pb, pw1,
+                                 pb1);
+}
+
 /* One thread per (chunk, group): blockIdx walks units u = g * col_blocks + column block. */
-template <class Dt, bool BIAS>
+template <class Dt, bool BIAS, bool PAR>
 __global__ void DARN_LAUNCH_BOUNDS(DARN_SMALL_BLOCK, 4) darn_bwd_cols(const darn_bwd_args a)
 {
     constexpr int D = DARN_BWD_COLS_AHEAD;
+    /* The run-time-dtype PAR kernel holds 8 floats per tensor and group: one row ahead does not fit AMD's registers
+     * (scratch on gfx90a / gfx940, tools/amd-resource-check 2026-12-03), so it loads each row when it needs it. */
+    constexpr bool AHEAD = !(PAR && !Dt::is_static);
     const int64_t col_blocks = (a.groups + DARN_SMALL_BLOCK - 1) / DARN_SMALL_BLOCK, R = a.chunk_rows;
     uint64_t seed = 0, offset = 0;
     if ((a.opt & DARN_OPT_DROPOUT) && !a.mask_read) darn_rng_state(a.rng, seed, offset);
@@ -396,30 +531,35 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_SMALL_BLOCK, 4) darn_bwd_cols(const darn
         const int64_t r0 = g * R, r1 = r0 + R < a.m ? r0 + R : a.m;
         typename Dt::template raw<DARN_ROLE_W> rw;
         Dt::template load<DARN_ROLE_W>(rw, a.w, 0, j, a.n);
-        float pw[8], pb[8];
+        bwd_par_raw<Dt, PAR> rp = {}; /* weight1 here, dy1 per row */
+        bwd_load_w1<Dt, PAR>(a, j, rp);
+        float pw[8], pb[8], pw1[8], pb1[8];
 #pragma unroll
-        for (int e = 0; e < 8; e++) pw[e] = pb[e] = -0.0f;
-        bwd_col_row<Dt> ring[D];
-        darn_unroll<D>([&](auto dd) {
-            constexpr int d = decltype(dd)::value;
-            bwd_col_load<Dt>(a, r0 + d, j, r0 + d < r1, ring[d]);
-        });
-        for (int64_t r = r0; r < r1; r += D) {
-            darn_unroll<D>([&](auto dd) { /* rows r + d in order: the partial's sequential sum */
+        for (int e = 0; e < 8; e++) pw[e] = pb[e] = pw1[e] = pb1[e] = -0.0f;
+        if constexpr (AHEAD) {
+            bwd_col_row<Dt, PAR> ring[D];
+            darn_unroll<D>([&](auto dd) {
                 constexpr int d = decltype(dd)::value;
-                if (r + d < r1) {
-                    const bwd_col_row<Dt> v = ring[d];
-                    bwd_col_load<Dt>(a, r + d + D, j, r + d + D < r1, ring[d]); /* D rows ahead */
-                    float xhat[8], gy[8], gg[8];
-                    bwd_group_terms<Dt>(a, v.h, v.dy, rw, v.mean, v.rstd, xhat, gy, gg);
-                    uint32_t bits = v.mbits;
-                    if (!a.mask_read && (a.opt & DARN_OPT_DROPOUT)) bits = bwd_group_bits<Dt>(a, seed, offset, r + d, j);
-                    bwd_group_out<Dt, BIAS>(a, r + d, j, xhat, gy, gg, v.c1, v.c2, v.rstd, v.rs, bits, v.dro, pw, pb);
-                }
+                bwd_col_load<Dt, PAR>(a, r0 + d, j, r0 + d < r1, ring[d]);
             });
+            for (int64_t r = r0; r < r1; r += D) {
+                darn_unroll<D>([&](auto dd) { /* rows r + d in order: the partial's sequential sum */
+                    constexpr int d = decltype(dd)::value;
+                    if (r + d < r1) {
+                        const bwd_col_row<Dt, PAR> v = ring[d];
+                        bwd_col_load<Dt, PAR>(a, r + d + D, j, r + d + D < r1, ring[d]); /* D rows ahead */
+                        bwd_col_step<Dt, BIAS, PAR>(a, v, r + d, j, rw, rp, seed, offset, pw, pb, pw1, pb1);
+                    }
+                });
+            }
+        } else {
+            for (int64_t r = r0; r < r1; r++) {
+                bwd_col_row<Dt, PAR> v;
+                bwd_col_load<Dt, PAR>(a, r, j, true, v);
+                bwd_col_step<Dt, BIAS, PAR>(a, v, r, j, rw, rp, seed, offset, pw, pb, pw1, pb1);
+            }
         }
-        partial_store(a.partial_w + g * a.n, j, a.n, pw);
-        if constexpr (BIAS) partial_store(a.partial_b + g * a.n, j, a.n, pb);
+        bwd_partials_store<BIAS, PAR>(a, g, j, pw, pb, pw1, pb1);
     }
 }
 
@@ -459,13 +599,24 @@ const void *const darn_wgrad_pass_kernel = (const void *)darn_wgrad_pass;
 #ifndef DARN_NO_TABLE /* (experiments compile single instances of the body) */
 /* The backward rows of the dispatch table for each dtype configuration, in dispatch.h's order; the re-read
  * entries name darn_bwd_cols, whose row sums darn_bwd_rowsums_table[cfg] computes first. */
-#define DARN_BWD_VARIANT(K, ...) (const void *)darn_bwd<__VA_ARGS__, K, false>, (const void *)darn_bwd<__VA_ARGS__, K, true>,
-#define DARN_BWD_ROW(...) DARN_BWD_VARIANT(1, __VA_ARGS__) DARN_BWD_VARIANT(2, __VA_ARGS__) \
-                          (const void *)darn_bwd_cols<__VA_ARGS__, false>, (const void *)darn_bwd_cols<__VA_ARGS__, true>,
-#define DARN_BWD_STATIC_ROW(X, R, RO, W, O, KMAX) DARN_BWD_ROW(darn_dt_static<X, R, RO, W, O>)
-const void *const darn_bwd_table[DARN_N_BWD_ENTRIES] = {DARN_STATIC_CONFIGS(DARN_BWD_STATIC_ROW) DARN_BWD_ROW(darn_dt_runtime)};
-static_assert(DARN_BWD_MAX_K == 2, "darn_bwd_table rows list K = 1, 2 and the re-read variant");
-#define DARN_BWD_ROWSUMS(X, R, RO, W, O, KMAX) (const void *)darn_bwd_rowsums<darn_dt_static<X, R, RO, W, O>>,
-const void *const darn_bwd_rowsums_table[DARN_N_CONFIGS] = {DARN_STATIC_CONFIGS(DARN_BWD_ROWSUMS)(const void *)
-                                                                darn_bwd_rowsums<darn_dt_runtime>};
+#define DARN_BWD_VARIANT(K, PAR, ...) \
+    (const void *)darn_bwd<__VA_ARGS__, K, false, PAR>, (const void *)darn_bwd<__VA_ARGS__, K, true, PAR>,
+#define DARN_BWD_ROW(PAR, ...)                                                                  \
+    DARN_BWD_VARIANT(1, PAR, __VA_ARGS__) DARN_BWD_VARIANT(2, PAR, __VA_ARGS__)                 \
+    (const void *)darn_bwd_cols<__VA_ARGS__, false, PAR>, (const void *)darn_bwd_cols<__VA_ARGS__, true, PAR>,
+#define DARN_BWD_PAR_ROW_1(...)                      \
+    DARN_BWD_VARIANT(1, true, __VA_ARGS__)           \
+    (const void *)darn_bwd_cols<__VA_ARGS__, false, true>, (const void *)darn_bwd_cols<__VA_ARGS__, true, true>,
+#define DARN_BWD_STATIC_ROW(X, R, RO, W, O, KMAX) DARN_BWD_ROW(false, darn_dt_static<X, R, RO, W, O>)
+#define DARN_BWD_PAR_ROW(X, R, RO, W, O, KMAX) DARN_BWD_PAR_ROW_1(darn_dt_static<X, R, RO, W, O>)
+const void *const darn_bwd_table[] = {DARN_STATIC_CONFIGS(DARN_BWD_STATIC_ROW) DARN_BWD_ROW(false, darn_dt_runtime)
+                                          DARN_PAR_CONFIGS(DARN_BWD_PAR_ROW) DARN_BWD_PAR_ROW_1(darn_dt_runtime)};
+static_assert(sizeof darn_bwd_table / sizeof darn_bwd_table[0] == DARN_N_BWD_ENTRIES, "one kernel per entry");
+static_assert(DARN_BWD_MAX_K == 2 && DARN_PAR_BWD_MAX_K == 1,
+              "darn_bwd_table rows list K = 1, 2 (parallel: K = 1) and the re-read variant");
+#define DARN_BWD_ROWSUMS(X, R, RO, W, O, KMAX) (const void *)darn_bwd_rowsums<darn_dt_static<X, R, RO, W, O>, false>,
+#define DARN_BWD_PAR_ROWSUMS(X, R, RO, W, O, KMAX) (const void *)darn_bwd_rowsums<darn_dt_static<X, R, RO, W, O>, true>,
+const void *const darn_bwd_rowsums_table[DARN_N_BWD_CONFIGS] = {
+    DARN_STATIC_CONFIGS(DARN_BWD_ROWSUMS)(const void *) darn_bwd_rowsums<darn_dt_runtime, false>,
+    DARN_PAR_CONFIGS(DARN_BWD_PAR_ROWSUMS)(const void *) darn_bwd_rowsums<darn_dt_runtime, true>};
 #endif /* DARN_NO_TABLE */

@@ -1,11 +1,13 @@
 /*
- * fwd.hip — the forward (docs/numerics.md §4, §5): one body, darn_fwd<Dt, K, REREAD>, and its row of the
+ * fwd.hip — the forward (docs/numerics.md §4, §5): one body, darn_fwd<Dt, K, REREAD, PAR>, and its row of the
  * dispatch table per dtype configuration.
  *
  * P threads own a row, thread t groups t, t + P, … (src/dispatch.c picks P and K from N). Variation is
  * in types only: Dt is the dtype policy (group8.h), K the groups a thread holds in registers, REREAD the
  * rows too wide for that: their h is written to residual_out (or recomputed) and read back for the later
- * passes, B groups at a time. The arithmetic is contract.h's, element by element, in every instance.
+ * passes, B groups at a time; PAR adds flash-attn's parallel residual (x1 with its own keep bits, the second
+ * output y1), each part under its run-time option bit. The arithmetic is contract.h's, element by element,
+ * in every instance.
  *
  * Blocks walk rows (grid-stride; the launcher starts at most one resident wave of blocks), and with the
  * row in registers a thread issues the loads of its next row before the current row's sums, so the row
@@ -21,6 +23,9 @@
 
 template <int K, bool REREAD> __host__ __device__ constexpr int darn_fwd_bound() { return 512; }
 
+/* x1's raw words of a group (x's type) in the PAR kernels. */
+template <class Dt, bool PAR> using darn_raw_x1 = darn_raw_if<Dt, DARN_ROLE_X, PAR>;
+
 /* Whether h of inference calls (a residual, no dropout, no rowscale) is its own compile-time case: for
  * rows of 16-bit h only (H200, 2026-12-02: +22 points of copy for bf16 inference; with fp32 h the extra
  * case made the compiler schedule the training rows worse, f32 fwd 89 -> 73 %). */
@@ -31,59 +36,99 @@ template <class Dt> __device__ constexpr bool darn_fwd_infer_case()
 }
 
 /* h (§4) of a group from its raw x and residual and its keep bits, rounded to the residual-out dtype. */
-template <class Dt>
+template <class Dt, bool PAR>
 __device__ __forceinline__ void fwd_group_h(const darn_fwd_args &a, const typename Dt::template raw<DARN_ROLE_X> &rx,
-                                            const typename Dt::template raw<DARN_ROLE_R> &rr, uint32_t bits, float rs,
-                                            float (&h)[8])
+                                            const typename Dt::template raw<DARN_ROLE_R> &rr, const darn_raw_x1<Dt, PAR> &rx1,
+                                            uint32_t bits, uint32_t bits1, float rs, float (&h)[8])
 {
     float x[8], res[8];
     Dt::template cvt<DARN_ROLE_X>(x, rx, a.x);
     Dt::template cvt<DARN_ROLE_R>(res, rr, a.res);
-    /* The options as compile-time constants where the call's are the common ones, training (dropout and a
-     * residual) and inference (a residual): a warp-uniform branch; the compiler drops the dead steps
-     * instead of issuing them predicated off. */
-    constexpr uint32_t opts = DARN_OPT_ROWSCALE | DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL;
-    constexpr uint32_t train = DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL, infer = DARN_OPT_RESIDUAL;
-    if ((a.opt & opts) == train) {
+    if constexpr (PAR) { /* x1 (never read when absent) with its own keep bits; training's options as constants */
+        float x1[8];
+        Dt::template cvt<DARN_ROLE_X>(x1, rx1, a.x1);
+        constexpr uint32_t opts = DARN_OPT_ROWSCALE | DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL | DARN_OPT_X1;
+        constexpr uint32_t train = DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL | DARN_OPT_X1;
+        if ((a.opt & opts) == train) {
 #pragma unroll
-        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, (bits >> e) & 1u, 1u, a.rng.scale, train);
-    } else if (darn_fwd_infer_case<Dt>() && (a.opt & opts) == infer) {
+            for (int e = 0; e < 8; e++)
+                h[e] = darn_fwd_h(x[e], x1[e], res[e], rs, (bits >> e) & 1u, (bits1 >> e) & 1u, a.rng.scale, train);
+        } else {
 #pragma unroll
-        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, 1u, 1u, a.rng.scale, infer);
+            for (int e = 0; e < 8; e++)
+                h[e] = darn_fwd_h(x[e], x1[e], res[e], rs, (bits >> e) & 1u, (bits1 >> e) & 1u, a.rng.scale, a.opt);
+        }
     } else {
+        /* The options as compile-time constants where the call's are the common ones, training (dropout and a
+         * residual) and inference (a residual): a warp-uniform branch; the compiler drops the dead steps
+         * instead of issuing them predicated off. */
+        constexpr uint32_t opts = DARN_OPT_ROWSCALE | DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL;
+        constexpr uint32_t train = DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL, infer = DARN_OPT_RESIDUAL;
+        if ((a.opt & opts) == train) {
 #pragma unroll
-        for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, (bits >> e) & 1u, 1u, a.rng.scale, a.opt);
+            for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, (bits >> e) & 1u, 1u, a.rng.scale, train);
+        } else if (darn_fwd_infer_case<Dt>() && (a.opt & opts) == infer) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, 1u, 1u, a.rng.scale, infer);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, (bits >> e) & 1u, 1u, a.rng.scale, a.opt);
+        }
     }
     Dt::template round<DARN_ROLE_RO>(h, a.resout);
 }
 
-/* Loads of group j of row r (x, and the residual when there is one). */
-template <class Dt, int MODE = DARN_LD_RO>
+/* Loads of group j of row r (x, the residual when there is one, x1 when there is one). */
+template <class Dt, bool PAR, int MODE = DARN_LD_RO>
 __device__ __forceinline__ void fwd_group_load(const darn_fwd_args &a, int64_t r, int64_t j,
                                                typename Dt::template raw<DARN_ROLE_X> &rx,
-                                               typename Dt::template raw<DARN_ROLE_R> &rr)
+                                               typename Dt::template raw<DARN_ROLE_R> &rr, darn_raw_x1<Dt, PAR> &rx1)
 {
     Dt::template load<DARN_ROLE_X, MODE>(rx, a.x, r, j, a.n);
     if (a.opt & DARN_OPT_RESIDUAL) Dt::template load<DARN_ROLE_R, MODE>(rr, a.res, r, j, a.n);
+    if constexpr (PAR)
+        if (a.opt & DARN_OPT_X1) Dt::template load<DARN_ROLE_X, MODE>(rx1, a.x1, r, j, a.n);
 }
 
+/* Keep bits of group j of row r: x's, or (x1 = true) x1's, at element index + DARN_X1_INDEX (§3). */
 template <class Dt>
 __device__ __forceinline__ uint32_t fwd_group_bits(const darn_fwd_args &a, uint64_t seed, uint64_t offset, int64_t r,
-                                                   int64_t j)
+                                                   int64_t j, bool x1 = false)
 {
     if (!(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
-    return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8) + a.rng.index0, a.rng);
+    const uint64_t i0 = (uint64_t)(r * a.n + j * 8) + a.rng.index0;
+    return Dt::keep8(seed, offset, x1 ? i0 + DARN_X1_INDEX : i0, a.rng);
+}
+/* x1's keep bits (PAR kernels with x1 only; else unused). */
+template <class Dt, bool PAR>
+__device__ __forceinline__ uint32_t fwd_group_bits1(const darn_fwd_args &a, uint64_t seed, uint64_t offset, int64_t r,
+                                                    int64_t j)
+{
+    if constexpr (PAR)
+        if (a.opt & DARN_OPT_X1) return fwd_group_bits<Dt>(a, seed, offset, r, j, true);
+    return 0xFFu;
 }
 
-/* Pass-one outputs of group j: residual_out and the mask byte (bits past N are 0). */
-template <class Dt>
+/* Pass-one outputs of group j: residual_out and the mask bytes (bits past N are 0). */
+template <class Dt, bool PAR>
 __device__ __forceinline__ void fwd_group_outputs(const darn_fwd_args &a, int64_t r, int64_t j, const float (&h)[8],
-                                                  uint32_t bits)
+                                                  uint32_t bits, uint32_t bits1)
 {
     if (a.resout.p) Dt::template store<DARN_ROLE_RO>(a.resout, r, j, a.n, h);
-    if (a.mask) {
-        const int valid = Dt::valid(j, a.n);
-        a.mask[r * a.mask_row_bytes + j] = (uint8_t)(bits & ((1u << valid) - 1u));
+    const int valid = Dt::valid(j, a.n);
+    if (a.mask) a.mask[r * a.mask_row_bytes + j] = (uint8_t)(bits & ((1u << valid) - 1u));
+    if constexpr (PAR)
+        if (a.mask1) a.mask1[r * a.mask_row_bytes + j] = (uint8_t)(bits1 & ((1u << valid) - 1u));
+}
+
+/* The row's statistics and the mask bytes past its groups (thread t == 0 of the row). */
+__device__ __forceinline__ void fwd_row_tail(const darn_fwd_args &a, int64_t r, float mean, float rstd)
+{
+    if (a.rstd) a.rstd[r] = darn_canonical_f32(rstd);
+    if (a.mean) a.mean[r] = darn_canonical_f32(mean);
+    for (int64_t q = a.groups; q < a.mask_row_bytes; q++) {
+        if (a.mask) a.mask[r * a.mask_row_bytes + q] = 0;
+        if (a.mask1) a.mask1[r * a.mask_row_bytes + q] = 0;
     }
 }
 
@@ -153,11 +198,32 @@ __device__ __forceinline__ void fwd_group_y(const darn_fwd_args &a, int64_t r, i
     Dt::template store<DARN_ROLE_O, STREAM>(a.out, r, j, a.n, y);
 }
 
-template <class Dt, int K, bool REREAD>
+/* The second output y1 of group j (PAR kernels with weight1): weight1 / bias1 loaded here (cache hits after the
+ * first row), stored to out1 (never fp8: validation). */
+template <class Dt, bool PAR, bool STREAM = false>
+__device__ __forceinline__ void fwd_group_y1(const darn_fwd_args &a, int64_t r, int64_t j, const float (&h)[8], float mean,
+                                             float rstd)
+{
+    if constexpr (PAR) {
+        if (!(a.opt & DARN_OPT_Y1)) return;
+        typename Dt::template raw<DARN_ROLE_W> rw1 = {}, rb1 = {};
+        Dt::template load<DARN_ROLE_W>(rw1, a.w1, 0, j, a.n);
+        if (a.opt & DARN_OPT_BIAS1) Dt::template load<DARN_ROLE_W>(rb1, a.b1, 0, j, a.n);
+        float w1[8], b1[8], y1[8];
+        Dt::template cvt<DARN_ROLE_W>(w1, rw1, a.w1);
+        Dt::template cvt<DARN_ROLE_W>(b1, rb1, a.b1);
+#pragma unroll
+        for (int e = 0; e < 8; e++) y1[e] = darn_fwd_y1(h[e], mean, rstd, darn_weight(w1[e], a.opt), b1[e], a.opt);
+        Dt::template store<DARN_ROLE_O, STREAM>(a.out1, r, j, a.n, y1);
+    }
+}
+
+template <class Dt, int K, bool REREAD, bool PAR>
 __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(const darn_fwd_args a)
 {
     using RX = typename Dt::template raw<DARN_ROLE_X>;
     using RR = typename Dt::template raw<DARN_ROLE_R>;
+    using RX1 = darn_raw_x1<Dt, PAR>;
     using RW = typename Dt::template raw<DARN_ROLE_W>;
     using RH = typename Dt::template raw<DARN_ROLE_RO>;
     constexpr int B = REREAD ? (Dt::is_static ? DARN_REREAD_BATCH : 1) : K;
@@ -181,7 +247,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
          * registers across rows when they are few, else they are loaded again per row (cache hits); the
          * next row's loads are issued before this row's sums when their raw words are few enough. */
         constexpr bool KEEP_W = K * sizeof(RW) <= 32;
-        constexpr bool PF = DARN_FWD_PREFETCH && K * (sizeof(RX) + sizeof(RR)) <= 192;
+        constexpr bool PF = DARN_FWD_PREFETCH && K * (sizeof(RX) + sizeof(RR) + (PAR ? sizeof(RX) : 0)) <= 192;
         RW rw[K] = {}, rb[K] = {};
         auto load_w = [&]() {
             darn_unroll<K>([&](auto kk) {
@@ -196,11 +262,12 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
         if (KEEP_W) load_w();
         RX rx[K] = {};
         RR rr[K] = {};
+        RX1 rx1[K] = {};
         auto load_row = [&](int64_t r) {
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
                 const int64_t j = t + (int64_t)k * p;
-                if (j < groups) fwd_group_load<Dt>(a, r, j, rx[k], rr[k]);
+                if (j < groups) fwd_group_load<Dt, PAR>(a, r, j, rx[k], rr[k], rx1[k]);
             });
         };
         if (PF && r_first < a.m) load_row(r_first + slot < a.m ? r_first + slot : 0);
@@ -210,21 +277,22 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
             const int64_t r_next = r0 + stride_rows + slot < a.m ? r0 + stride_rows + slot : 0;
             if (!PF) load_row(r);
             const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
-            uint32_t bits[K];
+            uint32_t bits[K], bits1[K];
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
                 const int64_t j = t + (int64_t)k * p;
                 bits[k] = j < groups ? fwd_group_bits<Dt>(a, seed, offset, r, j) : 0xFFu;
+                bits1[k] = j < groups ? fwd_group_bits1<Dt, PAR>(a, seed, offset, r, j) : 0xFFu;
             });
             /* Pass one: h, residual_out, mask, the first sums. */
             float h[K][8], acc[K];
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
                 const int64_t j = t + (int64_t)k * p;
-                fwd_group_h<Dt>(a, rx[k], rr[k], bits[k], rs, h[k]);
+                fwd_group_h<Dt, PAR>(a, rx[k], rr[k], rx1[k], bits[k], bits1[k], rs, h[k]);
                 acc[k] = -0.0f;
                 if (j < groups) {
-                    if (active) fwd_group_outputs<Dt>(a, r, j, h[k], bits[k]);
+                    if (active) fwd_group_outputs<Dt, PAR>(a, r, j, h[k], bits[k], bits1[k]);
                     acc[k] = fwd_group_term_sum<Dt>(a, j, h[k], 0.0f, 0);
                 }
             });
@@ -246,14 +314,12 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                 darn_unroll<K>([&](auto kk) {
                     constexpr int k = decltype(kk)::value;
                     const int64_t j = t + (int64_t)k * p;
-                    if (j < groups) fwd_group_y<Dt>(a, r, j, h[k], mean, rstd, rw[k], rb[k], amax, scale);
+                    if (j < groups) {
+                        fwd_group_y<Dt>(a, r, j, h[k], mean, rstd, rw[k], rb[k], amax, scale);
+                        fwd_group_y1<Dt, PAR>(a, r, j, h[k], mean, rstd);
+                    }
                 });
-                if (t == 0) {
-                    if (a.rstd) a.rstd[r] = darn_canonical_f32(rstd);
-                    if (a.mean) a.mean[r] = darn_canonical_f32(mean);
-                    if (a.mask)
-                        for (int64_t q = groups; q < a.mask_row_bytes; q++) a.mask[r * a.mask_row_bytes + q] = 0;
-                }
+                if (t == 0) fwd_row_tail(a, r, mean, rstd);
             }
         }
     } else {
@@ -279,15 +345,18 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
             }
             RX rx[B] = {};
             RR rr[B] = {};
+            RX1 rx1[B] = {};
             darn_unroll<B>([&](auto bb) {
                 constexpr int b = decltype(bb)::value;
                 const int64_t j = t + (kb + b) * p;
-                if (j < groups) fwd_group_load<Dt, DARN_LD_LAST>(a, r, j, rx[b], rr[b]);
+                if (j < groups) fwd_group_load<Dt, PAR, DARN_LD_LAST>(a, r, j, rx[b], rr[b], rx1[b]);
             });
             darn_unroll<B>([&](auto bb) {
                 constexpr int b = decltype(bb)::value;
                 const int64_t j = t + (kb + b) * p;
-                fwd_group_h<Dt>(a, rx[b], rr[b], j < groups ? fwd_group_bits<Dt>(a, seed, offset, r, j) : 0xFFu, rs, h[b]);
+                const bool in = j < groups;
+                fwd_group_h<Dt, PAR>(a, rx[b], rr[b], rx1[b], in ? fwd_group_bits<Dt>(a, seed, offset, r, j) : 0xFFu,
+                                     in ? fwd_group_bits1<Dt, PAR>(a, seed, offset, r, j) : 0xFFu, rs, h[b]);
             });
         };
         /* The column sums of one pass, B at a time, into the tree over columns. */
@@ -310,24 +379,26 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
         for (int64_t r = blockIdx.x; r < a.m; r += gridDim.x) {
             const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
             for (int64_t kb = 0; kb < kr; kb += B) { /* pass one: h, residual_out, mask, first sums */
-                uint32_t bits[B];
+                uint32_t bits[B], bits1[B];
                 RX rx[B] = {};
                 RR rr[B] = {};
+                RX1 rx1[B] = {};
                 darn_unroll<B>([&](auto bb) {
                     constexpr int b = decltype(bb)::value;
                     const int64_t j = t + (kb + b) * p;
                     bits[b] = j < groups ? fwd_group_bits<Dt>(a, seed, offset, r, j) : 0xFFu;
-                    if (j < groups) fwd_group_load<Dt, DARN_LD_LAST>(a, r, j, rx[b], rr[b]);
+                    bits1[b] = j < groups ? fwd_group_bits1<Dt, PAR>(a, seed, offset, r, j) : 0xFFu;
+                    if (j < groups) fwd_group_load<Dt, PAR, DARN_LD_LAST>(a, r, j, rx[b], rr[b], rx1[b]);
                 });
                 float acc[B];
                 darn_unroll<B>([&](auto bb) {
                     constexpr int b = decltype(bb)::value;
                     const int64_t j = t + (kb + b) * p;
                     float h[8];
-                    fwd_group_h<Dt>(a, rx[b], rr[b], bits[b], rs, h);
+                    fwd_group_h<Dt, PAR>(a, rx[b], rr[b], rx1[b], bits[b], bits1[b], rs, h);
                     acc[b] = -0.0f;
                     if (j < groups) {
-                        fwd_group_outputs<Dt>(a, r, j, h, bits[b]);
+                        fwd_group_outputs<Dt, PAR>(a, r, j, h, bits[b], bits1[b]);
                         acc[b] = fwd_group_term_sum<Dt>(a, j, h, 0.0f, 0);
                     }
                 });
@@ -365,15 +436,13 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                 darn_unroll<B>([&](auto bb) {
                     constexpr int b = decltype(bb)::value;
                     const int64_t j = t + (kb + b) * p;
-                    if (j < groups) fwd_group_y<Dt, true>(a, r, j, h[b], mean, rstd, rw[b], rb[b], amax, scale);
+                    if (j < groups) {
+                        fwd_group_y<Dt, true>(a, r, j, h[b], mean, rstd, rw[b], rb[b], amax, scale);
+                        fwd_group_y1<Dt, PAR, true>(a, r, j, h[b], mean, rstd);
+                    }
                 });
             }
-            if (t == 0) {
-                if (a.rstd) a.rstd[r] = darn_canonical_f32(rstd);
-                if (a.mean) a.mean[r] = darn_canonical_f32(mean);
-                if (a.mask)
-                    for (int64_t q = groups; q < a.mask_row_bytes; q++) a.mask[r * a.mask_row_bytes + q] = 0;
-            }
+            if (t == 0) fwd_row_tail(a, r, mean, rstd);
         }
     }
     fwd_amax_flush<Dt>(a, amax);
@@ -382,16 +451,20 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
 #ifndef DARN_NO_TABLE /* (experiments compile single instances of the body) */
 /* The forward row of the dispatch table for each dtype configuration, in dispatch.h's order: K = 1 … kmax, then
  * the re-read variant. */
-#define DARN_FWD_K(K, ...) (const void *)darn_fwd<__VA_ARGS__, K, false>,
-#define DARN_FWD_ROW_3(...) DARN_FWD_K(1, __VA_ARGS__) DARN_FWD_K(2, __VA_ARGS__) DARN_FWD_K(3, __VA_ARGS__) \
-                            (const void *)darn_fwd<__VA_ARGS__, 1, true>,
-#define DARN_FWD_ROW_4(...) DARN_FWD_K(1, __VA_ARGS__) DARN_FWD_K(2, __VA_ARGS__) DARN_FWD_K(3, __VA_ARGS__) \
-                            DARN_FWD_K(4, __VA_ARGS__) (const void *)darn_fwd<__VA_ARGS__, 1, true>,
-#define DARN_FWD_STATIC_ROW(X, R, RO, W, O, KMAX) DARN_FWD_ROW_##KMAX(darn_dt_static<X, R, RO, W, O>)
-#define DARN_FWD_RUNTIME_ROW DARN_FWD_K(1, darn_dt_runtime) DARN_FWD_K(2, darn_dt_runtime) \
-                             (const void *)darn_fwd<darn_dt_runtime, 1, true>,
-const void *const darn_fwd_table[] = {DARN_STATIC_CONFIGS(DARN_FWD_STATIC_ROW) DARN_FWD_RUNTIME_ROW
-                                          DARN_FP8_CONFIGS(DARN_FWD_STATIC_ROW)};
+#define DARN_FWD_K(K, PAR, ...) (const void *)darn_fwd<__VA_ARGS__, K, false, PAR>,
+#define DARN_FWD_ROW_2(PAR, ...) DARN_FWD_K(1, PAR, __VA_ARGS__) DARN_FWD_K(2, PAR, __VA_ARGS__) \
+                                 (const void *)darn_fwd<__VA_ARGS__, 1, true, PAR>,
+#define DARN_FWD_ROW_3(PAR, ...) DARN_FWD_K(1, PAR, __VA_ARGS__) DARN_FWD_K(2, PAR, __VA_ARGS__) \
+                                 DARN_FWD_K(3, PAR, __VA_ARGS__) (const void *)darn_fwd<__VA_ARGS__, 1, true, PAR>,
+#define DARN_FWD_ROW_4(PAR, ...) DARN_FWD_K(1, PAR, __VA_ARGS__) DARN_FWD_K(2, PAR, __VA_ARGS__) \
+                                 DARN_FWD_K(3, PAR, __VA_ARGS__) DARN_FWD_K(4, PAR, __VA_ARGS__)  \
+                                 (const void *)darn_fwd<__VA_ARGS__, 1, true, PAR>,
+#define DARN_FWD_STATIC_ROW(X, R, RO, W, O, KMAX) DARN_FWD_ROW_##KMAX(false, darn_dt_static<X, R, RO, W, O>)
+#define DARN_FWD_PAR_ROW(X, R, RO, W, O, KMAX) DARN_FWD_ROW_##KMAX(true, darn_dt_static<X, R, RO, W, O>)
+const void *const darn_fwd_table[] = {DARN_STATIC_CONFIGS(DARN_FWD_STATIC_ROW) DARN_FWD_ROW_2(false, darn_dt_runtime)
+                                          DARN_FP8_CONFIGS(DARN_FWD_STATIC_ROW) DARN_PAR_CONFIGS(DARN_FWD_PAR_ROW)
+                                              DARN_FWD_ROW_2(true, darn_dt_runtime)};
 static_assert(sizeof darn_fwd_table / sizeof darn_fwd_table[0] == DARN_N_FWD_ENTRIES, "one kernel per entry");
-static_assert(DARN_RUNTIME_MAX_K == 2, "the run-time row lists K = 1, 2 and the re-read variant");
+static_assert(DARN_RUNTIME_MAX_K == 2 && DARN_PAR_RUNTIME_MAX_K == 2,
+              "the run-time rows list K = 1, 2 and the re-read variant");
 #endif /* DARN_NO_TABLE */

@@ -27,7 +27,7 @@ static darn_status device_error(const char *fn, const char *what, hipError_t e)
 static std::atomic<int> sm_count[DARN_MAX_DEVICES];                               /* 0: not asked yet */
 static std::atomic<int> fwd_occ[DARN_MAX_DEVICES][DARN_N_FWD_ENTRIES][2];       /* blocks per SM, by block class */
 static std::atomic<int> bwd_occ[DARN_MAX_DEVICES][DARN_N_BWD_ENTRIES][2];
-static std::atomic<int> rowsums_occ[DARN_MAX_DEVICES][DARN_N_CONFIGS];
+static std::atomic<int> rowsums_occ[DARN_MAX_DEVICES][DARN_N_BWD_CONFIGS];
 
 static int block_class(int block) { return block > DARN_SMALL_BLOCK ? 1 : 0; }
 
@@ -148,6 +148,11 @@ extern "C" darn_status darn_gpu_fwd(const darn_plan *pl, const darn_fwd_tensors 
     a.out_scale = d.out_scale;
     a.out_scale_ptr = d.out_scale_ptr;
     a.amax = (uint32_t *)t->amax; /* the amax's bits: a uint32 maximum (§9) */
+    a.x1 = view(pl->has_x1 ? t->x1 : nullptr, pl->s_x1, d.x_dtype);
+    a.w1 = view(pl->has_w1 ? t->weight1 : nullptr, 0, d.weight_dtype);
+    a.b1 = view(pl->has_b1 ? t->bias1 : nullptr, 0, d.bias_dtype);
+    a.out1 = view(pl->has_w1 ? t->out1 : nullptr, pl->s_out1, d.out_dtype);
+    a.mask1 = pl->has_x1 ? t->mask1 : nullptr;
     if (t->amax) { /* +0 (also the result for M = 0), then the kernel's atomic maxima */
         const hipError_t e = hipMemsetAsync(t->amax, 0, 4, (hipStream_t)stream);
         if (e != hipSuccess) return device_error("darn_fwd", "hipMemsetAsync", e);
@@ -156,9 +161,9 @@ extern "C" darn_status darn_gpu_fwd(const darn_plan *pl, const darn_fwd_tensors 
     return launch(darn_fwd_table[c.entry], grid_of(0, c), c.block, &a, (hipStream_t)stream, "darn_fwd");
 }
 
-/* The backward kernels: dx, dresidual and the chunk partials into pw / pb (M > 0); re-read rows first get
- * their (c1, c2) into rowc. */
-static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, float *pw, float *pb, float *rowc,
+/* The backward kernels: dx, dresidual (dx1) and the chunk partials into q[0 … 3] = dweight, dbias, dweight1, dbias1
+ * (NULL where absent; M > 0); re-read rows first get their (c1, c2) into rowc. */
+static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, float *const q[4], float *rowc,
                               hipStream_t s, const char *fn)
 {
     const darn_desc &d = pl->desc;
@@ -175,8 +180,15 @@ static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, fl
     a.mean = t->mean;
     a.rowscale = t->rowscale;
     a.mask = pl->mask_read ? t->mask : nullptr;
-    a.partial_w = pw;
-    a.partial_b = pl->has_bias ? pb : nullptr;
+    a.partial_w = q[0];
+    a.partial_b = q[1];
+    a.partial_w1 = q[2];
+    a.partial_b1 = q[3];
+    a.dy1 = view(pl->has_w1 ? t->dy1 : nullptr, pl->s_dy1, pl->dy_dtype);
+    a.w1 = view(pl->has_w1 ? t->weight1 : nullptr, 0, d.weight_dtype);
+    a.dx1 = view(pl->has_x1 ? t->dx1 : nullptr, pl->s_dx1, d.x_dtype);
+    a.mask1 = pl->mask1_read ? t->mask1 : nullptr;
+    a.mask1_read = pl->mask1_read;
     a.m = pl->m;
     a.n = pl->n;
     a.groups = pl->groups;
@@ -200,24 +212,30 @@ static darn_status bwd_kernel(const darn_plan *pl, const darn_bwd_tensors *t, fl
     return launch(darn_bwd_table[c.entry], grid_of(1, c), c.block, &a, s, fn);
 }
 
-/* The passes of the tree over the plan's chunk partials (in place) into dweight / dbias; +0 for M = 0. */
-static darn_status wgrad_passes(const darn_plan *pl, float *pw, float *pb, void *dweight, void *dbias, hipStream_t s,
-                                const char *fn)
+/* The passes of the tree over the plan's chunk partials q[0 … 3] (in place; NULL where absent) into dst[0 … 3] =
+ * dweight, dbias, dweight1, dbias1; +0 for M = 0. */
+static darn_status wgrad_passes(const darn_plan *pl, float *const q[4], void *const dst[4], hipStream_t s, const char *fn)
 {
     const darn_desc &d = pl->desc;
+    const darn_dtype dts[4] = {d.weight_dtype, d.bias_dtype, d.weight_dtype, d.bias_dtype};
+    const bool has[4] = {true, pl->has_bias, pl->has_w1, pl->has_b1};
     if (pl->m == 0) { /* the gradient of an empty batch: +0 is all-zero bytes in every dtype */
-        hipError_t e = hipMemsetAsync(dweight, 0, (size_t)pl->n * darn_dtype_size(d.weight_dtype), s);
-        if (e == hipSuccess && dbias) e = hipMemsetAsync(dbias, 0, (size_t)pl->n * darn_dtype_size(d.bias_dtype), s);
-        return e == hipSuccess ? DARN_OK : device_error(fn, "hipMemsetAsync", e);
+        for (int k = 0; k < 4; k++) {
+            if (!has[k] || !dst[k]) continue;
+            const hipError_t e = hipMemsetAsync(dst[k], 0, (size_t)pl->n * darn_dtype_size(dts[k]), s);
+            if (e != hipSuccess) return device_error(fn, "hipMemsetAsync", e);
+        }
+        return DARN_OK;
     }
     darn_wgrad_args w;
-    w.partial[0] = pw;
-    w.partial[1] = pl->has_bias ? pb : nullptr;
-    w.dst[0] = dweight;
-    w.dst[1] = dbias;
-    w.dt[0] = (int32_t)d.weight_dtype;
-    w.dt[1] = (int32_t)d.bias_dtype;
-    w.parts = pl->has_bias ? 2 : 1;
+    w.parts = 0;
+    for (int k = 0; k < 4; k++) {
+        if (!has[k]) continue;
+        w.partial[w.parts] = q[k];
+        w.dst[w.parts] = dst[k];
+        w.dt[w.parts] = (int32_t)dts[k];
+        w.parts++;
+    }
     w.n = pl->n;
     w.col_blocks = (pl->n + 255) / 256;
     w.step = 1;
@@ -231,31 +249,45 @@ static darn_status wgrad_passes(const darn_plan *pl, float *pw, float *pb, void 
     return DARN_OK;
 }
 
+/* The partial sets in a workspace, in darn_bwd_partials_workspace's order (NULL where absent). */
+static void partial_sets(const darn_plan *pl, float *at, float *q[4])
+{
+    const bool has[4] = {true, pl->has_bias, pl->has_w1, pl->has_b1};
+    for (int k = 0; k < 4; k++) {
+        q[k] = has[k] ? at : nullptr;
+        if (q[k] && at) at += pl->wgrad_chunks * pl->n;
+    }
+}
+
 extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace, void *stream)
 {
     const hipStream_t s = (hipStream_t)stream;
-    float *pw = (float *)workspace;
-    float *pb = pl->has_bias ? pw + pl->wgrad_chunks * pl->n : nullptr;
+    float *q[4];
+    partial_sets(pl, (float *)workspace, q);
     size_t at = 0, total = 0;
     darn_status st = darn_bwd_workspace_layout(pl, 1, &at, &total); /* (checked by darn_bwd: cannot fail here) */
     float *rowc = total > at ? (float *)((char *)workspace + at) : nullptr;
     /* Everything that can be computed is computed before the first launch; what can still fail after it
      * is the device itself (darn.h: a DARN_ERR_DEVICE status may leave outputs written). */
-    if (st == DARN_OK && pl->m > 0) st = bwd_kernel(pl, t, pw, pb, rowc, s, "darn_bwd");
-    return st == DARN_OK ? wgrad_passes(pl, pw, pb, t->dweight, t->dbias, s, "darn_bwd") : st;
+    if (st == DARN_OK && pl->m > 0) st = bwd_kernel(pl, t, q, rowc, s, "darn_bwd");
+    void *const dst[4] = {t->dweight, t->dbias, t->dweight1, t->dbias1};
+    return st == DARN_OK ? wgrad_passes(pl, q, dst, s, "darn_bwd") : st;
 }
 
 /* The caller's buffers get one partial per chunk, as the kernel writes them today. A kernel that stores the sum of
  * an aligned pair of chunks (numerics.md §7 allows it for the tree's first level) must not do so here: a block may
- * start at an odd global chunk, and the caller reduces per-chunk partials. */
+ * start at an odd global chunk, and the caller reduces per-chunk partials. (No parallel residual: validation.) */
 extern "C" darn_status darn_gpu_bwd_partials(const darn_plan *pl, const darn_bwd_tensors *t, float *pw, float *pb,
                                              void *rowsums, void *stream)
 {
-    return bwd_kernel(pl, t, pw, pb, (float *)rowsums, (hipStream_t)stream, "darn_bwd_partials");
+    float *const q[4] = {pw, pl->has_bias ? pb : nullptr, nullptr, nullptr};
+    return bwd_kernel(pl, t, q, (float *)rowsums, (hipStream_t)stream, "darn_bwd_partials");
 }
 
 extern "C" darn_status darn_gpu_wgrad_reduce(const darn_plan *pl, float *pw, float *pb, void *dweight, void *dbias,
                                              void *stream)
 {
-    return wgrad_passes(pl, pw, pb, dweight, dbias, (hipStream_t)stream, "darn_wgrad_reduce");
+    float *const q[4] = {pw, pl->has_bias ? pb : nullptr, nullptr, nullptr};
+    void *const dst[4] = {dweight, dbias, nullptr, nullptr};
+    return wgrad_passes(pl, q, dst, (hipStream_t)stream, "darn_wgrad_reduce");
 }

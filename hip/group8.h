@@ -15,6 +15,8 @@
 #ifndef DARN_HIP_GROUP8_H
 #define DARN_HIP_GROUP8_H
 
+#include <type_traits>
+
 #include "args.h"
 #include "compat.h"
 #include "contract.h"
@@ -141,6 +143,11 @@ __device__ __forceinline__ uint32_t darn_keep8_aligned(uint64_t seed, uint64_t o
     }
     return bits & g.keep_mask;
 }
+
+/* A group's raw words of ROLE in the kernels that have that tensor (ON), an empty struct in the others. */
+struct darn_no_raw {};
+template <class Dt, int ROLE, bool ON>
+using darn_raw_if = typename std::conditional<ON, typename Dt::template raw<ROLE>, darn_no_raw>::type;
 
 /* ---- compile-time dtypes ------------------------------------------------------------------------- */
 /* O_ may be DARN_DT_FP8 (forward only): out is one byte per element in the fp8 encoding of the out view's dtype. */

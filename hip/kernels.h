@@ -10,7 +10,7 @@
 extern const void *const darn_fwd_table[DARN_N_FWD_ENTRIES];
 extern const void *const darn_bwd_table[DARN_N_BWD_ENTRIES];
 /* The row sums of the re-read backward, per dtype configuration (darn_bwd_rowsums<Dt>, a darn_bwd_args). */
-extern const void *const darn_bwd_rowsums_table[DARN_N_CONFIGS];
+extern const void *const darn_bwd_rowsums_table[DARN_N_BWD_CONFIGS];
 /* One pass of the dweight/dbias tree over chunk partials (bwd.hip). */
 extern const void *const darn_wgrad_pass_kernel;
 

@@ -5,22 +5,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* The compile-time configurations in the forward's numbering: DARN_STATIC_CONFIGS (0 …), the run-time policy
- * (no row), DARN_FP8_CONFIGS; column 5 is kmax. */
-static const int fwd_cfgs[DARN_N_FWD_CONFIGS][6] = {
-#define DARN_X_ROW(X, R, RO, W, O, KMAX) {X, R, RO, W, O, KMAX},
-    DARN_STATIC_CONFIGS(DARN_X_ROW) {0, 0, 0, 0, 0, DARN_RUNTIME_MAX_K}, DARN_FP8_CONFIGS(DARN_X_ROW)
+/* Every configuration in the forward's numbering: DARN_STATIC_CONFIGS (0 …), the run-time policy, DARN_FP8_CONFIGS,
+ * DARN_PAR_CONFIGS, the parallel run-time policy; columns: 5 dtypes, kmax, kind (CFG_* bits). */
+enum { CFG_STATIC = 0, CFG_RUNTIME = 1, CFG_PAR = 2 };
+static const int fwd_cfgs[DARN_N_FWD_CONFIGS][7] = {
+#define DARN_X_ROW(X, R, RO, W, O, KMAX) {X, R, RO, W, O, KMAX, CFG_STATIC},
+#define DARN_X_PAR_ROW(X, R, RO, W, O, KMAX) {X, R, RO, W, O, KMAX, CFG_PAR},
+    DARN_STATIC_CONFIGS(DARN_X_ROW) {0, 0, 0, 0, 0, DARN_RUNTIME_MAX_K, CFG_RUNTIME}, DARN_FP8_CONFIGS(DARN_X_ROW)
+    DARN_PAR_CONFIGS(DARN_X_PAR_ROW) {0, 0, 0, 0, 0, DARN_PAR_RUNTIME_MAX_K, CFG_RUNTIME | CFG_PAR}
 #undef DARN_X_ROW
+#undef DARN_X_PAR_ROW
 };
 
 int darn_static_config_dtypes(int cfg, darn_dtype out[5])
 {
-    if (cfg < 0 || cfg >= DARN_N_FWD_CONFIGS || cfg == DARN_CFG_RUNTIME) return 0;
+    if (cfg < 0 || cfg >= DARN_N_FWD_CONFIGS || (fwd_cfgs[cfg][6] & CFG_RUNTIME)) return 0;
     for (int i = 0; i < 5; i++) out[i] = (darn_dtype)fwd_cfgs[cfg][i];
     return 1;
 }
 
 int darn_fwd_kmax(int cfg) { return cfg >= 0 && cfg < DARN_N_FWD_CONFIGS ? fwd_cfgs[cfg][5] : 0; }
+
+int darn_cfg_is_parallel(int cfg) { return cfg >= 0 && cfg < DARN_N_FWD_CONFIGS && (fwd_cfgs[cfg][6] & CFG_PAR); }
+
+/* The backward's configurations are the forward's without the fp8 ones. */
+int darn_bwd_cfg_fwd(int cfg) { return cfg < DARN_CFG_BWD_PAR ? cfg : cfg - DARN_CFG_BWD_PAR + DARN_CFG_FWD_PAR; }
+static int fwd_cfg_bwd(int cfg) { return cfg < DARN_CFG_FWD_PAR ? cfg : cfg - DARN_CFG_FWD_PAR + DARN_CFG_BWD_PAR; }
 
 /* The first forward entry of configuration cfg. */
 static int fwd_row_start(int cfg)
@@ -35,19 +45,31 @@ int darn_fwd_entry(int cfg, int variant)
     return fwd_row_start(cfg) + (variant == DARN_VARIANT_REREAD ? darn_fwd_kmax(cfg) : variant);
 }
 
+int darn_bwd_kmax(int cfg) { return cfg >= DARN_CFG_BWD_PAR ? DARN_PAR_BWD_MAX_K : DARN_BWD_MAX_K; }
+
+int darn_bwd_entry(int cfg, int variant, int bias)
+{
+    int e = 0;
+    for (int c = 0; c < cfg; c++) e += darn_bwd_kmax(c) + 1;
+    return (e + (variant == DARN_VARIANT_REREAD ? darn_bwd_kmax(cfg) : variant)) * 2 + bias;
+}
+
 /* A configuration's dtype `want` matches a call's `got`: equal, or DARN_DT_FP8 and any fp8 dtype. */
 static int dt_matches(int want, darn_dtype got) { return want == DARN_DT_FP8 ? darn_dtype_is_fp8(got) : want == (int)got; }
 
-/* The compile-time configuration of these dtypes (the fp8 ones for the forward only), else the run-time policy. */
-static int config_of(int forward, darn_dtype x, darn_dtype r, darn_dtype ro, darn_dtype w, darn_dtype o)
+/* The compile-time configuration of these dtypes among those of the call's kind (parallel or not; fp8 ones for
+ * the forward only), else that kind's run-time policy; forward numbering. */
+static int config_of(int forward, int par, darn_dtype x, darn_dtype r, darn_dtype ro, darn_dtype w, darn_dtype o)
 {
-    for (int i = 0; i < (forward ? DARN_N_FWD_CONFIGS : DARN_N_STATIC_CONFIGS); i++) {
+    const int kind = par ? CFG_PAR : CFG_STATIC;
+    for (int i = 0; i < DARN_N_FWD_CONFIGS; i++) {
         const int *c = fwd_cfgs[i];
-        if (i != DARN_CFG_RUNTIME && dt_matches(c[0], x) && dt_matches(c[1], r) && dt_matches(c[2], ro) &&
-            dt_matches(c[3], w) && dt_matches(c[4], o))
+        if (c[6] != kind || (!forward && c[4] == DARN_DT_FP8)) continue;
+        if (dt_matches(c[0], x) && dt_matches(c[1], r) && dt_matches(c[2], ro) && dt_matches(c[3], w) &&
+            dt_matches(c[4], o))
             return i;
     }
-    return DARN_CFG_RUNTIME;
+    return par ? DARN_CFG_FWD_PAR_RUNTIME : DARN_CFG_RUNTIME;
 }
 
 /* The 16-byte path: absent, or base and every row start 16-byte aligned (8-byte for fp8, whose groups are 8 bytes). */
@@ -119,9 +141,9 @@ void darn_row_geometry(int64_t n, int cap, int kmax, int *p, int *k, int *varian
 #endif
 
 /* The backward's row geometry: darn_row_geometry, or the re-read rows below DARN_BWD_MIN_UTIL. */
-static void bwd_geometry(int64_t n, darn_dtype h_dtype, int *p, int *k, int *variant)
+static void bwd_geometry(int64_t n, darn_dtype h_dtype, int kmax, int *p, int *k, int *variant)
 {
-    darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, DARN_BWD_MAX_K, p, k, variant);
+    darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, kmax, p, k, variant);
     if (*variant != DARN_VARIANT_REREAD && (double)darn_groups_for(n) < DARN_BWD_MIN_UTIL * (double)*p * (double)*k) {
         *p = DARN_REREAD_P;
         *k = (int)((darn_groups_for(n) + DARN_REREAD_P - 1) / DARN_REREAD_P);
@@ -129,9 +151,10 @@ static void bwd_geometry(int64_t n, darn_dtype h_dtype, int *p, int *k, int *var
     }
 }
 
+/* backward: bwd_geometry with K <= -kmax */
 static void shape(darn_choice *c, int64_t n, darn_dtype h_dtype, int kmax, int64_t units)
 {
-    if (kmax < 0) bwd_geometry(n, h_dtype, &c->p, &c->k, &c->variant);
+    if (kmax < 0) bwd_geometry(n, h_dtype, -kmax, &c->p, &c->k, &c->variant);
     else darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, kmax, &c->p, &c->k, &c->variant);
     c->rows_per_block = c->p < DARN_SMALL_BLOCK ? DARN_SMALL_BLOCK / c->p : 1;
     c->block = c->p * c->rows_per_block;
@@ -143,12 +166,15 @@ void darn_choose_fwd(const darn_plan *pl, const darn_fwd_tensors *t, darn_choice
 {
     const darn_desc *d = &pl->desc;
     const darn_dtype ro = pl->resout_dtype;
-    int cfg = config_of(1, d->x_dtype, pl->has_res ? d->residual_dtype : ro, ro, d->weight_dtype, d->out_dtype);
+    const int par = (pl->opt & DARN_OPT_PARALLEL) != 0;
+    int cfg = config_of(1, par, d->x_dtype, pl->has_res ? d->residual_dtype : ro, ro, d->weight_dtype, d->out_dtype);
     const int vec = pl->n % 8 == 0 && vec_ok(t->x, pl->s_x, d->x_dtype) && vec_ok(t->residual, pl->s_res, d->residual_dtype) &&
                     vec_ok(t->weight, 0, d->weight_dtype) && vec_ok(t->bias, 0, d->bias_dtype) &&
                     vec_ok(t->out, pl->s_out, d->out_dtype) && vec_ok(t->residual_out, pl->s_resout, ro) &&
-                    (!pl->has_bias || d->bias_dtype == d->weight_dtype);
-    if (!vec) cfg = DARN_CFG_RUNTIME;
+                    vec_ok(t->x1, pl->s_x1, d->x_dtype) && vec_ok(t->weight1, 0, d->weight_dtype) &&
+                    vec_ok(t->bias1, 0, d->bias_dtype) && vec_ok(t->out1, pl->s_out1, d->out_dtype) &&
+                    (!(pl->has_bias || pl->has_b1) || d->bias_dtype == d->weight_dtype);
+    if (!vec) cfg = par ? DARN_CFG_FWD_PAR_RUNTIME : DARN_CFG_RUNTIME;
     shape(c, pl->n, ro, darn_fwd_kmax(cfg), pl->m);
     c->cfg = cfg;
     c->bias = pl->has_bias;
@@ -159,13 +185,17 @@ void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice
 {
     const darn_desc *d = &pl->desc;
     const darn_dtype ro = pl->resout_dtype;
-    int cfg = config_of(0, d->x_dtype, t->dresidual ? d->residual_dtype : ro, ro, d->weight_dtype, pl->dy_dtype);
+    const int par = (pl->opt & DARN_OPT_PARALLEL) != 0;
+    int cfg = config_of(0, par, d->x_dtype, t->dresidual ? d->residual_dtype : ro, ro, d->weight_dtype, pl->dy_dtype);
     const int vec = pl->n % 8 == 0 && vec_ok(t->dy, pl->s_dy, pl->dy_dtype) && vec_ok(t->h, pl->s_h, ro) &&
                     vec_ok(t->weight, 0, d->weight_dtype) && vec_ok(t->dresidual_out, pl->s_dresout, ro) &&
                     vec_ok(t->dx, pl->s_dx, d->x_dtype) && vec_ok(t->dresidual, pl->s_dres, d->residual_dtype) &&
-                    (!pl->has_bias || d->bias_dtype == d->weight_dtype);
-    if (!vec) cfg = DARN_CFG_RUNTIME;
-    shape(c, pl->n, ro, -1, pl->wgrad_chunks); /* (-1: bwd_geometry) a slot walks one chunk at a time */
+                    vec_ok(t->dy1, pl->s_dy1, pl->dy_dtype) && vec_ok(t->weight1, 0, d->weight_dtype) &&
+                    vec_ok(t->dx1, pl->s_dx1, d->x_dtype) &&
+                    (!(pl->has_bias || pl->has_b1) || d->bias_dtype == d->weight_dtype);
+    if (!vec) cfg = par ? DARN_CFG_FWD_PAR_RUNTIME : DARN_CFG_RUNTIME;
+    cfg = fwd_cfg_bwd(cfg);
+    shape(c, pl->n, ro, -darn_bwd_kmax(cfg), pl->wgrad_chunks); /* (< 0: bwd_geometry) a slot walks one chunk at a time */
     if (c->variant == DARN_VARIANT_REREAD) { /* darn_bwd_cols: a thread per (chunk, group), blocks of 256 */
         c->rows_per_block = 1;
         c->block = DARN_SMALL_BLOCK;
@@ -184,9 +214,15 @@ void darn_entry_choice(int backward, int entry, darn_choice *c)
     if (backward) {
         c->bias = entry % 2;
         entry /= 2;
-        c->cfg = entry / DARN_N_BWD_VARIANTS;
-        const int v = entry % DARN_N_BWD_VARIANTS;
-        c->variant = v == DARN_BWD_MAX_K ? DARN_VARIANT_REREAD : v;
+        for (int cfg = 0; cfg < DARN_N_BWD_CONFIGS; cfg++) { /* rows of kmax + 1 variants */
+            const int len = darn_bwd_kmax(cfg) + 1;
+            if (entry < len) {
+                c->cfg = cfg;
+                c->variant = entry == len - 1 ? DARN_VARIANT_REREAD : entry;
+                return;
+            }
+            entry -= len;
+        }
         return;
     }
     for (int cfg = 0; cfg < DARN_N_FWD_CONFIGS; cfg++) { /* forward: rows of kmax + 1 entries */
@@ -211,11 +247,13 @@ void darn_entry_name(int backward, int entry, char *buf, size_t bytes)
     darn_entry_choice(backward, entry, &c);
     char cfg[40], var[16];
     darn_dtype dts[5];
-    if (darn_static_config_dtypes(c.cfg, dts))
-        snprintf(cfg, sizeof cfg, "%s/%s/%s/%s/%s", dt_name(dts[0]), dt_name(dts[1]), dt_name(dts[2]), dt_name(dts[3]),
-                 dt_name(dts[4]));
+    const int fcfg = backward ? darn_bwd_cfg_fwd(c.cfg) : c.cfg;
+    const char *par = darn_cfg_is_parallel(fcfg) ? "parallel " : "";
+    if (darn_static_config_dtypes(fcfg, dts))
+        snprintf(cfg, sizeof cfg, "%s%s/%s/%s/%s/%s", par, dt_name(dts[0]), dt_name(dts[1]), dt_name(dts[2]),
+                 dt_name(dts[3]), dt_name(dts[4]));
     else
-        snprintf(cfg, sizeof cfg, "runtime");
+        snprintf(cfg, sizeof cfg, "%sruntime", par);
     if (c.variant == DARN_VARIANT_REREAD) snprintf(var, sizeof var, "re-read");
     else snprintf(var, sizeof var, "K=%d", c.variant + 1);
     snprintf(buf, bytes, "darn_%s %s %s%s", backward ? "bwd" : "fwd", cfg, var, backward && c.bias ? " bias" : "");
@@ -224,7 +262,8 @@ void darn_entry_name(int backward, int entry, char *buf, size_t bytes)
 int darn_bwd_rereads(const darn_plan *pl)
 {
     int p, k, variant;
-    bwd_geometry(pl->n, pl->resout_dtype, &p, &k, &variant);
+    bwd_geometry(pl->n, pl->resout_dtype, (pl->opt & DARN_OPT_PARALLEL) ? DARN_PAR_BWD_MAX_K : DARN_BWD_MAX_K, &p, &k,
+                 &variant);
     return variant == DARN_VARIANT_REREAD;
 }
 

@@ -7,7 +7,8 @@
  * An entry is (dtype configuration, row variant[, bias]):
  * - dtype configuration: one of DARN_STATIC_CONFIGS or (forward only) DARN_FP8_CONFIGS (dtypes are
  *   template parameters of the kernel: the fast path, which needs N % 8 == 0 and every [M, N] tensor and
- *   vector 16-byte aligned), or the run-time-dtype policy (anything else, same arithmetic).
+ *   vector 16-byte aligned), or the run-time-dtype policy (anything else, same arithmetic); calls with a
+ *   parallel residual take DARN_PAR_CONFIGS or their run-time policy instead.
  * - row variant: K = 1 … kmax groups of 8 per thread with the row held in registers (kmax: the
  *   configuration's, at most DARN_MAX_K), or "re-read" for rows too wide for that (the row is read again
  *   from memory after its sums).
@@ -47,7 +48,23 @@ extern "C" {
     X(DARN_BF16, DARN_F32, DARN_F32, DARN_BF16, DARN_DT_FP8, 3)  /* fp8 training: an fp32 residual stream */ \
     X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_DT_FP8, 4) /* fp8 training: a bf16 residual stream */
 #define DARN_N_FP8_CONFIGS 2
-#define DARN_N_FWD_CONFIGS (DARN_N_CONFIGS + DARN_N_FP8_CONFIGS)
+/* Parallel-residual configurations (flash-attn's x1 / weight1 / bias1: DARN_FLAG_HAS_X1 / _WEIGHT1 / _BIAS1): the
+ * bodies with PAR = true, which also carry x1, its keep bits, the second output y1 and their gradients; x1 and dx1
+ * take the x column, weight1 and bias1 the weight column, out1 and dy1 the out column. Two compile-time
+ * configurations (training in bf16 with an fp32 or a bf16 residual stream), then a run-time-dtype one for every
+ * other call. kmax 2: x1's words and the second output's registers on top of the first's. In the forward's
+ * numbering they follow the fp8 configurations, in the backward's the run-time policy. */
+#define DARN_PAR_CONFIGS(X)                                                                            \
+    X(DARN_BF16, DARN_F32, DARN_F32, DARN_BF16, DARN_BF16, 2)     /* bf16 with an fp32 residual stream */ \
+    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, 2)   /* bf16 everywhere */
+#define DARN_N_PAR_CONFIGS 2
+#define DARN_PAR_RUNTIME_MAX_K 2
+#define DARN_CFG_FWD_PAR (DARN_N_CONFIGS + DARN_N_FP8_CONFIGS) /* the first parallel configuration, forward */
+#define DARN_CFG_BWD_PAR DARN_N_CONFIGS                        /* … backward */
+#define DARN_CFG_FWD_PAR_RUNTIME (DARN_CFG_FWD_PAR + DARN_N_PAR_CONFIGS)
+#define DARN_CFG_BWD_PAR_RUNTIME (DARN_CFG_BWD_PAR + DARN_N_PAR_CONFIGS)
+#define DARN_N_FWD_CONFIGS (DARN_CFG_FWD_PAR_RUNTIME + 1)
+#define DARN_N_BWD_CONFIGS (DARN_CFG_BWD_PAR_RUNTIME + 1)
 
 #define DARN_MAX_K 4                  /* groups per thread with the row in registers */
 #define DARN_VARIANT_REREAD DARN_MAX_K /* variants 0 … 3: K = v + 1 in registers; 4: re-read */
@@ -63,23 +80,28 @@ extern "C" {
 #define DARN_N_RUNTIME_VARIANTS (DARN_RUNTIME_MAX_K + 1)
 #define DARN_X_FWD_ROW_LEN(X, R, RO, W, O, KMAX) +(KMAX + 1)
 /* Forward entries: per configuration K = 1 … kmax and the re-read variant, configurations in their order. */
-#define DARN_N_FWD_ENTRIES \
-    (0 DARN_STATIC_CONFIGS(DARN_X_FWD_ROW_LEN) + DARN_N_RUNTIME_VARIANTS DARN_FP8_CONFIGS(DARN_X_FWD_ROW_LEN))
+#define DARN_N_FWD_ENTRIES                                                                                    \
+    (0 DARN_STATIC_CONFIGS(DARN_X_FWD_ROW_LEN) + DARN_N_RUNTIME_VARIANTS DARN_FP8_CONFIGS(DARN_X_FWD_ROW_LEN) \
+         DARN_PAR_CONFIGS(DARN_X_FWD_ROW_LEN) + (DARN_PAR_RUNTIME_MAX_K + 1))
 /* The backward holds at most K = 2 groups per thread (its dweight/dbias partials take 8 K registers each;
  * K = 3 / 4 needed all 256 VGPRs and spilled to scratch on gfx942 and gfx90a, tools/amd-resource-check
  * 2026-12-02): K = 1, 2 and the re-read variant for every configuration. */
 #define DARN_BWD_MAX_K 2
-#define DARN_N_BWD_VARIANTS (DARN_BWD_MAX_K + 1)
-#define DARN_N_BWD_ENTRIES (DARN_N_CONFIGS * DARN_N_BWD_VARIANTS * 2)
+/* The parallel-residual backward holds K = 1 only (dy1, weight1 and the dweight1 / dbias1 partials: K = 2 spilled
+ * on NVIDIA, 344-1932 bytes per thread, and on AMD; ptxas -v and tools/amd-resource-check 2026-12-03). */
+#define DARN_PAR_BWD_MAX_K 1
+/* Backward entries: per configuration K = 1 … its kmax (darn_bwd_kmax) and the re-read variant, each without and
+ * with a bias. */
+#define DARN_N_BWD_ENTRIES \
+    ((DARN_CFG_BWD_PAR * (DARN_BWD_MAX_K + 1) + (DARN_N_PAR_CONFIGS + 1) * (DARN_PAR_BWD_MAX_K + 1)) * 2)
 
 /* The forward's largest K in registers for configuration cfg (the run-time policy: DARN_RUNTIME_MAX_K). */
 int darn_fwd_kmax(int cfg);
 /* Entry index of a forward (cfg, variant) and of a backward (cfg, variant, bias). */
 int darn_fwd_entry(int cfg, int variant);
-static inline int darn_bwd_entry(int cfg, int variant, int bias)
-{
-    return (cfg * DARN_N_BWD_VARIANTS + (variant == DARN_VARIANT_REREAD ? DARN_BWD_MAX_K : variant)) * 2 + bias;
-}
+int darn_bwd_entry(int cfg, int variant, int bias);
+/* The backward's largest K in registers for (backward) configuration cfg. */
+int darn_bwd_kmax(int cfg);
 
 /* What the launcher needs to know of a call, and what darn_debug_*_kernel reports. */
 typedef struct darn_choice {
@@ -102,15 +124,19 @@ void darn_entry_name(int backward, int entry, char *buf, size_t bytes);
 /* The fields of an entry (cfg, variant, bias) without a call; p/k/blocks are 0. */
 void darn_entry_choice(int backward, int entry, darn_choice *c);
 /* dtypes of a compile-time configuration (x, residual, residual-out, weight, out; DARN_DT_FP8 for the fp8
- * configurations' out), forward numbering; 0 when cfg is the run-time policy or out of range. */
+ * configurations' out), forward numbering; 0 when cfg is a run-time policy or out of range. */
 int darn_static_config_dtypes(int cfg, darn_dtype out[5]);
+/* The forward's number of backward configuration cfg (the same dtypes and kind). */
+int darn_bwd_cfg_fwd(int cfg);
+/* Whether forward configuration cfg is a parallel-residual one (PAR kernels). */
+int darn_cfg_is_parallel(int cfg);
 
 /* The row geometry of N: P, K and the variant; `cap` is the largest K preferred on ties, `kmax` the largest
  * K at all (dispatch.c). */
 void darn_row_geometry(int64_t n, int cap, int kmax, int *p, int *k, int *variant);
 
-/* Whether the backward of the plan re-reads its rows (N too wide for K <= DARN_BWD_MAX_K in registers; the
- * same for every dtype configuration). */
+/* Whether the backward of the plan re-reads its rows (N too wide for K <= darn_bwd_kmax in registers: the same
+ * for every dtype configuration of the plan's kind, parallel or not). */
 int darn_bwd_rereads(const darn_plan *pl);
 /* Workspace bytes the GPU backward needs beyond the chunk partials: the (c1, c2) pair of each of the plan's m
  * rows when they are re-read (darn_bwd_rowsums), else 0. */

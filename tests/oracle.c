@@ -372,10 +372,23 @@ double oracle_loss(const oracle_fwd *f, const double *gy, const double *gh, int6
 void oracle_backward(const oracle_problem *p, const double *h, const double *dy, const double *dro,
                      oracle_bwd *b)
 {
+    oracle_backward_parallel(p, h, dy, NULL, dro, b);
+}
+
+/* One body for both: g = dy * w' [+ dy1 * w1'] in the row terms. The error terms that scaled with |g| scale
+ * with ga = |dy * w'| + |dy1 * w1'| (the fp32 error of the sum of the two products is relative to the
+ * products, not to a possibly cancelled g); without dy1, ga = |g| and the bounds are the single-output ones. */
+void oracle_backward_parallel(const oracle_problem *p, const double *h, const double *dy, const double *dy1,
+                              const double *dro, oracle_bwd *b)
+{
     const int64_t m = p->m, n = p->n, skip = p->mutate_skip_col;
     const size_t mn = (size_t)(m * n);
     const int layer = p->desc.norm == DARN_LAYERNORM;
+    const int has_y1 = p->weight1 != NULL && dy1 != NULL;
+    const int g_y1 = has_y1 && p->mutate_parallel != ORACLE_MUT_NO_DY1; /* dy1 enters g */
+    const int with_x1 = p->x1 != NULL && p->mutate_parallel != ORACLE_MUT_NO_X1;
     const double k = k_row(n), kw = k_wgrad(m, n);
+    memset(b, 0, sizeof *b);
     b->m = m;
     b->n = n;
     b->dh = xcalloc(mn, sizeof(double));
@@ -386,25 +399,41 @@ void oracle_backward(const oracle_problem *p, const double *h, const double *dy,
     b->dbias = xcalloc((size_t)n, sizeof(double));
     b->dw_err = xcalloc((size_t)n, sizeof(double));
     b->db_err = xcalloc((size_t)n, sizeof(double));
+    if (p->x1) {
+        b->dx1 = xcalloc(mn, sizeof(double));
+        b->dx1_err = xcalloc(mn, sizeof(double));
+    }
+    if (has_y1) {
+        b->dweight1 = xcalloc((size_t)n, sizeof(double));
+        b->dw1_err = xcalloc((size_t)n, sizeof(double));
+        if (p->bias1) {
+            b->dbias1 = xcalloc((size_t)n, sizeof(double));
+            b->db1_err = xcalloc((size_t)n, sizeof(double));
+        }
+    }
     double *dw_abs = xcalloc((size_t)n, sizeof(double)), *dw_x = xcalloc((size_t)n, sizeof(double));
     double *db_abs = xcalloc((size_t)n, sizeof(double));
+    double *dw1_abs = xcalloc((size_t)n, sizeof(double)), *dw1_x = xcalloc((size_t)n, sizeof(double));
+    double *db1_abs = xcalloc((size_t)n, sizeof(double));
     double *xh = xcalloc((size_t)n, sizeof(double)), *g = xcalloc((size_t)n, sizeof(double));
-    double *xe = xcalloc((size_t)n, sizeof(double));
+    double *ga = xcalloc((size_t)n, sizeof(double)), *xe = xcalloc((size_t)n, sizeof(double));
 
     for (int64_t r = 0; r < m; r++) {
-        const double *hr = h + r * n, *gy = dy + r * n;
+        const double *hr = h + r * n, *gy = dy + r * n, *gy1 = has_y1 ? dy1 + r * n : NULL;
         const row_stats st = stats_of(p, hr);
         double c1 = 0, c1a = 0, c2 = 0, c2a = 0, gx = 0;
         for (int64_t c = 0; c < n; c++) {
             xh[c] = (hr[c] - st.mean) * st.rstd;
-            g[c] = gy[c] * oracle_wprime(p, c);
+            const double g0 = gy[c] * oracle_wprime(p, c), g1 = g_y1 ? gy1[c] * oracle_wprime1(p, c) : 0.0;
+            g[c] = g0 + g1;
+            ga[c] = fabs(g0) + fabs(g1);
             xe[c] = xhat_err(&st, k, xh[c]);
             if (c == skip) continue;
             c1 += xh[c] * g[c];
-            c1a += fabs(xh[c] * g[c]);
+            c1a += fabs(xh[c]) * ga[c];
             c2 += g[c];
-            c2a += fabs(g[c]);
-            gx += fabs(g[c]) * xe[c];
+            c2a += ga[c];
+            gx += ga[c] * xe[c];
         }
         c1 /= (double)n;
         c2 = layer ? c2 / (double)n : 0.0;
@@ -414,7 +443,7 @@ void oracle_backward(const oracle_problem *p, const double *h, const double *dy,
         for (int64_t c = 0; c < n; c++) {
             const size_t i = (size_t)(r * n + c);
             const double dhn = (g[c] - xh[c] * c1 - c2) * st.rstd;
-            double err = st.rstd * (5 * U32 * fabs(g[c]) + fabs(c1) * xe[c] + fabs(xh[c]) * dc1 + dc2 +
+            double err = st.rstd * (5 * U32 * ga[c] + fabs(c1) * xe[c] + fabs(xh[c]) * dc1 + dc2 +
                                     3 * U32 * (fabs(xh[c] * c1) + fabs(c2))) +
                          (k / 2 + 10) * U32 * fabs(dhn);
             double dh = dhn;
@@ -427,22 +456,40 @@ void oracle_backward(const oracle_problem *p, const double *h, const double *dy,
             const double sc = p->keep[i] ? p->drop_scale * rs : 0.0;
             b->dx[i] = dh * sc;
             b->dx_err[i] = fabs(sc) * err + 2 * U32 * fabs(b->dx[i]);
+            if (b->dx1) { /* dx1 = keep1 * dh * s: x1 is not rowscaled */
+                const double sc1 = with_x1 && keep1_of(p, i) ? p->drop_scale : 0.0;
+                b->dx1[i] = dh * sc1;
+                b->dx1_err[i] = sc1 * err + U32 * fabs(b->dx1[i]);
+            }
             b->dweight[c] += gy[c] * xh[c];
             dw_abs[c] += fabs(gy[c] * xh[c]);
             dw_x[c] += fabs(gy[c]) * xe[c];
             b->dbias[c] += gy[c];
             db_abs[c] += fabs(gy[c]);
+            if (has_y1) {
+                b->dweight1[c] += gy1[c] * xh[c];
+                dw1_abs[c] += fabs(gy1[c] * xh[c]);
+                dw1_x[c] += fabs(gy1[c]) * xe[c];
+                if (b->dbias1) b->dbias1[c] += gy1[c];
+                db1_abs[c] += fabs(gy1[c]);
+            }
         }
     }
     for (int64_t c = 0; c < n; c++) {
         b->dw_err[c] = (kw + 1) * U32 * dw_abs[c] + dw_x[c];
         b->db_err[c] = kw * U32 * db_abs[c];
+        if (b->dw1_err) b->dw1_err[c] = (kw + 1) * U32 * dw1_abs[c] + dw1_x[c];
+        if (b->db1_err) b->db1_err[c] = kw * U32 * db1_abs[c];
     }
     free(dw_abs);
     free(dw_x);
     free(db_abs);
+    free(dw1_abs);
+    free(dw1_x);
+    free(db1_abs);
     free(xh);
     free(g);
+    free(ga);
     free(xe);
 }
 
@@ -456,6 +503,12 @@ void oracle_bwd_free(oracle_bwd *b)
     free(b->dx_err);
     free(b->dw_err);
     free(b->db_err);
+    free(b->dx1);
+    free(b->dx1_err);
+    free(b->dweight1);
+    free(b->dw1_err);
+    free(b->dbias1);
+    free(b->db1_err);
     memset(b, 0, sizeof *b);
 }
 
@@ -523,8 +576,13 @@ enum {
     REP_MEAN = ORACLE_REP_MEAN, REP_DX = ORACLE_REP_DX, REP_DRES = ORACLE_REP_DRES, REP_DW = ORACLE_REP_DW,
     REP_DB = ORACLE_REP_DB, REP_GUARD = ORACLE_REP_GUARD
 };
+enum {
+    REP_Y1 = ORACLE_REP_Y1, REP_MASK1 = ORACLE_REP_MASK1, REP_DX1 = ORACLE_REP_DX1, REP_DW1 = ORACLE_REP_DW1,
+    REP_DB1 = ORACLE_REP_DB1
+};
 static const char *const rep_names[ORACLE_NREP] = {"y",  "residual_out", "mask",    "rstd",  "mean",
-                                                   "dx", "dresidual",    "dweight", "dbias", "guards"};
+                                                   "dx", "dresidual",    "dweight", "dbias", "guards",
+                                                   "y1", "mask1",        "dx1",     "dweight1", "dbias1"};
 
 #define GUARD_BYTES 64
 
@@ -589,16 +647,18 @@ void oracle_case_describe(const oracle_case *c, char *buf, size_t size)
 {
     const darn_desc *d = &c->desc;
     snprintf(buf, size,
-             "%s M=%lld N=%lld x=%s res=%s w=%s b=%s out=%s flags=%s%s%s%s%s eps=%g p=%g seed=%llu off=%llu "
-             "pad=%lld data=%s%s%s%s%s",
+             "%s M=%lld N=%lld x=%s res=%s w=%s b=%s out=%s flags=%s%s%s%s%s%s%s%s eps=%g p=%g seed=%llu off=%llu "
+             "pad=%lld pad1=%lld data=%s%s%s%s%s%s",
              d->norm == DARN_LAYERNORM ? "LN" : "RMS", (long long)d->rows, (long long)d->cols, dt_name(d->x_dtype),
              dt_name(d->residual_dtype), dt_name(d->weight_dtype), dt_name(d->bias_dtype), dt_name(d->out_dtype),
              (d->flags & DARN_FLAG_HAS_RESIDUAL) ? "R" : "-", (d->flags & DARN_FLAG_HAS_BIAS) ? "B" : "-",
              (d->flags & DARN_FLAG_HAS_ROWSCALE) ? "S" : "-", (d->flags & DARN_FLAG_ZERO_CENTERED_WEIGHT) ? "Z" : "-",
-             (d->flags & DARN_FLAG_RESIDUAL_IN_FP32) ? "F" : "-", (double)d->eps, d->dropout_p,
-             (unsigned long long)d->seed, (unsigned long long)d->offset, (long long)c->pad,
-             c->data == ORACLE_DATA_SPIKES ? "spikes" : "uniform", c->backward ? " +bwd" : "",
-             c->bwd_dresidual_out ? " dro" : "", c->bwd_regen_mask ? " regen" : "", c->bwd_h_is_x ? " h=x" : "");
+             (d->flags & DARN_FLAG_RESIDUAL_IN_FP32) ? "F" : "-", (d->flags & DARN_FLAG_HAS_X1) ? "X" : "-",
+             (d->flags & DARN_FLAG_HAS_WEIGHT1) ? "W" : "-", (d->flags & DARN_FLAG_HAS_BIAS1) ? "b" : "-",
+             (double)d->eps, d->dropout_p, (unsigned long long)d->seed, (unsigned long long)d->offset,
+             (long long)c->pad, (long long)c->pad1, c->data == ORACLE_DATA_SPIKES ? "spikes" : "uniform",
+             c->backward ? " +bwd" : "", c->bwd_dresidual_out ? " dro" : "", c->bwd_regen_mask ? " regen" : "",
+             c->bwd_regen_mask1 ? " regen1" : "", c->bwd_h_is_x ? " h=x" : "");
 }
 
 static double unif(sup_rng *g, double lo, double hi) { return lo + (hi - lo) * sup_rng_unit(g); }
@@ -697,6 +757,10 @@ static void apply_mutation(oracle_problem *p, oracle_mutation mut)
         break;
     case ORACLE_MUT_NO_DROP_SCALE: p->drop_scale = 1.0; break;
     case ORACLE_MUT_NOT_CENTERED: p->desc.flags &= ~DARN_FLAG_ZERO_CENTERED_WEIGHT; break;
+    case ORACLE_MUT_NO_X1:
+    case ORACLE_MUT_X1_SAME_KEEP:
+    case ORACLE_MUT_W1_IS_W:
+    case ORACLE_MUT_NO_DY1: p->mutate_parallel = (int)mut; break;
     }
 }
 
@@ -713,6 +777,11 @@ void oracle_run_case(const oracle_case *cs, oracle_result *res)
     const int zc = (d->flags & DARN_FLAG_ZERO_CENTERED_WEIGHT) != 0;
     const darn_dtype hd = h_dtype_of(d);
     const size_t odd = (size_t)(cs->pad % 2); /* odd pads also shift pointers off 16-byte alignment */
+    /* parallel residual: x1, out1, dy1 and dx1 take their own stride when pad1 is set */
+    const int has_x1 = (d->flags & DARN_FLAG_HAS_X1) != 0, has_w1 = (d->flags & DARN_FLAG_HAS_WEIGHT1) != 0;
+    const int has_b1 = (d->flags & DARN_FLAG_HAS_BIAS1) != 0;
+    const int64_t stride1 = cs->pad1 > 0 ? n + cs->pad1 : stride, s1 = sup_stride(n, stride1);
+    const size_t odd1 = (size_t)((cs->pad1 > 0 ? cs->pad1 : cs->pad) % 2);
     sup_rng g = sup_rng_make(cs->data_seed);
     oracle_problem p;
     oracle_fwd f;
@@ -722,6 +791,7 @@ void oracle_run_case(const oracle_case *cs, oracle_result *res)
     /* ---- inputs ---- */
     gbuf bx = {0}, bres = {0}, bw = {0}, bb = {0}, brs = {0};
     gbuf bout = {0}, bro = {0}, bmask = {0}, brstd = {0}, bmean = {0};
+    gbuf bx1 = {0}, bw1 = {0}, bb1 = {0}, bout1 = {0}, bmask1 = {0};
     void *x = gbuf_alloc(&bx, sup_tensor_bytes(d->x_dtype, m, n, s), odd * dt_size(d->x_dtype));
     const double amp = cs->amp > 0.0 ? cs->amp : 1.0;
     fill_matrix(x, d->x_dtype, m, n, s, &g, cs->data, -1.0 * amp, 2.0 * amp);
@@ -744,6 +814,20 @@ void oracle_run_case(const oracle_case *cs, oracle_result *res)
         rs = gbuf_alloc(&brs, (size_t)m * 4, 0);
         sup_fill_f32(rs, m, &g, 0.5f, 2.0f);
     }
+    /* x1 like x, weight1 like weight, bias1 like bias (drawn after them: cases without the flags keep their data) */
+    void *x1 = NULL, *w1 = NULL, *bias1 = NULL;
+    if (has_x1) {
+        x1 = gbuf_alloc(&bx1, sup_tensor_bytes(d->x_dtype, m, n, s1), odd1 * dt_size(d->x_dtype));
+        fill_matrix(x1, d->x_dtype, m, n, s1, &g, cs->data, -1.0 * amp, 2.0 * amp);
+    }
+    if (has_w1) {
+        w1 = gbuf_alloc(&bw1, (size_t)n * dt_size(d->weight_dtype), 0);
+        sup_fill_uniform(w1, d->weight_dtype, 1, n, n, &g, zc ? -0.5f : -1.5f, zc ? 0.5f : 1.5f);
+    }
+    if (has_b1) {
+        bias1 = gbuf_alloc(&bb1, (size_t)n * dt_size(d->bias_dtype), 0);
+        sup_fill_uniform(bias1, d->bias_dtype, 1, n, n, &g, -1.0f, 1.0f);
+    }
 
     /* ---- forward ---- */
     const int want_all = !cs->skip_optional || cs->backward;
@@ -763,13 +847,25 @@ void oracle_run_case(const oracle_case *cs, oracle_result *res)
         t.mask = gbuf_alloc(&bmask, (size_t)m * mask_row_bytes(n), 0);
         t.rstd = gbuf_alloc(&brstd, (size_t)m * 4, 0);
         if (layer) t.mean = gbuf_alloc(&bmean, (size_t)m * 4, 0);
+        if (has_x1) t.mask1 = gbuf_alloc(&bmask1, (size_t)m * mask_row_bytes(n), 0);
     }
-    snap sn_in[5];
+    t.x1 = x1;
+    t.x1_stride = stride1;
+    t.weight1 = w1;
+    t.bias1 = bias1;
+    if (has_w1) {
+        t.out1 = gbuf_alloc(&bout1, sup_tensor_bytes(d->out_dtype, m, n, s1), odd1 * dt_size(d->out_dtype));
+        t.out1_stride = stride1;
+    }
+    snap sn_in[8];
     snap_take(&sn_in[0], x, bx.bytes);
     snap_take(&sn_in[1], resid, bres.bytes);
     snap_take(&sn_in[2], w, bw.bytes);
     snap_take(&sn_in[3], bias, bb.bytes);
     snap_take(&sn_in[4], rs, brs.bytes);
+    snap_take(&sn_in[5], x1, bx1.bytes);
+    snap_take(&sn_in[6], w1, bw1.bytes);
+    snap_take(&sn_in[7], bias1, bb1.bytes);
 
     size_t wsb = 0;
     darn_status st = darn_fwd_workspace_size(d, DARN_BACKEND_CPU, &wsb);
@@ -800,6 +896,23 @@ void oracle_run_case(const oracle_case *cs, oracle_result *res)
                 oracle_report_exact(&res->rep[REP_RESOUT], sup_get_bits(t.residual_out, hd, s, r, c),
                                     oracle_encode(hd, f.h[i]), oracle_get(t.residual_out, hd, s, r, c), f.h[i], r, c);
         }
+    if (t.out1)
+        for (int64_t r = 0; r < m; r++)
+            for (int64_t c = 0; c < n; c++) {
+                const size_t i = (size_t)(r * n + c);
+                const double got = oracle_get(t.out1, d->out_dtype, s1, r, c);
+                oracle_report_add(&res->rep[REP_Y1], got, f.y1[i], f.y1_err[i] * (1 + uo) + uo * fabs(f.y1[i]) + to,
+                                  r, c);
+            }
+    if (t.mask1) { /* x1's keep bits: the Philox word of index r*N + c + 2^63 (oracle_load), pad bits 0 */
+        const size_t rb = mask_row_bytes(n);
+        for (int64_t r = 0; r < m; r++)
+            for (int64_t c = 0; c < (int64_t)rb * 8; c++) {
+                const uint32_t bit = (t.mask1[(size_t)r * rb + (size_t)c / 8] >> (c % 8)) & 1u;
+                const uint32_t want = c < n ? (uint32_t)keep1_of(&p, (size_t)(r * n + c)) : 0u;
+                oracle_report_exact(&res->rep[REP_MASK1], bit, want, bit, want, r, c);
+            }
+    }
     if (t.mask) {
         const size_t rb = mask_row_bytes(n);
         for (int64_t r = 0; r < m; r++)
@@ -818,15 +931,23 @@ void oracle_run_case(const oracle_case *cs, oracle_result *res)
     gbuf_check(&bmask, res, "mask", 1, 0, 0, 1);
     gbuf_check(&brstd, res, "rstd", 1, 0, 0, 4);
     gbuf_check(&bmean, res, "mean", 1, 0, 0, 4);
+    gbuf_check(&bout1, res, "out1", m, n, s1, dt_size(d->out_dtype));
+    gbuf_check(&bmask1, res, "mask1", 1, 0, 0, 1);
 
     if (cs->backward) {
         gbuf bdy = {0}, bdro = {0}, bdx = {0}, bdres = {0}, bdw = {0}, bdb = {0};
+        gbuf bdy1 = {0}, bdx1 = {0}, bdw1 = {0}, bdb1 = {0};
         void *dy = gbuf_alloc(&bdy, sup_tensor_bytes(d->out_dtype, m, n, s), 0);
         fill_matrix(dy, d->out_dtype, m, n, s, &g, cs->data, -1.0, 1.0);
         void *dro = NULL;
         if (cs->bwd_dresidual_out) {
             dro = gbuf_alloc(&bdro, sup_tensor_bytes(hd, m, n, s), 0);
             fill_matrix(dro, hd, m, n, s, &g, ORACLE_DATA_UNIFORM, -0.5, 0.5);
+        }
+        void *dy1 = NULL;
+        if (has_w1) {
+            dy1 = gbuf_alloc(&bdy1, sup_tensor_bytes(d->out_dtype, m, n, s1), 0);
+            fill_matrix(dy1, d->out_dtype, m, n, s1, &g, cs->data, -1.0, 1.0);
         }
         darn_bwd_tensors tb = {0};
         tb.dy = dy;
@@ -853,13 +974,25 @@ void oracle_run_case(const oracle_case *cs, oracle_result *res)
         }
         tb.dweight = gbuf_alloc(&bdw, (size_t)n * dt_size(d->weight_dtype), 0);
         if (has_bias) tb.dbias = gbuf_alloc(&bdb, (size_t)n * dt_size(d->bias_dtype), 0);
-        snap sn_b[6];
+        tb.dy1 = dy1;
+        tb.dy1_stride = stride1;
+        tb.weight1 = w1;
+        tb.mask1 = cs->bwd_regen_mask1 ? NULL : t.mask1;
+        if (has_x1) {
+            tb.dx1 = gbuf_alloc(&bdx1, sup_tensor_bytes(d->x_dtype, m, n, s1), odd1 * dt_size(d->x_dtype));
+            tb.dx1_stride = stride1;
+        }
+        if (has_w1) tb.dweight1 = gbuf_alloc(&bdw1, (size_t)n * dt_size(d->weight_dtype), 0);
+        if (has_b1) tb.dbias1 = gbuf_alloc(&bdb1, (size_t)n * dt_size(d->bias_dtype), 0);
+        snap sn_b[8];
         snap_take(&sn_b[0], dy, bdy.bytes);
         snap_take(&sn_b[1], dro, bdro.bytes);
         snap_take(&sn_b[2], tb.h, sup_tensor_bytes(hd, m, n, s));
         snap_take(&sn_b[3], tb.rstd, (size_t)m * 4);
         snap_take(&sn_b[4], tb.mean, (size_t)m * 4);
         snap_take(&sn_b[5], tb.mask, (size_t)m * mask_row_bytes(n));
+        snap_take(&sn_b[6], dy1, bdy1.bytes);
+        snap_take(&sn_b[7], tb.mask1, (size_t)m * mask_row_bytes(n));
 
         size_t wsb2 = 0;
         st = darn_bwd_workspace_size(d, DARN_BACKEND_CPU, &wsb2);
@@ -874,14 +1007,16 @@ void oracle_run_case(const oracle_case *cs, oracle_result *res)
             const size_t mn = (size_t)(m * n);
             double *hh = xcalloc(mn, sizeof(double)), *gy = xcalloc(mn, sizeof(double));
             double *gro = dro ? xcalloc(mn, sizeof(double)) : NULL;
+            double *gy1 = dy1 ? xcalloc(mn, sizeof(double)) : NULL;
             for (int64_t r = 0; r < m; r++)
                 for (int64_t c = 0; c < n; c++) {
                     hh[r * n + c] = oracle_get(tb.h, cs->bwd_h_is_x ? d->x_dtype : hd, s, r, c);
                     gy[r * n + c] = oracle_get(dy, d->out_dtype, s, r, c);
                     if (gro) gro[r * n + c] = oracle_get(dro, hd, s, r, c);
+                    if (gy1) gy1[r * n + c] = oracle_get(dy1, d->out_dtype, s1, r, c);
                 }
             oracle_bwd ob;
-            oracle_backward(&pb, hh, gy, gro, &ob);
+            oracle_backward_parallel(&pb, hh, gy, gy1, gro, &ob);
             const double ux = oracle_unit_roundoff(d->x_dtype), tx = oracle_half_tiny(d->x_dtype);
             const double ur = oracle_unit_roundoff(d->residual_dtype), tr = oracle_half_tiny(d->residual_dtype);
             for (int64_t r = 0; r < m; r++)
@@ -892,6 +1027,9 @@ void oracle_run_case(const oracle_case *cs, oracle_result *res)
                     if (tb.dresidual)
                         oracle_report_add(&res->rep[REP_DRES], oracle_get(tb.dresidual, d->residual_dtype, s, r, c),
                                           ob.dh[i], ob.dh_err[i] * (1 + ur) + ur * fabs(ob.dh[i]) + tr, r, c);
+                    if (tb.dx1)
+                        oracle_report_add(&res->rep[REP_DX1], oracle_get(tb.dx1, d->x_dtype, s1, r, c), ob.dx1[i],
+                                          ob.dx1_err[i] * (1 + ux) + ux * fabs(ob.dx1[i]) + tx, r, c);
                 }
             const double uw = oracle_unit_roundoff(d->weight_dtype), tw = oracle_half_tiny(d->weight_dtype);
             const double ub = oracle_unit_roundoff(d->bias_dtype), tbi = oracle_half_tiny(d->bias_dtype);
@@ -901,18 +1039,28 @@ void oracle_run_case(const oracle_case *cs, oracle_result *res)
                 if (tb.dbias)
                     oracle_report_add(&res->rep[REP_DB], oracle_get(tb.dbias, d->bias_dtype, n, 0, c), ob.dbias[c],
                                       ob.db_err[c] * (1 + ub) + ub * fabs(ob.dbias[c]) + tbi, -1, c);
+                if (tb.dweight1)
+                    oracle_report_add(&res->rep[REP_DW1], oracle_get(tb.dweight1, d->weight_dtype, n, 0, c),
+                                      ob.dweight1[c], ob.dw1_err[c] * (1 + uw) + uw * fabs(ob.dweight1[c]) + tw, -1, c);
+                if (tb.dbias1)
+                    oracle_report_add(&res->rep[REP_DB1], oracle_get(tb.dbias1, d->bias_dtype, n, 0, c), ob.dbias1[c],
+                                      ob.db1_err[c] * (1 + ub) + ub * fabs(ob.dbias1[c]) + tbi, -1, c);
             }
             oracle_bwd_free(&ob);
             free(hh);
             free(gy);
             free(gro);
+            free(gy1);
             gbuf_check(&bdx, res, "dx", m, n, s, dt_size(d->x_dtype));
             gbuf_check(&bdres, res, "dresidual", m, n, s, dt_size(d->residual_dtype));
             gbuf_check(&bdw, res, "dweight", 1, 0, 0, 1);
             gbuf_check(&bdb, res, "dbias", 1, 0, 0, 1);
-            static const char *const bn[6] = {"dy", "dresidual_out", "h", "rstd (bwd input)", "mean (bwd input)",
-                                              "mask (bwd input)"};
-            for (int i = 0; i < 6; i++) snap_check(&sn_b[i], res, bn[i]);
+            gbuf_check(&bdx1, res, "dx1", m, n, s1, dt_size(d->x_dtype));
+            gbuf_check(&bdw1, res, "dweight1", 1, 0, 0, 1);
+            gbuf_check(&bdb1, res, "dbias1", 1, 0, 0, 1);
+            static const char *const bn[8] = {"dy", "dresidual_out", "h", "rstd (bwd input)", "mean (bwd input)",
+                                              "mask (bwd input)", "dy1", "mask1 (bwd input)"};
+            for (int i = 0; i < 8; i++) snap_check(&sn_b[i], res, bn[i]);
         }
         if (ws2) sup_free(ws2);
         gbuf_free(&bdy);
@@ -921,9 +1069,13 @@ void oracle_run_case(const oracle_case *cs, oracle_result *res)
         gbuf_free(&bdres);
         gbuf_free(&bdw);
         gbuf_free(&bdb);
+        gbuf_free(&bdy1);
+        gbuf_free(&bdx1);
+        gbuf_free(&bdw1);
+        gbuf_free(&bdb1);
     }
-    static const char *const fn[5] = {"x", "residual", "weight", "bias", "rowscale"};
-    for (int i = 0; i < 5; i++) snap_check(&sn_in[i], res, fn[i]);
+    static const char *const fn[8] = {"x", "residual", "weight", "bias", "rowscale", "x1", "weight1", "bias1"};
+    for (int i = 0; i < 8; i++) snap_check(&sn_in[i], res, fn[i]);
     if (res->msg[0] == '\0') result_finish(res, cs);
 
 out_fwd:
@@ -940,6 +1092,11 @@ out_fwd:
     gbuf_free(&bmask);
     gbuf_free(&brstd);
     gbuf_free(&bmean);
+    gbuf_free(&bx1);
+    gbuf_free(&bw1);
+    gbuf_free(&bb1);
+    gbuf_free(&bout1);
+    gbuf_free(&bmask1);
 }
 
 /* ---- running maxima ------------------------------------------------------------------------------- */

@@ -179,6 +179,8 @@ typedef struct oracle_case {
     /* parallel residual: the flags in desc decide which of x1 / weight1 / bias1 (and out1, mask1, dy1, dx1,
      * dweight1, dbias1) exist; x1 is filled like x, weight1 / bias1 like weight / bias. */
     int bwd_regen_mask1;  /* pass mask1 = NULL to the backward (regenerated) */
+    int64_t pad1;         /* row padding of x1, out1, dy1 and dx1 alone (0: `pad`'s stride), so that a backend
+                           * reading them with another tensor's stride fails */
 } oracle_case;
 
 /* Index of each output's report in oracle_result.rep. */

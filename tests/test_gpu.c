@@ -193,6 +193,57 @@ Test(gpu, edge_probabilities_and_empty_batch, .timeout = 300)
     run_or_fail(&z, "empty-batch");
 }
 
+/* flash-attn's parallel residual (x1, weight1, bias1): out1, mask1, dx1, dweight1 and dbias1 bit for bit with
+ * the rest, over both norms x {x1, w1, w1+b1, x1+w1+b1} x p in {0, 0.1} x mask on/off x N x {bf16, f32} x
+ * residual or not (bf16: an fp32 residual stream on every other case), strides and misaligned bases on some;
+ * then a few calls of many rows (dweight1 / dbias1 over chunks of several rows). */
+Test(gpu, parallel_residual, .timeout = 1200)
+{
+    need_gpu();
+    static const uint32_t sets[4] = {DARN_FLAG_HAS_X1, DARN_FLAG_HAS_WEIGHT1, DARN_FLAG_HAS_WEIGHT1 | DARN_FLAG_HAS_BIAS1,
+                                     DARN_FLAG_HAS_X1 | DARN_FLAG_HAS_WEIGHT1 | DARN_FLAG_HAS_BIAS1};
+    static const char *const set_names[4] = {"x1", "w1", "w1+b1", "x1+w1+b1"};
+    static const int64_t ns[] = {7, 100, 1000, 4096, 12289};
+    static const darn_dtype dts[2] = {DARN_BF16, DARN_F32};
+    char label[96];
+    unsigned k = 0;
+    for (int norm = 0; norm < 2; norm++)
+        for (int si = 0; si < 4; si++)
+            for (int pi = 0; pi < 2; pi++)
+                for (int mask = 0; mask < 2; mask++)
+                    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+                        for (int di = 0; di < 2; di++)
+                            for (int res = 0; res < 2; res++, k++) {
+                                const int64_t n = ns[ni];
+                                gpu_case c = gpu_case_make(norm ? DARN_LAYERNORM : DARN_RMSNORM, n >= 4096 ? 9 : 37, n,
+                                                           dts[di]);
+                                c.desc.flags = sets[si] | (res ? DARN_FLAG_HAS_RESIDUAL : 0) |
+                                               (norm && k % 3 != 0 ? DARN_FLAG_HAS_BIAS : 0) |
+                                               (k % 5 == 3 ? DARN_FLAG_HAS_ROWSCALE : 0) |
+                                               (k % 7 == 4 ? DARN_FLAG_ZERO_CENTERED_WEIGHT : 0);
+                                if (res && dts[di] == DARN_BF16 && k % 4 < 2) c.desc.residual_dtype = DARN_F32;
+                                c.desc.dropout_p = pi ? 0.1 : 0.0;
+                                c.desc.seed = 1000u + k;
+                                c.desc.offset = 3u * k;
+                                c.mask = mask;
+                                c.dresout = k % 3 == 1;
+                                c.stride_pad = k % 6 == 5 ? 3 : k % 6 == 2 ? 8 : 0;
+                                c.misalign = k % 4 == 3;
+                                c.check_repeat = k % 8 == 0;
+                                snprintf(label, sizeof label, "parallel %s %s %s p=%g mask=%d res=%d", norm ? "LN" : "RMS",
+                                         set_names[si], dts[di] == DARN_BF16 ? "bf16" : "f32", c.desc.dropout_p, mask, res);
+                                run_or_fail(&c, label);
+                            }
+    /* many rows: the chunk partials and their tree */
+    for (int si = 0; si < 4; si += 3)
+        for (size_t ni = 2; ni < 4; ni++) {
+            gpu_case c = make_cfg(TRAIN, rows_chunked(ns[ni]), ns[ni]);
+            c.desc.flags |= sets[si];
+            snprintf(label, sizeof label, "parallel train %s many rows", set_names[si]);
+            run_or_fail(&c, label);
+        }
+}
+
 /* Bad arguments on the GPU backend: the specific status, and not one device output byte written. */
 Test(gpu, bad_arguments_leave_device_outputs_untouched, .timeout = 120)
 {

@@ -16,6 +16,10 @@
 /* validate.c sizes the backward's workspace with dispatch.c's functions (internal to libdarn): this copy too */
 #define darn_static_config_dtypes unit_darn_static_config_dtypes
 #define darn_row_geometry unit_darn_row_geometry
+#define darn_fwd_kmax unit_darn_fwd_kmax
+#define darn_fwd_entry unit_darn_fwd_entry
+#define darn_bwd_cfg_fwd unit_darn_bwd_cfg_fwd
+#define darn_cfg_is_parallel unit_darn_cfg_is_parallel
 #define darn_choose_fwd unit_darn_choose_fwd
 #define darn_choose_bwd unit_darn_choose_bwd
 #define darn_entry_choice unit_darn_entry_choice
