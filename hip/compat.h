@@ -153,4 +153,31 @@ __device__ __forceinline__ float darn_widen_f16(uint16_t h)
 #endif /* DARN_HW_CVT */
 }
 
+/* OCP fp8 stores through NVIDIA's cvt.rn.satfinite.{e4m3x2,e5m2x2}.f32 (sm_89 and later, PTX 7.8): two codes per
+ * instruction instead of src/fp8.h's integer code. numerics.md §9 lets a kernel use a hardware conversion only once it
+ * is checked equal to the contract's for all 2^32 inputs: darn_device_check_conversions checks these two (checks 5
+ * and 6) on every sm_89+ device, and the kernels use them only when built with DARN_FP8_HW_CVT=1 (default 0 until
+ * such a run is recorded in tests/device/RESULTS.md). satfinite clamps +-inf and values past max to +-max, as §9;
+ * NaN inputs are set to §9's canonical code afterwards (the instruction's NaN code is not the contract's concern).
+ * darn_hw_fp8x2(lo, hi, e5m2) returns lo's code in bits 0-7, hi's in bits 8-15. */
+#if defined(__HIP_PLATFORM_NVIDIA__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+#define DARN_HAVE_HW_FP8 1
+__device__ __forceinline__ uint32_t darn_hw_fp8x2(float lo, float hi, bool e5m2)
+{
+    unsigned short r;
+    if (e5m2) asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+    else asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+    const uint32_t nan = e5m2 ? 0x7Eu : 0x7Fu;
+    uint32_t c = r;
+    if (lo != lo) c = (c & 0xFF00u) | nan;
+    if (hi != hi) c = (c & 0x00FFu) | nan << 8;
+    return c;
+}
+#else
+#define DARN_HAVE_HW_FP8 0
+#endif /* NVIDIA sm_89+ */
+#ifndef DARN_FP8_HW_CVT
+#define DARN_FP8_HW_CVT 0
+#endif /* DARN_FP8_HW_CVT */
+
 #endif /* DARN_HIP_COMPAT_H */

@@ -1,5 +1,5 @@
-/* cvt_check.hip — darn_device_check_conversions (darn/device.h): the kernels' 16-bit conversions
- * (compat.h, group8.h) against contract.h's integer code, for every input, on the device. */
+/* cvt_check.hip — darn_device_check_conversions (darn/device.h): the kernels' 16-bit conversions and the OCP
+ * fp8 hardware stores (compat.h, group8.h) against the contract's integer code, for every input, on the device. */
 #include "darn/device.h"
 #include "gpu_backend.h"
 #include "group8.h"
@@ -7,6 +7,7 @@
 struct darn_cvt_counts {
     unsigned long long bad[DARN_CVT_CHECKS];
     unsigned int first[DARN_CVT_CHECKS];
+    int hw_fp8; /* the device code has the fp8 hardware stores (checks 5, 6 ran) */
 };
 
 /* Equal bits, or both NaN where a NaN's bits are left to the hardware (the round trips, the widening). */
@@ -27,6 +28,7 @@ __global__ void darn_cvt_check_kernel(darn_cvt_counts *c)
             first[k] = u < first[k] ? u : first[k];
         }
     };
+    if (blockIdx.x == 0 && threadIdx.x == 0) c->hw_fp8 = DARN_HAVE_HW_FP8;
     const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
     for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (UINT64_C(1) << 32); i += stride) {
         const uint32_t u = (uint32_t)i;
@@ -41,6 +43,10 @@ __global__ void darn_cvt_check_kernel(darn_cvt_counts *c)
         darn_round_pair(lo, hi, DARN_F16);
         note(3, darn_same(darn_f16_to_f32(darn_f32_to_f16(f)), lo, true) &&
                     darn_same(darn_f16_to_f32(darn_f32_to_f16(g)), hi, true), u);
+#if DARN_HAVE_HW_FP8 /* the OCP fp8 hardware stores (compat.h), whether or not the kernels use them */
+        note(5, darn_hw_fp8x2(f, g, false) == ((uint32_t)darn_f32_to_e4m3fn(f) | (uint32_t)darn_f32_to_e4m3fn(g) << 8), u);
+        note(6, darn_hw_fp8x2(f, g, true) == ((uint32_t)darn_f32_to_e5m2(f) | (uint32_t)darn_f32_to_e5m2(g) << 8), u);
+#endif /* DARN_HAVE_HW_FP8 */
         if (u < 0x10000u) {
             note(4, darn_same(darn_f16_to_f32((uint16_t)u), darn_widen16((uint16_t)u, DARN_F16), true) &&
                         darn_same(darn_bf16_to_f32((uint16_t)u), darn_widen16((uint16_t)u, DARN_BF16), false), u);
@@ -83,5 +89,6 @@ extern "C" darn_status darn_device_check_conversions(darn_conversion_report *r)
         r->mismatches[k] = h.bad[k];
         r->first[k] = h.first[k];
     }
+    r->hw_fp8 = h.hw_fp8;
     return DARN_OK;
 }

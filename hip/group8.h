@@ -99,6 +99,15 @@ __device__ __forceinline__ void darn_fp8_pack8(const float (&f)[8], int dt, uint
 #pragma unroll
         for (int e = 0; e < 8; e++) u[e / 4] |= (uint32_t)enc(f[e]) << (8 * (e % 4));
     };
+#if DARN_HAVE_HW_FP8 && DARN_FP8_HW_CVT /* compat.h: only after the exhaustive check */
+    if (dt == DARN_FP8_E4M3FN || dt == DARN_FP8_E5M2) {
+        const bool e5m2 = dt == DARN_FP8_E5M2;
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+            u[i] = darn_hw_fp8x2(f[4 * i], f[4 * i + 1], e5m2) | darn_hw_fp8x2(f[4 * i + 2], f[4 * i + 3], e5m2) << 16;
+        return;
+    }
+#endif /* DARN_HAVE_HW_FP8 && DARN_FP8_HW_CVT */
     switch (dt) {
     case DARN_FP8_E4M3FN: pack([](float v) { return darn_f32_to_e4m3fn(v); }); break;
     case DARN_FP8_E5M2: pack([](float v) { return darn_f32_to_e5m2(v); }); break;

@@ -298,10 +298,12 @@ Test(gpu, bad_arguments_leave_device_outputs_untouched, .timeout = 120)
 Test(gpu, conversions_exhaustive, .timeout = 300)
 {
     need_gpu();
-    static const char *const what[DARN_CVT_CHECKS] = {"fp32 -> bf16 store", "fp32 -> f16 store", "bf16 round trip",
-                                                      "f16 round trip", "16-bit -> fp32"};
+    static const char *const what[DARN_CVT_CHECKS] = {"fp32 -> bf16 store",  "fp32 -> f16 store", "bf16 round trip",
+                                                      "f16 round trip",      "16-bit -> fp32",
+                                                      "fp32 -> e4m3fn (hw)", "fp32 -> e5m2 (hw)"};
     darn_conversion_report r;
     cr_assert_eq(darn_device_check_conversions(&r), DARN_OK, "%s", darn_last_error());
+    cr_log_info("fp8 hardware stores checked: %s", r.hw_fp8 ? "yes (sm_89+)" : "no (not on this device)");
     for (int k = 0; k < DARN_CVT_CHECKS; k++)
         cr_expect_eq(r.mismatches[k], 0, "%s: %llu inputs differ from the contract, the first 0x%08x", what[k],
                      (unsigned long long)r.mismatches[k], r.first[k]);

@@ -40,12 +40,17 @@ DARN_API darn_status darn_event_elapsed_ms(float *ms, darn_event *start, darn_ev
 /* The GPU kernels' conversions between fp32 and the 16-bit floats (vendor instructions where a vendor has
  * them, hip/compat.h) checked on device 0 against the contract's (docs/numerics.md §2) for every input:
  * checks 0, 1: fp32 -> bf16 / f16 stores (all 2^32 inputs, bits equal, canonical NaNs); 2, 3: the bf16 / f16
- * round trips of §4's hn (bits equal but for NaNs, which must stay NaN); 4: bf16 and f16 -> fp32 (all 2^16).
+ * round trips of §4's hn (bits equal but for NaNs, which must stay NaN); 4: bf16 and f16 -> fp32 (all 2^16);
+ * 5, 6: fp32 -> e4m3fn / e5m2 through NVIDIA's cvt.rn.satfinite (sm_89 and later; all 2^32 inputs against
+ * docs/numerics.md §9, bits equal; on other devices nothing is checked and they read 0, with hw_fp8 = 0).
  * Takes about a second. mismatches[k] counts failing inputs, first[k] is the smallest (UINT32_MAX: none). */
-#define DARN_CVT_CHECKS 5
+#define DARN_CVT_CHECKS 7
+#define DARN_CVT_CHECK_HW_E4M3FN 5
+#define DARN_CVT_CHECK_HW_E5M2 6
 typedef struct darn_conversion_report {
     uint64_t mismatches[DARN_CVT_CHECKS];
     uint32_t first[DARN_CVT_CHECKS];
+    int32_t hw_fp8; /* 1: the device has the fp8 hardware stores and checks 5, 6 ran */
 } darn_conversion_report;
 DARN_API darn_status darn_device_check_conversions(darn_conversion_report *r);
 

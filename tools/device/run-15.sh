@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Device run 15 (prepared 2026-12-03, session 9; not run yet): the OCP fp8 hardware stores (hip/compat.h
+# darn_hw_fp8x2, cvt.rn.satfinite on sm_89+), checked and measured before the kernels may use them (numerics.md §9):
+#   1. test_gpu gpu/conversions_exhaustive on the default library: checks 5 / 6 compare the hardware stores with
+#      src/fp8.h for all 2^32 inputs (the log says "fp8 hardware stores checked: yes").
+#   2. lib-fp8hw (a build with -DCMAKE_CUDA_FLAGS=-DDARN_FP8_HW_CVT=1, lib only: build/nv-fp8hw): test_fp8,
+#      test_golden and gpu/every_dispatch_entry with it, bit for bit against the CPU.
+#   3. darn-bench fp8 and train with both libraries (prediction: fp8 fwd from 41-51 % to within 5 points of train's
+#      forward if the integer encode is what bounds it, run 13).
+#   4. racecheck / initcheck over the small walk (run 14 ran memcheck only on the parallel entries).
+# If 1 and 2 pass and 3 gains: make DARN_FP8_HW_CVT default 1, record the run, update numerics.md §9's last lines.
+# Bundle: build/nv90 as usual, plus lib-fp8hw/libdarn.so.0 from build/nv-fp8hw packed into .devbundle/variants.tar.xz.
+set -uo pipefail
+out=${OUT:-out}; mkdir -p "$out/gpu"
+trap 'tar czf "$out/gpu-run15.tar.gz" -C "$out" gpu && rm -rf "$out/gpu"' EXIT
+SECONDS=0
+[ -f .devbundle/variants.tar.xz ] && tar xJf .devbundle/variants.tar.xz -C .devbundle
+export DARN_GOLDEN_FILE=$PWD/tests/golden/digests.txt
+run=.devbundle/run
+$run test_gpu --ascii --verbose=1 --filter 'gpu/conversions_exhaustive' > "$out/gpu/cvt.log" 2>&1
+echo "conversions rc=$?"; grep -a -E "hardware|differ|Synthesis" "$out/gpu/cvt.log" | tail -n 5
+for t in test_fp8 test_golden; do
+  LD_LIBRARY_PATH=$PWD/.devbundle/lib-fp8hw:$PWD/.devbundle/lib timeout 150 .devbundle/bin/$t --ascii -j4 \
+    > "$out/gpu/fp8hw-$t.log" 2>&1; echo "lib-fp8hw $t rc=$? $(grep -a Synthesis "$out/gpu/fp8hw-$t.log" | tail -n1)"
+done
+LD_LIBRARY_PATH=$PWD/.devbundle/lib-fp8hw:$PWD/.devbundle/lib timeout 150 .devbundle/bin/test_gpu --ascii -j4 \
+  --filter 'gpu/every_dispatch_entry' > "$out/gpu/fp8hw-walk.log" 2>&1
+echo "lib-fp8hw walk rc=$? $(grep -a Synthesis "$out/gpu/fp8hw-walk.log" | tail -n1)"
+for lib in lib lib-fp8hw; do
+  LD_LIBRARY_PATH=$PWD/.devbundle/$lib:$PWD/.devbundle/lib timeout 100 .devbundle/bin/darn-bench --config fp8,train \
+    --reps 20 --latency-m none --json "$out/gpu/bench-$lib.json" > "$out/gpu/bench-$lib.txt" 2>&1
+  echo "== darn-bench ($lib) rc=$?"; grep -a -E "^(copy|train|fp8) " "$out/gpu/bench-$lib.txt"
+done
+for tool in racecheck initcheck; do
+  timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 99 "$run" test_gpu --ascii -j1 \
+    --filter 'gpu/every_dispatch_entry_small' > "$out/gpu/sanitizer-$tool.log" 2>&1
+  echo "$tool rc=$? $(grep -a -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/gpu/sanitizer-$tool.log" | tail -n1)"
+done
+echo "total: ${SECONDS}s"
