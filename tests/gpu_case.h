@@ -17,6 +17,7 @@ typedef struct gpu_case {
     bool mask;          /* forward writes the packed mask, backward reads it */
     bool dresout;       /* backward gets a dresidual_out gradient */
     bool check_repeat;  /* run the GPU twice and require identical bits */
+    bool fwd_no_resout; /* forward only, without residual_out (the kernels recompute h where they re-read rows) */
     int want_fwd_entry; /* dispatch-table entries the GPU must run (darn_debug_*_kernel), -1: any */
     int want_bwd_entry;
 } gpu_case;

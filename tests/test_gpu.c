@@ -293,6 +293,30 @@ Test(gpu, bad_arguments_leave_device_outputs_untouched, .timeout = 120)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) darn_device_free(*bufs[i]);
 }
 
+/* The forward without residual_out: rows the kernels re-read (N beyond their registers) recompute h from x, the
+ * residual and x1 instead of reading it back. Both norms, with and without dropout and the parallel residual. */
+Test(gpu, forward_without_residual_out, .timeout = 600)
+{
+    need_gpu();
+    static const int64_t ns[] = {7, 1000, 4096, 8200, 16384, 16392, 20480, 65536};
+    static const uint32_t pars[] = {0, DARN_FLAG_HAS_X1 | DARN_FLAG_HAS_WEIGHT1 | DARN_FLAG_HAS_BIAS1};
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+        for (int layer = 0; layer < 2; layer++)
+            for (int pi = 0; pi < 2; pi++)
+                for (int drop = 0; drop < 2; drop++) {
+                    gpu_case c = gpu_case_make(layer ? DARN_LAYERNORM : DARN_RMSNORM, 5, ns[ni], DARN_BF16);
+                    c.desc.residual_dtype = DARN_F32;
+                    c.desc.flags = DARN_FLAG_HAS_RESIDUAL | DARN_FLAG_RESIDUAL_IN_FP32 | DARN_FLAG_HAS_BIAS | pars[pi];
+                    c.desc.dropout_p = drop ? 0.1 : 0.0;
+                    c.desc.seed = 77 + ni;
+                    c.mask = drop;
+                    c.fwd_no_resout = true;
+                    char why[512];
+                    cr_expect_eq(gpu_case_run(&c, why, sizeof why), 0, "N = %lld, %s, parallel %d, p = %g: %s",
+                                 (long long)ns[ni], layer ? "layer" : "rms", pi, c.desc.dropout_p, why);
+                }
+}
+
 /* The kernels' fp32 <-> 16-bit conversions (vendor instructions on NVIDIA, hip/compat.h) against the
  * contract's for every input (darn/device.h). */
 Test(gpu, conversions_exhaustive, .timeout = 300)

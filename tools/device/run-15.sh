@@ -7,7 +7,8 @@
 #      test_golden and gpu/every_dispatch_entry with it, bit for bit against the CPU.
 #   3. darn-bench fp8 and train with both libraries (prediction: fp8 fwd from 41-51 % to within 5 points of train's
 #      forward if the integer encode is what bounds it, run 13).
-#   4. racecheck / initcheck over the small walk (run 14 ran memcheck only on the parallel entries).
+#   4. racecheck / initcheck over the small walk (run 14 ran memcheck only), and gpu/forward_without_residual_out
+#      (new in session 9, never run on a device: the re-read forward that recomputes h, parallel and not).
 # If 1 and 2 pass and 3 gains: make DARN_FP8_HW_CVT default 1, record the run, update numerics.md §9's last lines.
 # Bundle: build/nv90 as usual, plus lib-fp8hw/libdarn.so.0 from build/nv-fp8hw packed into .devbundle/variants.tar.xz.
 set -uo pipefail
@@ -31,6 +32,8 @@ for lib in lib lib-fp8hw; do
     --reps 20 --latency-m none --json "$out/gpu/bench-$lib.json" > "$out/gpu/bench-$lib.txt" 2>&1
   echo "== darn-bench ($lib) rc=$?"; grep -a -E "^(copy|train|fp8) " "$out/gpu/bench-$lib.txt"
 done
+timeout 120 $run test_gpu --ascii -j4 --filter 'gpu/forward_without_residual_out' > "$out/gpu/no-resout.log" 2>&1
+echo "forward_without_residual_out rc=$? $(grep -a Synthesis "$out/gpu/no-resout.log" | tail -n1)"
 for tool in racecheck initcheck; do
   timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 99 "$run" test_gpu --ascii -j1 \
     --filter 'gpu/every_dispatch_entry_small' > "$out/gpu/sanitizer-$tool.log" 2>&1
