@@ -186,6 +186,15 @@ _FWD_PACK = struct.Struct("=" + _pack_format(Desc) + _pack_format(FwdTensors))
 _BWD_PACK = struct.Struct("=" + _pack_format(Desc) + _pack_format(BwdTensors))
 pack_fwd = _FWD_PACK.pack_into  # (buffer, 0, *desc fields, *darn_fwd_tensors fields)
 pack_bwd = _BWD_PACK.pack_into
+# The same layout in parts, for callers that pack the darn_desc once (it depends on the arguments' metadata
+# only) and per call copy its bytes, write the RNG fields, then pack the tensors struct at DESC_BYTES:
+# desc_bytes(*desc fields) -> bytes of DESC_BYTES; pack_rng(buffer, RNG_OFFSET, seed, offset, rng_seed_ptr,
+# rng_offset_ptr); pack_fwd_tensors / pack_bwd_tensors(buffer, DESC_BYTES, *tensors fields).
+desc_bytes = _DESC_PACK.pack
+RNG_OFFSET = Desc.seed.offset
+pack_rng = struct.Struct("=QQQQ").pack_into
+pack_fwd_tensors = struct.Struct("=" + _pack_format(FwdTensors)).pack_into
+pack_bwd_tensors = struct.Struct("=" + _pack_format(BwdTensors)).pack_into
 _BUF_WORDS = (max(_FWD_PACK.size, _BWD_PACK.size) + 7) // 8
 _tls = threading.local()
 
@@ -227,6 +236,19 @@ def _check_packing():
         for (cls, name, _), v in zip(fields, vals):
             if getattr(d if cls is Desc else t, name) != v:
                 return False
+        # the split packing (desc bytes, RNG fields, tensors struct) writes the same bytes
+        nd = len(Desc._fields_)
+        rng = [n for n, _ in Desc._fields_].index("seed")
+        if [n for n, _ in Desc._fields_[rng:rng + 4]] != ["seed", "offset", "rng_seed_ptr", "rng_offset_ptr"]:
+            return False
+        split = (ctypes.c_uint64 * _BUF_WORDS)()
+        head = list(vals[:nd])
+        head[rng:rng + 4] = [0, 0, 0, 0]
+        memoryview(split).cast("B")[:DESC_BYTES] = desc_bytes(*head)
+        pack_rng(split, RNG_OFFSET, *vals[rng:rng + 4])
+        (pack_fwd_tensors if tcls is FwdTensors else pack_bwd_tensors)(split, DESC_BYTES, *vals[nd:])
+        if bytes(split) != bytes(buf):
+            return False
     return True
 
 

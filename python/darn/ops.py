@@ -4,10 +4,11 @@ Layers:
 - `_fwd_impl` / `_bwd_impl`: one darn_fwd / darn_bwd call on row tensors [..., N] (CPU backend for CPU
   tensors, GPU backend for CUDA/ROCm tensors, on the tensor's device and the current stream). The forward is
   `_fwd_plan` (what the call takes from the arguments' metadata: darn_desc fields, output dtypes, workspace
-  size) then `_fwd_run` (outputs, pointers, the call). The arguments are packed into a per-thread block
-  (darn._lib.call_buffer) with one struct.pack_into; workspace sizes are cached per descriptor; the CPU
-  workspace is a per-thread buffer (the CPU call is synchronous), a GPU workspace one tensor per (device,
-  stream) outside graph capture (`_workspace`).
+  size, the packed darn_desc) then `_fwd_run` (outputs, pointers, the call). The arguments go into an argument
+  block taken from a free list (`_blocks`): the plan's darn_desc bytes copied in, the RNG fields packed with
+  dropout, the tensors struct packed with one struct.pack_into; workspace sizes are cached per descriptor; a CPU
+  workspace is taken from a free list too (the CPU call is synchronous: `_cpu_call`), a GPU workspace is one
+  tensor per (device, stream) outside graph capture (`_workspace`).
 - `torch.ops.darn.fwd` / `torch.ops.darn.bwd`: the same as `torch.library.custom_op`s with fake
   implementations and `register_autograd` (torch >= 2.4), so torch.compile(fullgraph=True) traces them. A
   custom op returns tensors only: the outputs it does not produce are empty tensors, mapped back to None by
@@ -85,9 +86,10 @@ _contiguous_format = torch.contiguous_format
 _preserve_format = torch.preserve_format
 _uint8 = torch.uint8
 _float32 = torch.float32
-_pack_fwd, _pack_bwd = L.pack_fwd, L.pack_bwd
 _DESC_TAIL = L.DESC_TAIL
-_call_buffer, _release_buffer = L.call_buffer, L.release_buffer
+_DESC_BYTES, _RNG_OFFSET = L.DESC_BYTES, L.RNG_OFFSET
+_desc_bytes, _pack_rng = L.desc_bytes, L.pack_rng
+_pack_fwd_t, _pack_bwd_t = L.pack_fwd_tensors, L.pack_bwd_tensors
 _fwd_c, _bwd_c = L._fwd, L._bwd
 _Tensor = torch.Tensor
 _grad_enabled = torch.is_grad_enabled
@@ -200,19 +202,54 @@ _ws_cache: dict = {}
 _CPU = _BACKEND_CPU
 _ERR_ALIASING = 9  # DARN_ERR_ALIASING
 _CPU_WS_CACHED = 16 << 20  # larger CPU workspaces are allocated per call
-_ws_tls = L.threading.local()
+# Free argument blocks and CPU workspaces. A call takes one with list.pop (atomic: no other thread, and no call
+# made while this one is being prepared, e.g. from a finalizer or a torch dispatch mode running during an
+# allocation, gets the same one) and puts it back after the C call; an empty list makes a new one. So there are
+# as many as calls were ever in preparation at once (one per thread, normally), without a threading.local lookup.
+# (One lost to an exception is only garbage.) A block is (buffer, address of the darn_desc, address of the
+# tensors struct, the buffer as bytes): the call copies its plan's packed darn_desc in (one slice assignment),
+# writes the RNG fields when there is dropout, and packs the tensors struct after it.
+_blocks: list = []
+_take_block, _give_block = _blocks.pop, _blocks.append
 
 
-def _cpu_workspace(nbytes):
-    """Address of this thread's CPU workspace, at least nbytes, 64-byte aligned (darn needs 16)."""
-    ws = getattr(_ws_tls, "ws", None)
-    if ws is None or ws[1] < nbytes:
-        size = max(nbytes, min(2 * ws[1], _CPU_WS_CACHED) if ws is not None else 0)
-        buf = L.ctypes.create_string_buffer(size + 64)
-        addr = L.ctypes.addressof(buf)
-        addr += -addr % 64
-        _ws_tls.ws = ws = (addr, size, buf)
-    return ws[0]
+def _new_block():
+    buf, addr, taddr = L._new_block()
+    return buf, addr, taddr, memoryview(buf).cast("B")
+
+
+def _desc_of(dv):
+    """The packed darn_desc of a call with darn_desc fields dv, RNG fields zero (a plan's, or derived per call)."""
+    return _desc_bytes(*dv, 0, 0, 0, 0, *_DESC_TAIL)
+
+
+_cpu_ws: list = []  # free CPU workspaces (address, size, buffer), taken and put back like _blocks
+_take_cpu_ws, _give_cpu_ws = _cpu_ws.pop, _cpu_ws.append
+_NO_WS = (0, -1, None)
+
+
+def _new_cpu_ws(nbytes, old):
+    """A CPU workspace of at least nbytes (twice the one it replaces, up to _CPU_WS_CACHED), 64-byte aligned
+    (darn needs 16)."""
+    size = max(nbytes, min(2 * old[1], _CPU_WS_CACHED))
+    buf = L.ctypes.create_string_buffer(size + 64)
+    addr = L.ctypes.addressof(buf)
+    addr += -addr % 64
+    return addr, size, buf
+
+
+def _cpu_call(fn, block, ws_bytes):
+    """darn_fwd / darn_bwd (fn) on the CPU backend with a workspace of ws_bytes <= _CPU_WS_CACHED (the CPU call is
+    synchronous: the workspace goes back to the free list when it returns); the status."""
+    try:
+        ws = _take_cpu_ws()
+    except IndexError:
+        ws = _NO_WS
+    if ws[1] < ws_bytes:
+        ws = _new_cpu_ws(ws_bytes, ws)
+    st = fn(block[1], block[2], ws[0], ws_bytes, _CPU, None)
+    _give_cpu_ws(ws)
+    return st
 
 
 def _workspace_bytes(is_fwd, backend, dv):
@@ -233,15 +270,13 @@ _GPU_WS_CACHED = 64 << 20  # larger GPU workspaces come from the caching allocat
 
 
 def _workspace(ws_bytes, backend, like, stream):
-    """(address, owner) of a workspace of ws_bytes for a call on backend: this thread's buffer for the CPU backend
-    (the call is synchronous); on a GPU, one tensor per (device, stream), reused by every call on that stream
-    (stream order makes that safe), except under graph capture (a captured graph keeps the address: the caching
-    allocator's, which gives the graph's pool), for very large sizes, or with stream None (a call on another
-    device than the current one, whose capture state the check below does not see)."""
-    if backend == _CPU:
-        if ws_bytes <= _CPU_WS_CACHED:
-            return _cpu_workspace(ws_bytes), None
-    elif stream is not None and ws_bytes <= _GPU_WS_CACHED and not _is_capturing():
+    """(address, owner) of a workspace of ws_bytes for a call on backend: on a GPU, one tensor per (device, stream),
+    reused by every call on that stream (stream order makes that safe), except under graph capture (a captured
+    graph keeps the address: the caching allocator's, which gives the graph's pool), for very large sizes, or with
+    stream None (a call on another device than the current one, whose capture state the check below does not
+    see). (A CPU workspace up to _CPU_WS_CACHED is a free one of _cpu_call's, the CPU call being synchronous; a
+    larger one is allocated here.)"""
+    if backend != _CPU and stream is not None and ws_bytes <= _GPU_WS_CACHED and not _is_capturing():
         key = (like.get_device(), stream)
         ws = _gpu_ws.get(key)
         if ws is None or ws.numel() < ws_bytes:
@@ -254,18 +289,19 @@ def _workspace(ws_bytes, backend, like, stream):
 
 
 def _call(fn, block, ws_bytes, backend, stream, switch, like):
-    """darn_fwd / darn_bwd (fn) on the packed argument block, which goes back to the free list; the status."""
+    """darn_fwd / darn_bwd (fn) on the packed argument block with a workspace of ws_bytes (or none) on backend,
+    switching to device `switch` for the call when >= 0; the status. (The callers make the common calls, CPU and
+    GPU without a workspace or a switch, themselves; the block goes back to the free list in the caller.)"""
     if ws_bytes:
+        if backend == _CPU and ws_bytes <= _CPU_WS_CACHED:
+            return _cpu_call(fn, block, ws_bytes)
         wp, keep = _workspace(ws_bytes, backend, like, stream if switch < 0 else None)
     else:
         wp = None
     if switch < 0:
-        st = fn(block[1], block[2], wp, ws_bytes, backend, stream)
-    else:
-        with torch.cuda.device(switch):
-            st = fn(block[1], block[2], wp, ws_bytes, backend, stream)
-    _release_buffer(block)  # (a block lost to an exception is only garbage: call_buffer makes a new one)
-    return st
+        return fn(block[1], block[2], wp, ws_bytes, backend, stream)
+    with torch.cuda.device(switch):
+        return fn(block[1], block[2], wp, ws_bytes, backend, stream)
 
 
 def _draw_rng(x, seed, offset, graph_safe):
@@ -355,7 +391,8 @@ def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_no
               residual_in_fp32, out_dtype, store_residual_out, store_mask, stats, par=None):
     """What a darn_fwd call takes from its arguments' metadata (dtypes, shape, device, options), not their data:
     (dv, workspace bytes, out dtype, residual_out dtype or None, mask row bytes or 0, rstd?, mean?, backend,
-    darn_bwd's workspace bytes or None, x's CUDA device index or -1, x's dtype), dv the darn_desc fields up to dropout_p, which are also the backward's
+    darn_bwd's workspace bytes or None, x's CUDA device index or -1, x's dtype, the packed darn_desc of dv with zero
+    RNG fields (_desc_of)), dv the darn_desc fields up to dropout_p, which are also the backward's
     (darn_bwd takes the forward's desc; dy has out's dtype). With stats (rstd / mean: a call the backward will
     follow) the plan has the backward's workspace size. The eager entry points cache it (see _norm_fn); _fwd_impl
     derives it per call. par: None, or a parallel-residual call's (x1?, weight1?, bias1's dtype or None), which
@@ -406,7 +443,7 @@ def _fwd_plan(x, weight, bias, residual, has_rowscale, eps, dropout_p, is_rms_no
     return (dv, _workspace_bytes(True, backend, dv), _DTYPE[out_dtype],
             _DTYPE[rd] if store_residual_out else None, L.mask_row_bytes(n) if store_mask else 0, bool(stats),
             bool(stats) and not is_rms_norm, backend, _workspace_bytes(False, backend, dv) if stats else None,
-            x.get_device() if backend != _CPU else -1, x.dtype)
+            x.get_device() if backend != _CPU else -1, x.dtype, _desc_of(dv))
 
 
 def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe=False, outs=None, par=None):
@@ -419,7 +456,7 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
     bias1), each a tensor or None, as the plan's flags say (weight1 / bias1 contiguous); then the result has two
     more entries, (..., out1, mask1): out1 [x's shape, out dtype] with weight1, mask1 (packed like mask) with x1
     and a stored mask, else None."""
-    dv, ws_bytes, out_dt, resout_dt, mask_bytes, want_rstd, want_mean, backend, _, dev, x_dt = plan
+    dv, ws_bytes, out_dt, resout_dt, mask_bytes, want_rstd, want_mean, backend, _, dev, x_dt, desc = plan
     m = dv[1]
     if backend == _CPU:
         stream, switch = None, -1
@@ -474,17 +511,21 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
         if want_mean:
             mean = x.new_empty((m,), dtype=_float32)
             meanptr = mean.data_ptr()
-    if dv[10] == 0.0:
-        rng, s, o, dptr = None, 0, 0, 0
-    else:
-        rng, s, o, dptr = _draw_rng(x, seed, offset, graph_safe)
-    if par is None:
-        block = _call_buffer()
+    rng = None if dv[10] == 0.0 else _draw_rng(x, seed, offset, graph_safe)
+    try:
+        block = _take_block()
+    except IndexError:
+        block = _new_block()
+    buf = block[0]
+    block[3][:_DESC_BYTES] = desc  # the plan's darn_desc, RNG fields zero
+    if rng is not None:
+        rng, s, o, dptr = rng
         # darn reads seed = *dptr and offset = *(dptr + 1) + desc.offset (here 0) when the kernel runs
-        _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
-                  x.data_ptr(), sx, rptr, sr, rowscale.data_ptr() if rowscale is not None else 0, weight.data_ptr(),
-                  bias.data_ptr() if bias is not None else 0, out.data_ptr(), so, roptr, sro, mptr, rstdptr, meanptr,
-                  0, 0, 0, 0, 0, 0, 0, 0)
+        _pack_rng(buf, _RNG_OFFSET, s, o, dptr, dptr + 8 if dptr else 0)
+    if par is None:
+        _pack_fwd_t(buf, _DESC_BYTES, x.data_ptr(), sx, rptr, sr, rowscale.data_ptr() if rowscale is not None else 0,
+                    weight.data_ptr(), bias.data_ptr() if bias is not None else 0, out.data_ptr(), so, roptr, sro, mptr,
+                    rstdptr, meanptr, 0, 0, 0, 0, 0, 0, 0, 0)
     else:  # the parallel residual: x1's rows, out1, mask1
         x1, weight1, bias1 = par
         if x1 is None:
@@ -503,17 +544,17 @@ def _fwd_run(plan, x, weight, bias, residual, rowscale, seed, offset, graph_safe
         else:
             out1 = _empty_like(x, dtype=out_dt, memory_format=_contiguous_format)
             o1ptr = out1.data_ptr()
-        block = _call_buffer()
-        _pack_fwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
-                  x.data_ptr(), sx, rptr, sr, rowscale.data_ptr() if rowscale is not None else 0, weight.data_ptr(),
-                  bias.data_ptr() if bias is not None else 0, out.data_ptr(), so, roptr, sro, mptr, rstdptr, meanptr,
-                  0, x1p, sx1, weight1.data_ptr() if weight1 is not None else 0,
-                  bias1.data_ptr() if bias1 is not None else 0, o1ptr, 0, m1ptr)
-    if ws_bytes or switch >= 0:
-        st = _call(_fwd_c, block, ws_bytes, backend, stream, switch, x)
-    else:
+        _pack_fwd_t(buf, _DESC_BYTES, x.data_ptr(), sx, rptr, sr, rowscale.data_ptr() if rowscale is not None else 0,
+                    weight.data_ptr(), bias.data_ptr() if bias is not None else 0, out.data_ptr(), so, roptr, sro, mptr,
+                    rstdptr, meanptr, 0, x1p, sx1, weight1.data_ptr() if weight1 is not None else 0,
+                    bias1.data_ptr() if bias1 is not None else 0, o1ptr, 0, m1ptr)
+    if not ws_bytes and switch < 0:
         st = _fwd_c(block[1], block[2], None, 0, backend, stream)
-        _release_buffer(block)
+    elif backend == _CPU and ws_bytes <= _CPU_WS_CACHED:
+        st = _cpu_call(_fwd_c, block, ws_bytes)
+    else:
+        st = _call(_fwd_c, block, ws_bytes, backend, stream, switch, x)
+    _give_block(block)
     if st:
         _fwd_failed(st, outs)
     if outs is not None:  # written in place, as a torch op with out= would: saved copies elsewhere see it
@@ -607,12 +648,13 @@ def _bwd_impl(dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, eps
 
 
 def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidual_out, mask, rng, want_dresidual,
-             par=None):
+             par=None, desc=None):
     """darn_bwd with darn_desc fields dv (the forward's, out_dtype = dy's dtype) and its workspace size on backend:
     the body of _bwd_impl, which the eager autograd.Function calls with its forward's cached plan. par: None, or a
     parallel-residual call's (dy1, weight1, mask1) (dy1 / weight1 with DARN_FLAG_HAS_WEIGHT1, dy1 in dy's dtype;
     mask1 optional); then the result is (dx, dresidual, dweight, dbias, dx1, dweight1, dbias1), dx1 with
-    DARN_FLAG_HAS_X1, dweight1 with _WEIGHT1, dbias1 with _BIAS1, else None."""
+    DARN_FLAG_HAS_X1, dweight1 with _WEIGHT1, dbias1 with _BIAS1, else None. desc: dv packed (_desc_of), which
+    the forward's plan has; derived here when None."""
     n = dv[2]
     flags = dv[8]
     if backend == _CPU:
@@ -644,8 +686,11 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
     else:  # dy has x's dtype unless out_dtype changed it: then without the keyword
         dx = _empty_like(dy) if dy.dtype is xdt else _empty_like(dy, dtype=xdt)
     if want_dresidual and flags & _FLAG_HAS_RESIDUAL:
-        dres = _empty_like(dy, dtype=_DTYPE[dv[4]]) if fmt is _preserve_format else _empty_like(
-            dy, dtype=_DTYPE[dv[4]], memory_format=fmt)
+        rdt = _DTYPE[dv[4]]
+        if fmt is not _preserve_format:
+            dres = _empty_like(dy, dtype=rdt, memory_format=fmt)
+        else:
+            dres = _empty_like(dy) if dy.dtype is rdt else _empty_like(dy, dtype=rdt)
         dresptr = dres.data_ptr()
     else:
         dres, dresptr = None, 0
@@ -656,13 +701,19 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
     else:
         db, dbptr = None, 0
     if par is None:
-        block = _call_buffer()
-        _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
-                  dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
-                  mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
-                  rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
-                  mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
-                  dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr, 0, 0, 0, 0, 0, 0, 0, 0)
+        try:
+            block = _take_block()
+        except IndexError:
+            block = _new_block()
+        buf = block[0]
+        block[3][:_DESC_BYTES] = _desc_of(dv) if desc is None else desc
+        if rng is not None:
+            _pack_rng(buf, _RNG_OFFSET, s, o, dptr, dptr + 8 if dptr else 0)
+        _pack_bwd_t(buf, _DESC_BYTES, dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
+                    mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
+                    rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
+                    mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
+                    dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr, 0, 0, 0, 0, 0, 0, 0, 0)
     else:  # the parallel residual: dy1 / weight1 in, dx1 / dweight1 / dbias1 out
         dy1, weight1, mask1 = par
         if flags & _FLAG_HAS_WEIGHT1:
@@ -684,18 +735,26 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
             db1p = db1.data_ptr()
         else:
             db1, db1p = None, 0
-        block = _call_buffer()
-        _pack_bwd(block[0], 0, *dv, s, o, dptr, dptr + 8 if dptr else 0, *_DESC_TAIL,
-                  dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
-                  mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
-                  rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
-                  mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
-                  dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr, dy1p, sdy1, w1p, m1p, dx1p, 0, dw1p, db1p)
-    if ws_bytes or switch >= 0:
-        st = _call(_bwd_c, block, ws_bytes, backend, stream, switch, dy)
-    else:
+        try:
+            block = _take_block()
+        except IndexError:
+            block = _new_block()
+        buf = block[0]
+        block[3][:_DESC_BYTES] = _desc_of(dv) if desc is None else desc
+        if rng is not None:
+            _pack_rng(buf, _RNG_OFFSET, s, o, dptr, dptr + 8 if dptr else 0)
+        _pack_bwd_t(buf, _DESC_BYTES, dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
+                    mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
+                    rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
+                    mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
+                    dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr, dy1p, sdy1, w1p, m1p, dx1p, 0, dw1p, db1p)
+    if not ws_bytes and switch < 0:
         st = _bwd_c(block[1], block[2], None, 0, backend, stream)
-        _release_buffer(block)
+    elif backend == _CPU and ws_bytes <= _CPU_WS_CACHED:
+        st = _cpu_call(_bwd_c, block, ws_bytes)
+    else:
+        st = _call(_bwd_c, block, ws_bytes, backend, stream, switch, dy)
+    _give_block(block)
     if st:
         L.raise_status(st, "darn_bwd")
     if par is not None:
@@ -758,7 +817,7 @@ def _fn_backward(ctx, dout, dresout):
     alias = want_dres and bcfg[9]  # dresidual has dx's bits (see _fn_plan): darn writes dx only
     if dout.dtype is fwd[2]:  # always, from autograd (grads arrive in their output's dtype)
         dx, dres, dw, db = _bwd_run(fwd[0], fwd[8], fwd[7], dout, h, weight, rstd, mean, rowscale, dresout, mask,
-                                    rng, want_dres and not alias)
+                                    rng, want_dres and not alias, None, fwd[11])
     else:
         dx, dres, dw, db = _bwd_impl(dout, h, weight, rstd, mean, rowscale, dresout, mask, rng, *bcfg[:8],
                                      want_dres and not alias)
@@ -800,7 +859,7 @@ class _DarnFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, dresout, _dmask):
-        if torch.is_grad_enabled():  # create_graph=True: the results must refuse a second backward
+        if _grad_enabled():  # create_graph=True: the results must refuse a second backward
             return _fn_backward_once(ctx, dout, dresout)
         return _fn_backward(ctx, dout, dresout)
 
@@ -844,7 +903,7 @@ def _par_backward(ctx, dout, dout1, dresout):
     alias = want_dres and bcfg[9]  # dresidual has dx's bits (see _fn_plan): darn writes dx only
     dx, dres, dw, db, dx1, dw1, db1 = _bwd_run(fwd[0], fwd[8], fwd[7], dout, h, weight, rstd, mean, rowscale,
                                                dresout if use_dresout else None, mask, rng,
-                                               want_dres and not alias, (dout1, weight1, mask1))
+                                               want_dres and not alias, (dout1, weight1, mask1), fwd[11])
     if alias:
         dres = dx
     # rowscale, then x1, weight1, bias1, then None for cfg, plan, out, residual_out
@@ -881,7 +940,7 @@ class _DarnParFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, dout1, dresout, _dmask, _dmask1):
-        if torch.is_grad_enabled():  # create_graph=True: the results must refuse a second backward
+        if _grad_enabled():  # create_graph=True: the results must refuse a second backward
             return _par_backward_once(ctx, dout, dout1, dresout)
         return _par_backward(ctx, dout, dout1, dresout)
 
@@ -1158,7 +1217,10 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
             raise e
         if out is not None and out_dtype is None:
             out_dtype = out.dtype  # flash-attn writes y in out's dtype
-    dropout_p, eps = float(dropout_p), float(eps)
+    if type(dropout_p) is not float:  # (a plain float, the common case, skips the call)
+        dropout_p = float(dropout_p)
+    if type(eps) is not float:
+        eps = float(eps)
     if seed is not None:
         seed, offset = _u64_arg(seed, "seed"), _u64_arg(offset, "offset")
     elif offset != 0:
@@ -1190,8 +1252,9 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
                 fwd = _fn_plan(cfg, fwd)
             if len(_plans) >= _PLANS_MAX:
                 _plans.clear()
-            _plans[key] = plan = (cfg, fwd)
-        cfg, fwd = plan
+            # + _DarnFn's cfg of the common call (no seed=, no preallocated outputs): no tuple built per call
+            _plans[key] = plan = (cfg, fwd, cfg + (None, 0, None))
+        cfg, fwd, acfg = plan
     if not weight.is_contiguous():
         weight = weight.contiguous()
     if bias is not None and not bias.is_contiguous():
@@ -1221,12 +1284,12 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
             if outs[2] is not None:
                 resout = outs[2].copy_(resout)
     elif needs_grad:
+        if seed is not None or outs is not None:
+            acfg = cfg + (seed, offset, outs)
         if _functorch_active is None or not _functorch_active():
-            y, resout, mask = _fn_apply(x, weight, bias, residual, rowscale, cfg + (seed, offset, outs), fwd, out,
-                                        residual_out)
+            y, resout, mask = _fn_apply(x, weight, bias, residual, rowscale, acfg, fwd, out, residual_out)
         else:
-            y, resout, mask = _DarnFn.apply(x, weight, bias, residual, rowscale, cfg + (seed, offset, outs), fwd, out,
-                                            residual_out)
+            y, resout, mask = _DarnFn.apply(x, weight, bias, residual, rowscale, acfg, fwd, out, residual_out)
     else:  # nothing to differentiate: skip autograd's bookkeeping and rstd / mean
         y, resout, mask, _, _, _ = _fwd_run(fwd, x, weight, bias, residual, rowscale, seed, offset, False, outs)
     if not prenorm and not return_dropout_mask:
@@ -1290,7 +1353,10 @@ def _par_norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, 
             raise e
         if out is not None and out_dtype is None:
             out_dtype = out.dtype
-    dropout_p, eps = float(dropout_p), float(eps)
+    if type(dropout_p) is not float:
+        dropout_p = float(dropout_p)
+    if type(eps) is not float:
+        eps = float(eps)
     if seed is not None:
         seed, offset = _u64_arg(seed, "seed"), _u64_arg(offset, "offset")
     elif offset != 0:

@@ -366,6 +366,15 @@ def darn_parts(b, darn, x, r, w):
     b.time("part.c_desc_checks_only", lambda: fwd_ws(block[1], backend, ws_addr))
     b.time("part.ctypes_trivial_call", lambda: f["mask_row_bytes"](n))
     b.time("part.pack_into", lambda: L.pack_fwd(scratch[0], 0, *args))
+    if hasattr(L, "pack_fwd_tensors"):  # what the package packs per call: the plan's darn_desc bytes, the tensors
+        nd = len(L.Desc._fields_)
+        desc, targs = L.desc_bytes(*args[:nd]), args[nd:]
+        sbuf, sview = scratch[0], memoryview(scratch[0]).cast("B")
+
+        def pack_split():
+            sview[:L.DESC_BYTES] = desc
+            L.pack_fwd_tensors(sbuf, L.DESC_BYTES, *targs)
+        b.time("part.pack_desc_copy_and_tensors", pack_split)
     b.time("part.torch_empty_like", lambda: torch.empty_like(x))
     b.time("part.backend_and_stream", lambda: ops._backend(x))
     b.time("part.is_compiling", ops._is_compiling)
