@@ -1202,10 +1202,6 @@ def _out_type_error(out, residual_out):
 def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm, residual_in_fp32,
              zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out, residual_out, seed, offset):
     """layer_norm_fn's body, positional (rms_norm_fn calls it without a second keyword-argument pass)."""
-    if x1 is not None or weight1 is not None or bias1 is not None:  # flash-attn's parallel residual
-        return _par_norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
-                            residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out,
-                            residual_out, seed, offset)
     if not (isinstance(x, _Tensor) and isinstance(weight, _Tensor) and (bias is None or isinstance(bias, _Tensor))
             and (residual is None or isinstance(residual, _Tensor))
             and (rowscale is None or isinstance(rowscale, _Tensor))):
@@ -1227,6 +1223,10 @@ def _norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rows
         raise ValueError("darn: offset= needs seed=; without seed the (seed, offset) pair comes from the generator")
     else:
         offset = 0
+    if x1 is not None or weight1 is not None or bias1 is not None:  # flash-attn's parallel residual
+        return _par_norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm,
+                            residual_in_fp32, zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out,
+                            residual_out, seed, offset, given)
     needs_grad = _grad_enabled() and (
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
         or (residual is not None and residual.requires_grad))
@@ -1338,31 +1338,13 @@ def _par_check(x, weight, bias, x1, weight1, bias1, out_dtype):
 
 
 def _par_norm_fn(x, weight, bias, residual, x1, weight1, bias1, eps, dropout_p, rowscale, prenorm, residual_in_fp32,
-                 zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out, residual_out, seed, offset):
+                 zero_centered_weight, is_rms_norm, return_dropout_mask, out_dtype, out, residual_out, seed, offset,
+                 given):
     """layer_norm_fn's body for flash-attn's parallel residual (any of x1 / weight1 / bias1 given): _norm_fn's steps
-    with the second input and output, through _DarnParFn (autograd) or _fwd_run (no gradients). Inside
-    torch.compile it runs the same way, not as a custom op: dynamo does not trace it (see layer_norm_fn)."""
-    if not (isinstance(x, _Tensor) and isinstance(weight, _Tensor) and (bias is None or isinstance(bias, _Tensor))
-            and (residual is None or isinstance(residual, _Tensor))
-            and (rowscale is None or isinstance(rowscale, _Tensor))):
-        raise _type_error(x, weight, bias, residual, rowscale)
-    given = out is not None or residual_out is not None
-    if given:
-        e = _out_type_error(out, residual_out)
-        if e is not None:
-            raise e
-        if out is not None and out_dtype is None:
-            out_dtype = out.dtype
-    if type(dropout_p) is not float:
-        dropout_p = float(dropout_p)
-    if type(eps) is not float:
-        eps = float(eps)
-    if seed is not None:
-        seed, offset = _u64_arg(seed, "seed"), _u64_arg(offset, "offset")
-    elif offset != 0:
-        raise ValueError("darn: offset= needs seed=; without seed the (seed, offset) pair comes from the generator")
-    else:
-        offset = 0
+    with the second input and output, through _DarnParFn (autograd) or _fwd_run (no gradients). _norm_fn has checked
+    and normalised the arguments the two share (types, out= / residual_out=, eps, dropout_p, seed, offset; `given`:
+    a preallocated output was passed). Inside torch.compile it runs the same way, not as a custom op: dynamo does not
+    trace it (see layer_norm_fn)."""
     for t, what in ((x1, "x1"), (weight1, "weight1"), (bias1, "bias1")):
         if t is not None and not isinstance(t, _Tensor):
             raise TypeError("darn: %s must be a torch.Tensor or None, got %s" % (what, type(t).__name__))
