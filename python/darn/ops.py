@@ -701,19 +701,7 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
     else:
         db, dbptr = None, 0
     if par is None:
-        try:
-            block = _take_block()
-        except IndexError:
-            block = _new_block()
-        buf = block[0]
-        block[3][:_DESC_BYTES] = _desc_of(dv) if desc is None else desc
-        if rng is not None:
-            _pack_rng(buf, _RNG_OFFSET, s, o, dptr, dptr + 8 if dptr else 0)
-        _pack_bwd_t(buf, _DESC_BYTES, dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
-                    mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
-                    rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
-                    mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
-                    dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr, 0, 0, 0, 0, 0, 0, 0, 0)
+        dy1p = sdy1 = w1p = m1p = dx1p = dw1p = db1p = 0
     else:  # the parallel residual: dy1 / weight1 in, dx1 / dweight1 / dbias1 out
         dy1, weight1, mask1 = par
         if flags & _FLAG_HAS_WEIGHT1:
@@ -735,19 +723,19 @@ def _bwd_run(dv, ws_bytes, backend, dy, h, weight, rstd, mean, rowscale, dresidu
             db1p = db1.data_ptr()
         else:
             db1, db1p = None, 0
-        try:
-            block = _take_block()
-        except IndexError:
-            block = _new_block()
-        buf = block[0]
-        block[3][:_DESC_BYTES] = _desc_of(dv) if desc is None else desc
-        if rng is not None:
-            _pack_rng(buf, _RNG_OFFSET, s, o, dptr, dptr + 8 if dptr else 0)
-        _pack_bwd_t(buf, _DESC_BYTES, dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
-                    mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
-                    rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
-                    mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
-                    dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr, dy1p, sdy1, w1p, m1p, dx1p, 0, dw1p, db1p)
+    try:
+        block = _take_block()
+    except IndexError:
+        block = _new_block()
+    buf = block[0]
+    block[3][:_DESC_BYTES] = _desc_of(dv) if desc is None else desc
+    if rng is not None:
+        _pack_rng(buf, _RNG_OFFSET, s, o, dptr, dptr + 8 if dptr else 0)
+    _pack_bwd_t(buf, _DESC_BYTES, dy.data_ptr(), sdy, h.data_ptr(), sh, weight.data_ptr(), rstd.data_ptr(),
+                mean.data_ptr() if mean is not None and dv[0] == _LAYERNORM else 0,
+                rowscale.data_ptr() if rowscale is not None else 0, droptr, sdro,
+                mask.data_ptr() if mask is not None and mask.numel() > 0 else 0,
+                dx.data_ptr(), 0, dresptr, 0, dw.data_ptr(), dbptr, dy1p, sdy1, w1p, m1p, dx1p, 0, dw1p, db1p)
     if not ws_bytes and switch < 0:
         st = _bwd_c(block[1], block[2], None, 0, backend, stream)
     elif backend == _CPU and ws_bytes <= _CPU_WS_CACHED:
