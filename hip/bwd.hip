@@ -19,6 +19,11 @@
 #define DARN_BWD_PREFETCH 1
 #endif /* DARN_BWD_PREFETCH */
 
+#ifndef DARN_PAR_BWD_PREFETCH
+#define DARN_PAR_BWD_PREFETCH 0 /* an experiment's knob (session 9, not measured yet): 1 gives the parallel backward (K = 1)
+                                   the prefetch and the held row of the others instead of loading each row twice */
+#endif /* DARN_PAR_BWD_PREFETCH */
+
 #define DARN_BWD_REREAD_BATCH 2 /* groups per thread and step in the re-read rows (compile-time dtypes; 1 otherwise) */
 
 
@@ -263,10 +268,12 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
          * PFK groups are loaded before this row's sums (this row's are read again afterwards: cache hits);
          * the weight stays in registers across rows only for K = 1; dresidual_out is loaded after the
          * sums. */
-        /* K > 2 or PAR (dy1, weight1 and two more partials): the registers are spent (AMD spills), so nothing is
-         * prefetched and the row's groups are loaded again after the sums (cache hits) */
-        constexpr int PFK = DARN_BWD_PREFETCH && K <= 2 && !PAR ? K : 0;
-        constexpr bool RELOAD = K > 2 || PAR;
+        /* K > 2, or PAR without DARN_PAR_BWD_PREFETCH (dy1, weight1 and two more partials): the registers are spent
+         * (AMD spilled at K = 2), so nothing is prefetched and the row's groups are loaded again after the sums
+         * (cache hits) */
+        constexpr bool PAR_NO_PF = PAR && !DARN_PAR_BWD_PREFETCH;
+        constexpr int PFK = DARN_BWD_PREFETCH && K <= 2 && !PAR_NO_PF ? K : 0;
+        constexpr bool RELOAD = K > 2 || PAR_NO_PF;
         constexpr bool KEEP_W = K == 1 && !PAR;
         RW rw[K] = {};
         bwd_par_raw<Dt, PAR> rp[K] = {}; /* dy1 and weight1 */

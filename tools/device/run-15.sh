@@ -9,8 +9,13 @@
 #      forward if the integer encode is what bounds it, run 13).
 #   4. racecheck / initcheck over the small walk (run 14 ran memcheck only), and gpu/forward_without_residual_out
 #      (new in session 9, never run on a device: the re-read forward that recomputes h, parallel and not).
-# If 1 and 2 pass and 3 gains: make DARN_FP8_HW_CVT default 1, record the run, update numerics.md §9's last lines.
-# Bundle: build/nv90 as usual, plus lib-fp8hw/libdarn.so.0 from build/nv-fp8hw packed into .devbundle/variants.tar.xz.
+#   5. lib-parpf (-DDARN_PAR_BWD_PREFETCH=1, build/nv-parpf: the parallel backward with the others' prefetch; 0 spills
+#      on sm_90 / gfx90a / gfx942 by ptxas -v and the AMD remarks, 2026-12-03): gpu/parallel_residual with it, and
+#      darn-bench parallel with both libraries (prediction: parallel bwd at N <= 4096 from 53-57 % to 63-70 %).
+# If 1 and 2 pass and 3 gains: make DARN_FP8_HW_CVT default 1, record the run, update numerics.md §9's last lines;
+# if 5 passes and gains: make DARN_PAR_BWD_PREFETCH default 1 (and regenerate docs/amd-resources.md).
+# Bundle: build/nv90 as usual, plus lib-fp8hw/ (build/nv-fp8hw) and lib-parpf/ (build/nv-parpf), each libdarn.so.0,
+# packed into .devbundle/variants.tar.xz.
 set -uo pipefail
 out=${OUT:-out}; mkdir -p "$out/gpu"
 trap 'tar czf "$out/gpu-run15.tar.gz" -C "$out" gpu && rm -rf "$out/gpu"' EXIT
@@ -31,6 +36,14 @@ for lib in lib lib-fp8hw; do
   LD_LIBRARY_PATH=$PWD/.devbundle/$lib:$PWD/.devbundle/lib timeout 100 .devbundle/bin/darn-bench --config fp8,train \
     --reps 20 --latency-m none --json "$out/gpu/bench-$lib.json" > "$out/gpu/bench-$lib.txt" 2>&1
   echo "== darn-bench ($lib) rc=$?"; grep -a -E "^(copy|train|fp8) " "$out/gpu/bench-$lib.txt"
+done
+LD_LIBRARY_PATH=$PWD/.devbundle/lib-parpf:$PWD/.devbundle/lib timeout 150 .devbundle/bin/test_gpu --ascii -j4 \
+  --filter 'gpu/parallel_residual' > "$out/gpu/parpf-walk.log" 2>&1
+echo "lib-parpf parallel_residual rc=$? $(grep -a Synthesis "$out/gpu/parpf-walk.log" | tail -n1)"
+for lib in lib lib-parpf; do
+  LD_LIBRARY_PATH=$PWD/.devbundle/$lib:$PWD/.devbundle/lib timeout 100 .devbundle/bin/darn-bench --config parallel \
+    --reps 20 --latency-m none --json "$out/gpu/bench-par-$lib.json" > "$out/gpu/bench-par-$lib.txt" 2>&1
+  echo "== darn-bench parallel ($lib) rc=$?"; grep -a -E "^(copy|parallel) " "$out/gpu/bench-par-$lib.txt"
 done
 timeout 120 $run test_gpu --ascii -j4 --filter 'gpu/forward_without_residual_out' > "$out/gpu/no-resout.log" 2>&1
 echo "forward_without_residual_out rc=$? $(grep -a Synthesis "$out/gpu/no-resout.log" | tail -n1)"
