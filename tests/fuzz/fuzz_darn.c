@@ -5,7 +5,10 @@
  * darn_bwd_workspace_size, with a descriptor (enums, flags, M and N <= 64 or a shape the library must
  * reject, eps, p, seed, offset, rng pointers), row strides, and for every pointer a choice: its own
  * buffer, NULL, an alias into another tensor's buffer at an offset, its in-place partner, or misaligned.
- * All buffers, the rng words and the workspace live in one arena. The invariant:
+ * All buffers, the rng words and the workspace live in one arena. The tensors of the parallel residual
+ * (contract 4: x1, weight1, bias1, out1, mask1; dy1, weight1, mask1, dx1, dweight1, dbias1) are decoded
+ * after the workspace byte, so that inputs written for the older format decode as they did (their
+ * missing bytes read as 0: own buffer, contiguous, absent unless the flag asks). The invariant:
  *
  *   - a failing call returns a known status, leaves a message, and changes no byte of the arena;
  *   - a successful call clears the message, changes no arena byte outside the rows of its declared
@@ -29,8 +32,12 @@
 #include <darn/darn.h>
 
 /* ---- the arena ----------------------------------------------------------------------------------- */
-enum { SLOT = 36 * 1024, NSLOT = 16, ARENA = (NSLOT + 1) * SLOT }; /* one spare slot: aliases may run past */
+/* Slots 0 .. NSLOT - 3 hold one tensor each; the last two, the workspace (the backward's reaches 4 parts of
+ * [M, N] fp32 partials, 64 KiB, since contract 4). Two spare slots after them: an alias (or a workspace) put
+ * anywhere in the last slot may run past it by up to 64 KiB. */
+enum { SLOT = 36 * 1024, NSLOT = 22, ARENA = (NSLOT + 2) * SLOT };
 enum { MAXN = 64, MAXM = 64, MAXSTRIDE_EXTRA = 16 };                /* span <= (63 * 128 + 64) * 4 < SLOT */
+_Static_assert(4 * MAXM * MAXN * 4 + 12 <= 2 * SLOT, "the largest CPU backward workspace fits its two slots");
 
 static unsigned char *arena, *pristine[2];
 
@@ -39,6 +46,9 @@ static unsigned char *arena, *pristine[2];
  * its status and message (to see what a corpus file does: darn_fuzz FILE...). */
 enum { ST_FWD, ST_BWD, ST_QUERY, ST_KINDS };
 static long stats[ST_KINDS][3], stats_status[DARN_ERR_CHUNK_SPLIT + 2]; /* every status, then unknown */
+/* successful darn_fwd / darn_bwd calls with M > 0 and a parallel-residual flag: with x1, with a second
+ * output (weight1), with both */
+static long stats_par[2][3];
 static bool trace;
 static void print_stats(void)
 {
@@ -46,17 +56,28 @@ static void print_stats(void)
     for (int k = 0; k < ST_KINDS; ++k)
         fprintf(stderr, "fuzz_darn: %-17s %8ld ok (%ld with M > 0) %8ld failed\n", kind[k], stats[k][0],
                 stats[k][2], stats[k][1]);
+    for (int k = 0; k < 2; ++k)
+        fprintf(stderr, "fuzz_darn: %-17s %8ld ok parallel (M > 0): %ld with x1, %ld with weight1, %ld with both\n",
+                kind[k], stats_par[k][0] + stats_par[k][1] - stats_par[k][2], stats_par[k][0], stats_par[k][1],
+                stats_par[k][2]);
     for (int s = 1; s <= DARN_ERR_CHUNK_SPLIT; ++s)
         if (stats_status[s])
             fprintf(stderr, "fuzz_darn:   %8ld %s\n", stats_status[s], darn_status_string((darn_status)s));
 }
-static void count(int kind, darn_status s, int64_t m)
+static void count(int kind, darn_status s, const darn_desc *d)
 {
+    const int64_t m = d->rows;
     stats[kind][s != DARN_OK]++;
     if (s == DARN_OK && m > 0) stats[kind][2]++;
+    if (s == DARN_OK && m > 0 && kind != ST_QUERY) {
+        const bool x1 = d->flags & DARN_FLAG_HAS_X1, w1 = d->flags & DARN_FLAG_HAS_WEIGHT1;
+        stats_par[kind][0] += x1;
+        stats_par[kind][1] += w1;
+        stats_par[kind][2] += x1 && w1;
+    }
     if (trace)
-        fprintf(stderr, "fuzz_darn: %s M = %lld: %s %s\n",
-                kind == ST_FWD ? "darn_fwd" : kind == ST_BWD ? "darn_bwd" : "query", (long long)m,
+        fprintf(stderr, "fuzz_darn: %s M = %lld flags 0x%x: %s %s\n",
+                kind == ST_FWD ? "darn_fwd" : kind == ST_BWD ? "darn_bwd" : "query", (long long)m, d->flags,
                 darn_status_string(s), darn_last_error());
     stats_status[(unsigned)s <= DARN_ERR_CHUNK_SPLIT ? (unsigned)s : DARN_ERR_CHUNK_SPLIT + 1]++;
 }
@@ -318,9 +339,12 @@ static void clean_rng(darn_desc *c, const darn_desc *d, const unsigned char *pr,
 }
 
 /* ---- the calls ------------------------------------------------------------------------------------ */
-enum { S_X, S_RES, S_ROWSCALE, S_W, S_B, S_OUT, S_RESOUT, S_MASK, S_RSTD, S_MEAN, S_RNG, S_WS, S_SCALE, S_AMAX };
+enum { S_X, S_RES, S_ROWSCALE, S_W, S_B, S_OUT, S_RESOUT, S_MASK, S_RSTD, S_MEAN, S_RNG, S_SPARE /* 11: unused */,
+       S_SCALE, S_AMAX, S_X1, S_W1, S_B1, S_OUT1, S_MASK1, S_WS = NSLOT - 2 /* and NSLOT - 1 */ };
 enum { S_DY = 0, S_H = 1, S_DRESOUT = 2, S_DX = 5, S_DRES = 6, S_DW = 3, S_DB = 4, S_BMASK = 7, S_BRSTD = 8,
-       S_BMEAN = 9, S_BROWSCALE = 12, S_BW = 13 };
+       S_BMEAN = 9, S_BROWSCALE = 12, S_BW = 13, S_DY1 = 14, S_BW1 = 15, S_BMASK1 = 16, S_DX1 = 17, S_DW1 = 18,
+       S_DB1 = 19 };
+_Static_assert(S_MASK1 < S_WS && S_DB1 < S_WS, "every tensor has a slot of its own");
 
 static void *pick_ws(rd *r, size_t need, size_t *bytes)
 {
@@ -344,14 +368,16 @@ static void run_fwd(rd *r, const darn_desc *d, darn_backend be, const unsigned c
     const darn_dtype ro = darn_residual_out_dtype(d);
     const size_t er = darn_dtype_size(d->residual_dtype) ? darn_dtype_size(d->residual_dtype) : 1;
     const size_t ero = darn_dtype_size(ro) ? darn_dtype_size(ro) : 1;
+    const size_t ew = darn_dtype_size(d->weight_dtype) ? darn_dtype_size(d->weight_dtype) : 1;
+    const size_t eb = darn_dtype_size(d->bias_dtype) ? darn_dtype_size(d->bias_dtype) : 1;
     darn_fwd_tensors t = {0};
     t.x = pick_ptr(r, S_X, ex, NULL);
     t.x_stride = pick_stride(r, n);
     t.residual = pick_ptr(r, S_RES, er, NULL);
     t.residual_stride = pick_stride(r, n);
     t.rowscale = pick_ptr(r, S_ROWSCALE, 4, NULL);
-    t.weight = pick_ptr(r, S_W, darn_dtype_size(d->weight_dtype) ? darn_dtype_size(d->weight_dtype) : 1, NULL);
-    t.bias = pick_ptr(r, S_B, darn_dtype_size(d->bias_dtype) ? darn_dtype_size(d->bias_dtype) : 1, NULL);
+    t.weight = pick_ptr(r, S_W, ew, NULL);
+    t.bias = pick_ptr(r, S_B, eb, NULL);
     t.out = pick_ptr(r, S_OUT, eo, (void *)(uintptr_t)t.x);
     t.out_stride = u8(r) & 1 ? t.x_stride : pick_stride(r, n);
     t.residual_out = pick_ptr(r, S_RESOUT, ero, (void *)(uintptr_t)t.residual);
@@ -370,19 +396,38 @@ static void run_fwd(rd *r, const darn_desc *d, darn_backend be, const unsigned c
     (void)darn_fwd_workspace_size(d, be, &need);
     size_t ws_bytes;
     void *ws = pick_ws(r, need, &ws_bytes);
+    /* the parallel residual (after the workspace byte: see the header). out1's partner is x1 or x, but no
+     * in-place pair exists for out1 (darn.h: only out == x and residual_out == residual), so either is
+     * DARN_ERR_ALIASING for M > 0. */
+    t.x1 = pick_ptr(r, S_X1, ex, NULL);
+    t.x1_stride = pick_stride(r, n);
+    t.weight1 = pick_ptr(r, S_W1, ew, NULL);
+    t.bias1 = pick_ptr(r, S_B1, eb, NULL);
+    const uint8_t ob = u8(r);
+    t.out1 = pick_ptr(r, S_OUT1, eo, (void *)(uintptr_t)(ob & 1 ? t.x : t.x1));
+    t.out1_stride = ob & 2 ? (ob & 1 ? t.x_stride : t.x1_stride) : pick_stride(r, n);
+    t.mask1 = pick_ptr(r, S_MASK1, 1, NULL);
+    if (!(d->flags & DARN_FLAG_HAS_X1) && u8(r) % 4 != 3) t.x1 = NULL;
+    if (!(d->flags & DARN_FLAG_HAS_X1) && u8(r) % 4 != 3) t.mask1 = NULL;
+    if (!(d->flags & DARN_FLAG_HAS_WEIGHT1) && u8(r) % 4 != 3) t.weight1 = NULL;
+    if (!(d->flags & DARN_FLAG_HAS_WEIGHT1) && u8(r) % 4 != 3) t.out1 = NULL;
+    if (!(d->flags & DARN_FLAG_HAS_BIAS1) && u8(r) % 4 != 3) t.bias1 = NULL;
 
     const darn_status s = darn_fwd(d, &t, ws, ws_bytes, be, NULL);
-    count(ST_FWD, s, d->rows);
+    count(ST_FWD, s, d);
     if (s != DARN_OK) return check_failed(s, pr, "darn_fwd");
     if (darn_last_error()[0] != '\0') die("a successful darn_fwd left a message", darn_last_error());
     const int64_t mrb = darn_mask_row_bytes(n);
-    view in[5] = {mat(t.x, m, n, t.x_stride, d->x_dtype), mat(t.residual, m, n, t.residual_stride, d->residual_dtype),
-                  vec(t.rowscale, 4 * m), vec(t.weight, n * (int64_t)darn_dtype_size(d->weight_dtype)),
-                  vec(t.bias, n * (int64_t)darn_dtype_size(d->bias_dtype))};
-    view out[6] = {mat(t.out, m, n, t.out_stride, d->out_dtype),
-                   mat(t.residual_out, m, n, t.residual_out_stride, ro), vec(t.mask, m * mrb),
-                   vec(t.rstd, 4 * m), vec(t.mean, 4 * m), vec(t.amax, 4)}; /* amax: written at M = 0 too */
-    only_outputs_written(pr, out, 6);
+    const int64_t wb = n * (int64_t)darn_dtype_size(d->weight_dtype), bb = n * (int64_t)darn_dtype_size(d->bias_dtype);
+    view in[8] = {mat(t.x, m, n, t.x_stride, d->x_dtype), mat(t.residual, m, n, t.residual_stride, d->residual_dtype),
+                  vec(t.rowscale, 4 * m), vec(t.weight, wb), vec(t.bias, bb),
+                  mat(t.x1, m, n, t.x1_stride, d->x_dtype), vec(t.weight1, wb), vec(t.bias1, bb)};
+    enum { NOUT = 8 };
+    view out[NOUT] = {mat(t.out, m, n, t.out_stride, d->out_dtype),
+                      mat(t.residual_out, m, n, t.residual_out_stride, ro), vec(t.mask, m * mrb),
+                      vec(t.rstd, 4 * m), vec(t.mean, 4 * m), vec(t.amax, 4), /* amax: written at M = 0 too */
+                      mat(t.out1, m, n, t.out1_stride, d->out_dtype), vec(t.mask1, m * mrb)};
+    only_outputs_written(pr, out, NOUT);
     if (m == 0) return; /* nothing read; nothing written but amax */
     /* the clean run */
     darn_desc cd = *d;
@@ -394,29 +439,32 @@ static void run_fwd(rd *r, const darn_desc *d, darn_backend be, const unsigned c
         cd.out_scale_ptr = &scale;
     }
     darn_fwd_tensors c = {0};
-    c.x = dup_view(&in[0], pr);
-    c.residual = dup_view(&in[1], pr);
-    c.rowscale = dup_view(&in[2], pr);
-    c.weight = dup_view(&in[3], pr);
-    c.bias = dup_view(&in[4], pr);
-    void *cout[6];
-    for (int k = 0; k < 6; ++k) cout[k] = fresh(out[k].p, (size_t)(out[k].rows * out[k].width));
+    void *cin[8];
+    for (int k = 0; k < 8; ++k) cin[k] = dup_view(&in[k], pr);
+    c.x = cin[0];
+    c.residual = cin[1];
+    c.rowscale = cin[2];
+    c.weight = cin[3];
+    c.bias = cin[4];
+    c.x1 = cin[5];
+    c.weight1 = cin[6];
+    c.bias1 = cin[7];
+    void *cout[NOUT];
+    for (int k = 0; k < NOUT; ++k) cout[k] = fresh(out[k].p, (size_t)(out[k].rows * out[k].width));
     c.out = cout[0];
     c.residual_out = cout[1];
     c.mask = cout[2];
     c.rstd = cout[3];
     c.mean = cout[4];
     c.amax = cout[5];
+    c.out1 = cout[6];
+    c.mask1 = cout[7];
     if (darn_fwd(&cd, &c, NULL, 0, DARN_BACKEND_CPU, NULL) != DARN_OK)
         die("the clean darn_fwd failed", darn_last_error());
-    static const char *names[6] = {"out", "residual_out", "mask", "rstd", "mean", "amax"};
-    for (int k = 0; k < 6; ++k) same_rows(&out[k], cout[k], names[k]);
-    for (int k = 0; k < 6; ++k) free(cout[k]);
-    free((void *)(uintptr_t)c.x);
-    free((void *)(uintptr_t)c.residual);
-    free((void *)(uintptr_t)c.rowscale);
-    free((void *)(uintptr_t)c.weight);
-    free((void *)(uintptr_t)c.bias);
+    static const char *names[NOUT] = {"out", "residual_out", "mask", "rstd", "mean", "amax", "out1", "mask1"};
+    for (int k = 0; k < NOUT; ++k) same_rows(&out[k], cout[k], names[k]);
+    for (int k = 0; k < NOUT; ++k) free(cout[k]);
+    for (int k = 0; k < 8; ++k) free(cin[k]);
 }
 
 static void run_bwd(rd *r, const darn_desc *d, darn_backend be, const unsigned char *pr)
@@ -453,29 +501,56 @@ static void run_bwd(rd *r, const darn_desc *d, darn_backend be, const unsigned c
     (void)darn_bwd_workspace_size(d, be, &need);
     size_t ws_bytes;
     void *ws = pick_ws(r, need, &ws_bytes);
+    /* the parallel residual (after the workspace byte: see the header). dx1's partner is dy1 or dy, but no
+     * in-place pair exists for dx1 (darn.h: only dx == dy and dresidual == dresidual_out), so either is
+     * DARN_ERR_ALIASING for M > 0. */
+#define ES(dt) (darn_dtype_size(dt) ? darn_dtype_size(dt) : 1)
+    t.dy1 = pick_ptr(r, S_DY1, ES(dyt), NULL);
+    t.dy1_stride = pick_stride(r, n);
+    t.weight1 = pick_ptr(r, S_BW1, ES(d->weight_dtype), NULL);
+    t.mask1 = pick_ptr(r, S_BMASK1, 1, NULL);
+    const uint8_t xb = u8(r);
+    t.dx1 = pick_ptr(r, S_DX1, ES(d->x_dtype), (void *)(uintptr_t)(xb & 1 ? t.dy : t.dy1));
+    t.dx1_stride = xb & 2 ? (xb & 1 ? t.dy_stride : t.dy1_stride) : pick_stride(r, n);
+    t.dweight1 = pick_ptr(r, S_DW1, ES(d->weight_dtype), NULL);
+    t.dbias1 = pick_ptr(r, S_DB1, ES(d->bias_dtype), NULL);
+#undef ES
+    if (!(d->flags & DARN_FLAG_HAS_X1) && u8(r) % 4 != 3) t.dx1 = NULL;
+    if (d->flags & DARN_FLAG_HAS_X1 ? u8(r) % 2 : u8(r) % 4 != 3) t.mask1 = NULL; /* optional, like mask */
+    if (!(d->flags & DARN_FLAG_HAS_WEIGHT1) && u8(r) % 4 != 3) t.dy1 = NULL;
+    if (!(d->flags & DARN_FLAG_HAS_WEIGHT1) && u8(r) % 4 != 3) t.weight1 = NULL;
+    if (!(d->flags & DARN_FLAG_HAS_WEIGHT1) && u8(r) % 4 != 3) t.dweight1 = NULL;
+    if (!(d->flags & DARN_FLAG_HAS_BIAS1) && u8(r) % 4 != 3) t.dbias1 = NULL;
+    /* RMSNorm has no mean (DARN_ERR_UNSUPPORTED): absent unless the byte says keep, as in the forward */
+    if (d->norm != DARN_LAYERNORM && u8(r) % 4 != 3) t.mean = NULL;
 
     const darn_status s = darn_bwd(d, &t, ws, ws_bytes, be, NULL);
-    count(ST_BWD, s, d->rows);
+    count(ST_BWD, s, d);
     if (s != DARN_OK) return check_failed(s, pr, "darn_bwd");
     if (darn_last_error()[0] != '\0') die("a successful darn_bwd left a message", darn_last_error());
     const int64_t ew = (int64_t)darn_dtype_size(d->weight_dtype), eb = (int64_t)darn_dtype_size(d->bias_dtype);
     const int64_t mm = m > 0 ? m : 0; /* M = 0: only dweight / dbias */
-    view in[8] = {mat(mm ? t.dy : NULL, m, n, t.dy_stride, dyt), mat(mm ? t.h : NULL, m, n, t.h_stride, ro),
-                  vec(mm ? t.weight : NULL, n * ew), vec(mm ? t.rstd : NULL, 4 * m),
-                  vec(mm ? t.mean : NULL, 4 * m), vec(mm ? t.rowscale : NULL, 4 * m),
-                  mat(mm ? t.dresidual_out : NULL, m, n, t.dresidual_out_stride, ro),
-                  vec(mm ? t.mask : NULL, m * darn_mask_row_bytes(n))};
-    view out[5] = {mat(t.dx, m, n, t.dx_stride, d->x_dtype),
-                   mat(t.dresidual, m, n, t.dresidual_stride, d->residual_dtype), vec(t.dweight, n * ew),
-                   vec(t.dbias, n * eb), vec(ws, (int64_t)need)};
-    only_outputs_written(pr, out, 5);
+    enum { NIN = 11, NOUT = 7 };
+    view in[NIN] = {mat(mm ? t.dy : NULL, m, n, t.dy_stride, dyt), mat(mm ? t.h : NULL, m, n, t.h_stride, ro),
+                    vec(mm ? t.weight : NULL, n * ew), vec(mm ? t.rstd : NULL, 4 * m),
+                    vec(mm ? t.mean : NULL, 4 * m), vec(mm ? t.rowscale : NULL, 4 * m),
+                    mat(mm ? t.dresidual_out : NULL, m, n, t.dresidual_out_stride, ro),
+                    vec(mm ? t.mask : NULL, m * darn_mask_row_bytes(n)),
+                    mat(mm ? t.dy1 : NULL, m, n, t.dy1_stride, dyt), vec(mm ? t.weight1 : NULL, n * ew),
+                    vec(mm ? t.mask1 : NULL, m * darn_mask_row_bytes(n))};
+    view out[NOUT + 1] = {mat(t.dx, m, n, t.dx_stride, d->x_dtype),
+                          mat(t.dresidual, m, n, t.dresidual_stride, d->residual_dtype), vec(t.dweight, n * ew),
+                          vec(t.dbias, n * eb), mat(t.dx1, m, n, t.dx1_stride, d->x_dtype),
+                          vec(t.dweight1, n * ew), vec(t.dbias1, n * eb),
+                          vec(ws, (int64_t)need)}; /* the workspace: may be written, not compared */
+    only_outputs_written(pr, out, NOUT + 1);
     /* the clean run */
     darn_desc cd = *d;
     uint64_t w[2];
     clean_rng(&cd, d, pr, w);
     darn_bwd_tensors c = {0};
-    void *cin[8];
-    for (int k = 0; k < 8; ++k) cin[k] = dup_view(&in[k], pr);
+    void *cin[NIN];
+    for (int k = 0; k < NIN; ++k) cin[k] = dup_view(&in[k], pr);
     c.dy = cin[0];
     c.h = cin[1];
     c.weight = cin[2];
@@ -484,19 +559,25 @@ static void run_bwd(rd *r, const darn_desc *d, darn_backend be, const unsigned c
     c.rowscale = cin[5];
     c.dresidual_out = cin[6];
     c.mask = cin[7];
-    void *cout[4];
-    for (int k = 0; k < 4; ++k) cout[k] = fresh(out[k].p, (size_t)(out[k].rows * out[k].width));
+    c.dy1 = cin[8];
+    c.weight1 = cin[9];
+    c.mask1 = cin[10];
+    void *cout[NOUT];
+    for (int k = 0; k < NOUT; ++k) cout[k] = fresh(out[k].p, (size_t)(out[k].rows * out[k].width));
     c.dx = cout[0];
     c.dresidual = cout[1];
     c.dweight = cout[2];
     c.dbias = cout[3];
+    c.dx1 = cout[4];
+    c.dweight1 = cout[5];
+    c.dbias1 = cout[6];
     void *cws = fresh(&c, need);
     if (darn_bwd(&cd, &c, cws, need, DARN_BACKEND_CPU, NULL) != DARN_OK)
         die("the clean darn_bwd failed", darn_last_error());
-    static const char *names[4] = {"dx", "dresidual", "dweight", "dbias"};
-    for (int k = 0; k < 4; ++k) same_rows(&out[k], cout[k], names[k]);
-    for (int k = 0; k < 8; ++k) free(cin[k]);
-    for (int k = 0; k < 4; ++k) free(cout[k]);
+    static const char *names[NOUT] = {"dx", "dresidual", "dweight", "dbias", "dx1", "dweight1", "dbias1"};
+    for (int k = 0; k < NOUT; ++k) same_rows(&out[k], cout[k], names[k]);
+    for (int k = 0; k < NIN; ++k) free(cin[k]);
+    for (int k = 0; k < NOUT; ++k) free(cout[k]);
     free(cws);
 }
 
@@ -508,7 +589,7 @@ static void run_query(rd *r, const darn_desc *d, darn_backend be, bool bwd, cons
     size_t *bp = u8(r) % 16 ? &bytes : NULL;
     const darn_status s = bwd ? darn_bwd_workspace_size(d, be, bp) : darn_fwd_workspace_size(d, be, bp);
     const char *fn = bwd ? "darn_bwd_workspace_size" : "darn_fwd_workspace_size";
-    count(ST_QUERY, s, d->rows);
+    count(ST_QUERY, s, d);
     if (s != DARN_OK) {
         check_failed(s, pr, fn);
         if (bytes != before) die("a failing workspace query wrote *bytes", fn);
@@ -541,7 +622,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     const uint8_t fb = u8(&r);
     d.flags = fb & DARN_FLAGS_ALL;
-    if ((fb & 0xE0) == 0xE0) d.flags |= 0x20u << (fb & 3); /* an unknown bit */
+    /* an unknown bit (above DARN_FLAGS_ALL) for fb = 101xxxxx: HAS_X1 | HAS_BIAS1 without HAS_WEIGHT1, which
+     * validation rejects anyway (BIAS1 without WEIGHT1 alone, fb = 100xxxxx, still reaches that check) */
+    _Static_assert(((DARN_FLAGS_ALL + 1u) & DARN_FLAGS_ALL) == 0 && (DARN_FLAGS_ALL + 1u) << 3 != 0,
+                   "DARN_FLAGS_ALL is a contiguous low mask with room above it");
+    if ((fb & 0xE0) == 0xA0) d.flags |= (DARN_FLAGS_ALL + 1u) << (fb & 3);
     if (u8(&r) % 4 == 0) d.eps = pick_eps(&r);
     d.dropout_p = pick_p(&r);
     d.seed = u8(&r) % 2 ? u64(&r) : 0;

@@ -10,6 +10,8 @@ import sys
 F32, F16, BF16 = 0, 1, 2
 RMS, LN = 0, 1
 ZC, RES32, RES, BIAS, RS = 1, 2, 4, 8, 16
+X1, W1, B1 = 32, 64, 128  # the parallel residual (contract 4)
+PAR = X1 | W1 | B1
 P_IDX = {0.0: 0, 0.1: 1, 0.5: 2, 0.9: 3, 1.0: 4, 0.25: 14}
 ES = {F32: 4, F16: 2, BF16: 2}
 
@@ -70,7 +72,7 @@ class Desc:
         b += bytes([P_IDX[p]]) if p in P_IDX else b"\xc8" + struct.pack("<d", p)
         b += (b"\x01" + u64(seed)) if seed is not None else b"\x00"
         b += (b"\x01" + u64(offset)) if offset is not None else b"\x00"
-        b += rng + bytes([backend])
+        b += rng + b"\x00" + bytes([backend])  # no fp8 scale, dy_dtype = same as out
         self.bytes = b
 
     def unflagged(self, flags, keep=()):
@@ -78,17 +80,27 @@ class Desc:
         return b"".join(b"\x03" if f in keep else b"\x00" for f in flags if not (self.flags & f))
 
 
+# out1 / dx1 (pick after a byte: bit 0 = partner is x / dy (else x1 / dy1), bit 1 = the partner's stride)
+OUT1_OWN = b"\x00"  # out1 / dx1 pointer follows, then its own stride
+
+
 def fwd(d, x=OWN, xs=S0, res=OWN, rs_=S0, rowscale=OWN, w=OWN, bias=OWN, out=OWN, outs=SAME, resout=OWN,
-        resouts=SAME, mask=OWN, rstd=OWN, mean=OWN, ws=b"\x07", keep=()):
-    opt = d.unflagged((RES, BIAS, RS), keep) + (b"\x00" if d.norm != LN else b"")
+        resouts=SAME, mask=OWN, rstd=OWN, mean=OWN, amax=OWN, ws=b"\x07", keep=(), x1=OWN, x1s=S0, w1=OWN, b1=OWN,
+        out1=OUT1_OWN + OWN + S0, mask1=OWN):
+    opt = d.unflagged((RES, BIAS, RS), keep) + (b"\x00" if d.norm != LN else b"") + b"\x00"  # ..., mean, amax
+    par = x1 + x1s + w1 + b1 + out1 + mask1 + d.unflagged((X1, X1, W1, W1, B1), keep)
     return d.bytes + x + xs + res + rs_ + rowscale + w + bias + out + outs + resout + resouts + mask + rstd + \
-        mean + opt + ws
+        mean + amax + opt + ws + par
 
 
 def bwd(d, dy=OWN, dys=S0, h=OWN, hs=S0, w=OWN, rstd=OWN, mean=OWN, rowscale=OWN, dro=OWN, dros=S0, mask=OWN,
-        dx=OWN, dxs=SAME, dres=OWN, dress=SAME, dw=OWN, db=OWN, dro_null=False, mask_null=False, ws=b"\x07"):
+        dx=OWN, dxs=SAME, dres=OWN, dress=SAME, dw=OWN, db=OWN, dro_null=False, mask_null=False, ws=b"\x07",
+        dy1=OWN, dy1s=S0, w1=OWN, mask1=OWN, dx1=OUT1_OWN + OWN + S0, dw1=OWN, db1=OWN, mask1_null=False):
+    par = dy1 + dy1s + w1 + mask1 + dx1 + dw1 + db1 + d.unflagged((X1,))
+    par += bytes([mask1_null]) if d.flags & X1 else b"\x00"  # mask1: optional with X1, else dropped
+    par += d.unflagged((W1, W1, W1, B1)) + (b"\x00" if d.norm != LN else b"")  # ..., no mean with RMSNorm
     return d.bytes + dy + dys + h + hs + w + rstd + mean + rowscale + dro + dros + mask + dx + dxs + dres + \
-        dress + dw + db + d.unflagged((RES, BIAS, RS)) + bytes([dro_null, mask_null]) + ws
+        dress + dw + db + d.unflagged((RES, BIAS, RS)) + bytes([dro_null, mask_null]) + ws + par
 
 
 def query(d, bytes_ptr=True):
@@ -154,7 +166,8 @@ def seeds():
     # bad descriptors
     s["bad-norm"] = fwd(Desc(0, 255, 3, 8, F32))
     s["bad-dtype"] = fwd(Desc(0, RMS, 3, 8, 251))
-    s["bad-flags"] = fwd(Desc(0, RMS, 3, 8, F32, 0xE1))
+    s["bad-flags"] = fwd(Desc(0, RMS, 3, 8, F32, 0xA1))  # 101xxxxx: an unknown bit, 0x200
+    s["bad-flags-bias1-without-weight1"] = fwd(Desc(0, RMS, 3, 8, F32, B1))
     s["bad-eps-nan"] = fwd(Desc(0, RMS, 3, 8, F32, eps=b"\x0a"))
     s["bad-eps-raw"] = fwd(Desc(0, RMS, 3, 8, F32, eps=b"\xc8" + struct.pack("<f", -1e-7)))
     s["bad-p"] = fwd(Desc(0, RMS, 3, 8, F32, p=1.0000000000000002))
@@ -162,6 +175,30 @@ def seeds():
     s["bad-shape-m-negative"] = bwd(Desc(1, RMS, 248, 8, F32))
     s["bad-backend"] = fwd(Desc(0, RMS, 3, 8, F32, backend=255))
     s["gpu-backend"] = bwd(Desc(1, RMS, 3, 8, F32, backend=250))
+    # the parallel residual (flash-attn's x1 / weight1 / bias1)
+    for norm, nn in ((RMS, "rms"), (LN, "ln")):
+        s["fwd-%s-parallel" % nn] = fwd(Desc(0, norm, 7, 40, BF16, full | PAR, p=0.25, seed=42, moderate=True))
+        s["bwd-%s-parallel" % nn] = bwd(Desc(1, norm, 7, 40, BF16, full | PAR, p=0.25, seed=42, moderate=True))
+    s["fwd-x1-only"] = fwd(Desc(0, LN, 5, 33, F16, X1, p=0.1, moderate=True))
+    s["bwd-x1-only-mask1-regenerated"] = bwd(Desc(1, LN, 5, 33, F16, X1, p=0.1, moderate=True), mask1_null=True)
+    s["fwd-weight1-only"] = fwd(Desc(0, RMS, 5, 64, F32, W1 | B1, moderate=True))
+    s["bwd-weight1-only"] = bwd(Desc(1, RMS, 5, 64, F32, W1 | B1, moderate=True))
+    s["fwd-parallel-mixed-dtypes"] = fwd(Desc(0, LN, 64, 64, BF16, flags=full | RES32 | ZC | PAR,
+                                              dts=[F32, BF16, F16, F32], p=0.1, moderate=True))
+    s["bwd-parallel-mixed-dtypes"] = bwd(Desc(1, LN, 64, 64, BF16, flags=full | RES32 | ZC | PAR,
+                                              dts=[F32, BF16, F16, F32], p=0.1, moderate=True), mask_null=True)
+    n = 24  # x1 = buf[:, :N], out1 = buf[:, N:] (row stride 2N): element-disjoint, allowed
+    s["fwd-parallel-interleaved"] = fwd(Desc(0, RMS, 9, n, F16, X1 | W1, p=0.1, moderate=True),
+                                        x1s=S2N, out1=OUT1_OWN + alias(14, 2 * n) + S2N)
+    s["bwd-parallel-interleaved"] = bwd(Desc(1, RMS, 9, n, F16, X1 | W1, p=0.1, moderate=True),
+                                        dy1s=S2N, dx1=OUT1_OWN + alias(14, 2 * n) + S2N)
+    # out1 == x1 / dx1 == dy1 (and out1 == x): no in-place pair exists for them (DARN_ERR_ALIASING)
+    s["fwd-out1-in-place"] = fwd(Desc(0, RMS, 6, 50, BF16, X1 | W1), out1=b"\x02" + PARTNER)
+    s["fwd-out1-on-x"] = fwd(Desc(0, RMS, 6, 50, BF16, X1 | W1), out1=b"\x03" + PARTNER)
+    s["bwd-dx1-in-place"] = bwd(Desc(1, RMS, 6, 50, BF16, X1 | W1), dx1=b"\x02" + PARTNER)
+    s["fwd-x1-unflagged"] = fwd(Desc(0, RMS, 3, 8, F32), keep=(X1,))
+    s["fwd-parallel-m0"] = fwd(Desc(0, LN, 0, 9, F32, full | PAR))
+    s["bwd-parallel-m0"] = bwd(Desc(1, LN, 0, 9, F32, full | PAR))
     s["query-fwd"] = query(Desc(2, LN, 64, 64, F16, full))
     s["query-bwd"] = query(Desc(3, LN, 64, 64, F16, full))
     s["query-bwd-null-bytes"] = query(Desc(3, LN, 64, 64, F16, full), bytes_ptr=False)
