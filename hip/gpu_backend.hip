@@ -218,10 +218,9 @@ static darn_status wgrad_passes(const darn_plan *pl, float *const q[4], void *co
 {
     const darn_desc &d = pl->desc;
     const darn_dtype dts[4] = {d.weight_dtype, d.bias_dtype, d.weight_dtype, d.bias_dtype};
-    const bool has[4] = {true, pl->has_bias, pl->has_w1, pl->has_b1};
     if (pl->m == 0) { /* the gradient of an empty batch: +0 is all-zero bytes in every dtype */
         for (int k = 0; k < 4; k++) {
-            if (!has[k] || !dst[k]) continue;
+            if (!darn_wgrad_has(pl, k) || !dst[k]) continue;
             const hipError_t e = hipMemsetAsync(dst[k], 0, (size_t)pl->n * darn_dtype_size(dts[k]), s);
             if (e != hipSuccess) return device_error(fn, "hipMemsetAsync", e);
         }
@@ -230,7 +229,7 @@ static darn_status wgrad_passes(const darn_plan *pl, float *const q[4], void *co
     darn_wgrad_args w;
     w.parts = 0;
     for (int k = 0; k < 4; k++) {
-        if (!has[k]) continue;
+        if (!darn_wgrad_has(pl, k)) continue;
         w.partial[w.parts] = q[k];
         w.dst[w.parts] = dst[k];
         w.dt[w.parts] = (int32_t)dts[k];
@@ -249,21 +248,11 @@ static darn_status wgrad_passes(const darn_plan *pl, float *const q[4], void *co
     return DARN_OK;
 }
 
-/* The partial sets in a workspace, in darn_bwd_partials_workspace's order (NULL where absent). */
-static void partial_sets(const darn_plan *pl, float *at, float *q[4])
-{
-    const bool has[4] = {true, pl->has_bias, pl->has_w1, pl->has_b1};
-    for (int k = 0; k < 4; k++) {
-        q[k] = has[k] ? at : nullptr;
-        if (q[k] && at) at += pl->wgrad_chunks * pl->n;
-    }
-}
-
 extern "C" darn_status darn_gpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace, void *stream)
 {
     const hipStream_t s = (hipStream_t)stream;
     float *q[4];
-    partial_sets(pl, (float *)workspace, q);
+    darn_wgrad_sets(pl, workspace, q);
     size_t at = 0, total = 0;
     darn_status st = darn_bwd_workspace_layout(pl, 1, &at, &total); /* (checked by darn_bwd: cannot fail here) */
     float *rowc = total > at ? (float *)((char *)workspace + at) : nullptr;

@@ -13,8 +13,6 @@ darn_status darn_cpu_bwd(const darn_plan *plan, const darn_bwd_tensors *t, void 
  * rows 0 … M-1 of the plan into q[0 … 3] = dweight, dbias, dweight1, dbias1 (NULL where absent). reduce: the
  * tree over the plan's chunk partials of one weight (in place) into dweight / dbias; +0 for M = 0. */
 void darn_cpu_bwd_chunks(const darn_plan *plan, const darn_bwd_tensors *t, float *const q[4]);
-/* q[0 … 3] of darn_cpu_bwd_chunks laid out in a backward workspace (darn_bwd_partials_workspace). */
-void darn_cpu_partial_sets(const darn_plan *plan, void *workspace, float *q[4]);
 void darn_cpu_wgrad_reduce(const darn_plan *plan, float *qw, float *qb, void *dweight, void *dbias);
 
 #endif /* DARN_CPU_BACKEND_H */

@@ -160,21 +160,10 @@ void darn_cpu_wgrad_reduce(const darn_plan *pl, float *qw, float *qb, void *dwei
     if (dbias) wgrad_finish(pl, qb, dbias, d->bias_dtype);
 }
 
-/* The partial sets in the workspace, in darn_bwd_partials_workspace's order (NULL where absent or M = 0). */
-void darn_cpu_partial_sets(const darn_plan *pl, void *workspace, float *q[4])
-{
-    const bool has[4] = {true, pl->has_bias, pl->has_w1, pl->has_b1};
-    float *at = (float *)workspace;
-    for (int k = 0; k < 4; k++) {
-        q[k] = has[k] && at ? at : NULL;
-        if (q[k]) at += pl->wgrad_chunks * pl->n;
-    }
-}
-
 darn_status darn_cpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace)
 {
     float *q[4]; /* workspace is NULL when m == 0: its size is then 0 */
-    darn_cpu_partial_sets(pl, workspace, q);
+    darn_wgrad_sets(pl, workspace, q);
     if (pl->m > 0) darn_cpu_bwd_chunks(pl, t, q);
     darn_cpu_wgrad_reduce(pl, q[0], q[1], t->dweight, t->dbias);
     if (pl->has_w1) darn_cpu_wgrad_reduce(pl, q[2], q[3], t->dweight1, t->dbias1);

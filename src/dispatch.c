@@ -32,27 +32,35 @@ int darn_cfg_is_parallel(int cfg) { return cfg >= 0 && cfg < DARN_N_FWD_CONFIGS 
 int darn_bwd_cfg_fwd(int cfg) { return cfg < DARN_CFG_BWD_PAR ? cfg : cfg - DARN_CFG_BWD_PAR + DARN_CFG_FWD_PAR; }
 static int fwd_cfg_bwd(int cfg) { return cfg < DARN_CFG_FWD_PAR ? cfg : cfg - DARN_CFG_FWD_PAR + DARN_CFG_BWD_PAR; }
 
-/* The first forward entry of configuration cfg. */
-static int fwd_row_start(int cfg)
+/* The backward's largest K in registers for a call of that kind (parallel or not). */
+static int bwd_kmax_of(int par) { return par ? DARN_PAR_BWD_MAX_K : DARN_BWD_MAX_K; }
+
+int darn_bwd_kmax(int cfg) { return bwd_kmax_of(cfg >= DARN_CFG_BWD_PAR); }
+
+/* A table is rows of kmax(cfg) + 1 variants (K = 1 … kmax, then the re-read one), configurations in order. The row
+ * index of (cfg, variant), and its inverse (c untouched for an index past the table). */
+static int row_index(int (*kmax)(int), int cfg, int variant)
 {
     int e = 0;
-    for (int c = 0; c < cfg; c++) e += darn_fwd_kmax(c) + 1;
-    return e;
+    for (int c = 0; c < cfg; c++) e += kmax(c) + 1;
+    return e + (variant == DARN_VARIANT_REREAD ? kmax(cfg) : variant);
 }
-
-int darn_fwd_entry(int cfg, int variant)
+static void row_of_index(int (*kmax)(int), int configs, int index, darn_choice *c)
 {
-    return fwd_row_start(cfg) + (variant == DARN_VARIANT_REREAD ? darn_fwd_kmax(cfg) : variant);
+    for (int cfg = 0; cfg < configs; cfg++) {
+        const int len = kmax(cfg) + 1;
+        if (index < len) {
+            c->cfg = cfg;
+            c->variant = index == len - 1 ? DARN_VARIANT_REREAD : index;
+            return;
+        }
+        index -= len;
+    }
 }
 
-int darn_bwd_kmax(int cfg) { return cfg >= DARN_CFG_BWD_PAR ? DARN_PAR_BWD_MAX_K : DARN_BWD_MAX_K; }
+int darn_fwd_entry(int cfg, int variant) { return row_index(darn_fwd_kmax, cfg, variant); }
 
-int darn_bwd_entry(int cfg, int variant, int bias)
-{
-    int e = 0;
-    for (int c = 0; c < cfg; c++) e += darn_bwd_kmax(c) + 1;
-    return (e + (variant == DARN_VARIANT_REREAD ? darn_bwd_kmax(cfg) : variant)) * 2 + bias;
-}
+int darn_bwd_entry(int cfg, int variant, int bias) { return row_index(darn_bwd_kmax, cfg, variant) * 2 + bias; }
 
 /* A configuration's dtype `want` matches a call's `got`: equal, or DARN_DT_FP8 and any fp8 dtype. */
 static int dt_matches(int want, darn_dtype got) { return want == DARN_DT_FP8 ? darn_dtype_is_fp8(got) : want == (int)got; }
@@ -213,26 +221,9 @@ void darn_entry_choice(int backward, int entry, darn_choice *c)
     c->entry = entry;
     if (backward) {
         c->bias = entry % 2;
-        entry /= 2;
-        for (int cfg = 0; cfg < DARN_N_BWD_CONFIGS; cfg++) { /* rows of kmax + 1 variants */
-            const int len = darn_bwd_kmax(cfg) + 1;
-            if (entry < len) {
-                c->cfg = cfg;
-                c->variant = entry == len - 1 ? DARN_VARIANT_REREAD : entry;
-                return;
-            }
-            entry -= len;
-        }
-        return;
-    }
-    for (int cfg = 0; cfg < DARN_N_FWD_CONFIGS; cfg++) { /* forward: rows of kmax + 1 entries */
-        const int len = darn_fwd_kmax(cfg) + 1;
-        if (entry < len) {
-            c->cfg = cfg;
-            c->variant = entry == len - 1 ? DARN_VARIANT_REREAD : entry;
-            return;
-        }
-        entry -= len;
+        row_of_index(darn_bwd_kmax, DARN_N_BWD_CONFIGS, entry / 2, c);
+    } else {
+        row_of_index(darn_fwd_kmax, DARN_N_FWD_CONFIGS, entry, c);
     }
 }
 
@@ -262,8 +253,7 @@ void darn_entry_name(int backward, int entry, char *buf, size_t bytes)
 int darn_bwd_rereads(const darn_plan *pl)
 {
     int p, k, variant;
-    bwd_geometry(pl->n, pl->resout_dtype, (pl->opt & DARN_OPT_PARALLEL) ? DARN_PAR_BWD_MAX_K : DARN_BWD_MAX_K, &p, &k,
-                 &variant);
+    bwd_geometry(pl->n, pl->resout_dtype, bwd_kmax_of((pl->opt & DARN_OPT_PARALLEL) != 0), &p, &k, &variant);
     return variant == DARN_VARIANT_REREAD;
 }
 

@@ -559,4 +559,23 @@ darn_status darn_bwd_partials_workspace(const darn_plan *pl, size_t *bytes)
     return DARN_OK;
 }
 
-int darn_wgrad_parts(const darn_plan *pl) { return 1 + pl->has_bias + pl->has_w1 + pl->has_b1; }
+bool darn_wgrad_has(const darn_plan *pl, int k)
+{
+    return k == 0 || (k == 1 && pl->has_bias) || (k == 2 && pl->has_w1) || (k == 3 && pl->has_b1);
+}
+
+int darn_wgrad_parts(const darn_plan *pl)
+{
+    int parts = 0;
+    for (int k = 0; k < 4; k++) parts += darn_wgrad_has(pl, k);
+    return parts;
+}
+
+void darn_wgrad_sets(const darn_plan *pl, void *workspace, float *q[4])
+{
+    float *at = (float *)workspace;
+    for (int k = 0; k < 4; k++) {
+        q[k] = darn_wgrad_has(pl, k) && at ? at : NULL;
+        if (q[k]) at += pl->wgrad_chunks * pl->n;
+    }
+}

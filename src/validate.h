@@ -78,6 +78,11 @@ darn_status darn_check_workspace(size_t need, const void *ws, size_t have, const
 darn_status darn_bwd_partials_workspace(const darn_plan *plan, size_t *bytes);
 /* The number of [G, N] partial sets of the backward: 1 + has_bias + has_w1 + has_b1. */
 int darn_wgrad_parts(const darn_plan *plan);
+/* Whether partial set k (0 dweight, 1 dbias, 2 dweight1, 3 dbias1) exists for the plan. */
+bool darn_wgrad_has(const darn_plan *plan, int k);
+/* The sets q[0 … 3] laid out in a backward workspace from its start, in that order (NULL where absent, or when the
+ * workspace is NULL: M = 0). */
+void darn_wgrad_sets(const darn_plan *plan, void *workspace, float *q[4]);
 
 #ifdef __cplusplus
 } /* extern "C" */

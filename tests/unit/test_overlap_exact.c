@@ -13,6 +13,9 @@
 #define darn_validate_fwd unit_darn_validate_fwd
 #define darn_validate_bwd unit_darn_validate_bwd
 #define darn_bwd_partials_workspace unit_darn_bwd_partials_workspace
+#define darn_wgrad_parts unit_darn_wgrad_parts
+#define darn_wgrad_has unit_darn_wgrad_has
+#define darn_wgrad_sets unit_darn_wgrad_sets
 /* validate.c sizes the backward's workspace with dispatch.c's functions (internal to libdarn): this copy too */
 #define darn_static_config_dtypes unit_darn_static_config_dtypes
 #define darn_row_geometry unit_darn_row_geometry
