@@ -95,27 +95,24 @@ __device__ __forceinline__ void bwd_group_sums(const darn_bwd_args &a, int64_t j
     s2 = darn_group_sum(g, valid);
 }
 
-/* Keep bits of group j of row r: the mask's byte (when it is read), regenerated, or all kept. */
+/* Keep bits of group j of row r: x's, or (x1 = true) x1's: the mask's (mask1's) byte when it is read, else
+ * regenerated (x1's at element index + DARN_X1_INDEX, §3), or all kept. */
 template <class Dt>
 __device__ __forceinline__ uint32_t bwd_group_bits(const darn_bwd_args &a, uint64_t seed, uint64_t offset, int64_t r,
-                                                   int64_t j)
+                                                   int64_t j, bool x1 = false)
 {
-    if (a.mask_read) return DARN_LDG(a.mask + r * a.mask_row_bytes + j);
+    if (x1 ? a.mask1_read : a.mask_read) return DARN_LDG((x1 ? a.mask1 : a.mask) + r * a.mask_row_bytes + j);
     if (!(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
-    return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8) + a.rng.index0, a.rng);
+    const uint64_t i0 = (uint64_t)(r * a.n + j * 8) + a.rng.index0;
+    return Dt::keep8(seed, offset, x1 ? i0 + DARN_X1_INDEX : i0, a.rng);
 }
-/* x1's keep bits of group j of row r (PAR kernels with x1): mask1's byte, or regenerated at element index +
- * DARN_X1_INDEX (§3), or all kept. */
+/* x1's keep bits (PAR kernels with x1 only; else unused). */
 template <class Dt, bool PAR>
 __device__ __forceinline__ uint32_t bwd_group_bits1(const darn_bwd_args &a, uint64_t seed, uint64_t offset, int64_t r,
                                                     int64_t j)
 {
-    if constexpr (PAR) {
-        if (!(a.opt & DARN_OPT_X1)) return 0xFFu;
-        if (a.mask1_read) return DARN_LDG(a.mask1 + r * a.mask_row_bytes + j);
-        if (!(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
-        return Dt::keep8(seed, offset, (uint64_t)(r * a.n + j * 8) + a.rng.index0 + DARN_X1_INDEX, a.rng);
-    }
+    if constexpr (PAR)
+        if (a.opt & DARN_OPT_X1) return bwd_group_bits<Dt>(a, seed, offset, r, j, true);
     return 0xFFu;
 }
 
