@@ -52,3 +52,25 @@ for lib in lib lib-parpf; do
   echo "== darn-bench parallel ($lib) rc=$?"; grep -a -E "^(copy|parallel) " "$out/gpu/bench-par-$lib.txt"
 done
 echo "total: ${SECONDS}s"
+# 6. (if time is left) Python GPU tests and per-call overhead (the per-plan descriptor and free lists of session 9
+#    have not run on a GPU), then Nsight Compute on the parallel forward / backward next to train's at N = 4096 and
+#    768 (run 14: parallel fwd took 1.59x train's time for 1.33x the bytes; unprofiled).
+if [ $SECONDS -lt 400 ]; then
+  export DARN_LIBRARY=$PWD/.devbundle/lib/libdarn.so.0 PYTHONPATH=$PWD/python
+  timeout 100 python3 -m pytest python/tests/test_gpu.py python/tests/test_parallel.py -q -p no:cacheprovider \
+    > "$out/gpu/pytest-gpu.log" 2>&1
+  echo "pytest rc=$?"; tail -n 4 "$out/gpu/pytest-gpu.log"
+  timeout 60 python3 python/tools/gpu_overhead.py --repeats 3 --budget 40 --out "$out/gpu/gpu-overhead.json" \
+    > "$out/gpu/gpu-overhead.log" 2>&1
+  echo "gpu_overhead rc=$?"; tail -n 24 "$out/gpu/gpu-overhead.log"
+  echo "python: ${SECONDS}s"
+fi
+S="--section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis --section InstructionStats"
+for spec in "parallel 4096 ^darn_fwd$" "train 4096 ^darn_fwd$" "parallel 768 ^darn_fwd$" "parallel 4096 ^darn_bwd$" "train 4096 ^darn_bwd$"; do
+  [ $SECONDS -lt 540 ] || break
+  set -- $spec
+  timeout 60 ncu --clock-control none $S -k regex:$3 --launch-skip 2 --launch-count 1 $run darn-bench --config $1 --n $2 \
+    --reps 2 --warmup 1 --latency-m none > "$out/gpu/ncu-$1-$2-${3//[^a-z_]/}.txt" 2>&1
+  echo "== ncu $spec"; grep -a -E "Duration|DRAM Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Block Size|Grid Size|Issue Slots Busy|No Eligible|Compute \(SM\) Th|Local" "$out/gpu/ncu-$1-$2-${3//[^a-z_]/}.txt" | head -n 16
+done
+echo "total: ${SECONDS}s"
