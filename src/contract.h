@@ -222,6 +222,82 @@ DARN_HOST_DEVICE float darn_wgrad_term(float gy, float xhat) { return gy * xhat;
 /* ceil(N / 8), for N >= 1 (no overflow for any int64 N). */
 DARN_HOST_DEVICE int64_t darn_groups_for(int64_t n) { return n / DARN_GROUP + (n % DARN_GROUP != 0); }
 
+/* ---- column slices (docs/numerics.md §5, "Column slices"): a row's tree from the subtrees of slices ---------
+ * A slice of the groups [a, b) of a row of G groups (a, b multiples of nothing in particular; a < b <= G) is cut
+ * into nodes of the tree: from i = a on, the node at i has length darn_slice_node_len(i, b), the largest power of
+ * two 2^l that divides i (any, for i = 0) with i + 2^l <= b. Each node's value is the tree of §5 over its groups
+ * (an aligned power-of-two run is a subtree). darn_tree_* rebuilds the row's sum from all the nodes of a split,
+ * in column order, and gives the tree's bits (the proof: docs/numerics.md §5). */
+DARN_HOST_DEVICE int64_t darn_slice_node_len(int64_t i, int64_t b)
+{
+    int64_t len = 1;
+    while (len <= (INT64_MAX >> 2) && (i & (2 * len - 1)) == 0 && 2 * len <= b - i) len *= 2;
+    return len;
+}
+
+/* The number of nodes of the slice [a, b) of groups (0 for a >= b). */
+DARN_HOST_DEVICE int64_t darn_slice_nodes(int64_t a, int64_t b)
+{
+    int64_t k = 0;
+    for (int64_t i = a; i < b; i += darn_slice_node_len(i, b)) k++;
+    return k;
+}
+
+/* A stack of complete subtrees (start, length, value), pushed in column order. Pushing merges a node with its
+ * left sibling as soon as both are there; darn_tree_total passes the open right edge up unchanged (a node whose
+ * right sibling lies past the row's end keeps its value one level up), which is the tree's rule for a missing
+ * partner. 64 levels cover any int64 group count. */
+typedef struct darn_tree {
+    int64_t start[64], len[64];
+    float v[64];
+    int top;
+} darn_tree;
+
+DARN_HOST_DEVICE void darn_tree_reset(darn_tree *t) { t->top = 0; }
+
+DARN_HOST_DEVICE void darn_tree_push(darn_tree *t, int64_t start, int64_t len, float v)
+{
+    while (t->top > 0) {
+        const int k = t->top - 1; /* left sibling: same length, starts on a 2 * len boundary, ends where we start */
+        if (t->len[k] != len || t->start[k] + len != start || (t->start[k] & (2 * len - 1)) != 0) break;
+        v = t->v[k] + v;
+        start = t->start[k];
+        len *= 2;
+        t->top--;
+    }
+    t->start[t->top] = start;
+    t->len[t->top] = len;
+    t->v[t->top] = v;
+    t->top++;
+}
+
+DARN_HOST_DEVICE float darn_tree_total(darn_tree *t)
+{
+    if (t->top == 0) return -0.0f;
+    float v = t->v[--t->top];
+    while (t->top > 0) v = t->v[--t->top] + v; /* the open right edge, promoted to its left neighbour's level */
+    return v;
+}
+
+/* The row sum of statistic `stat` of row r from every slice's nodes: gathered [ranks, m, stats, slots] in rank
+ * order, the slices' column bounds [ranks + 1] (each bound but the last a multiple of 8; cols.c checks). */
+DARN_HOST_DEVICE float darn_cols_total(const int64_t *bounds, int64_t ranks, const float *gathered, int64_t m,
+                                       int64_t r, int stat, int stats, int64_t slots)
+{
+    darn_tree t;
+    darn_tree_reset(&t);
+    for (int64_t k = 0; k < ranks; k++) {
+        const float *v = gathered + ((k * m + r) * stats + stat) * slots;
+        const int64_t b = darn_groups_for(bounds[k + 1]);
+        for (int64_t i = bounds[k] / DARN_GROUP; i < b; v++) {
+            const int64_t len = darn_slice_node_len(i, b);
+            darn_tree_push(&t, i, len, *v);
+            i += len;
+        }
+    }
+    return darn_tree_total(&t);
+}
+
 /* ---- dweight/dbias row chunks (docs/numerics.md §6) ----------------------------------------------- */
 #define DARN_WGRAD_BUDGET (INT64_C(1) << 21) /* about this many chunk partials (G * N) per call */
 

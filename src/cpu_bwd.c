@@ -38,36 +38,65 @@ static void bwd_keep(const bwd_row *b, int64_t c0, int64_t cnt, uint8_t *keep, i
         const uint8_t *row = (x1 ? b->t->mask1 : b->t->mask) + b->r * darn_mask_row_bytes(pl->n);
         for (int64_t k = 0; k < cnt; k++) keep[k] = (row[(c0 + k) / 8] >> ((c0 + k) % 8)) & 1u;
     } else {
-        const uint64_t i0 = (uint64_t)((pl->row0 + b->r) * pl->n + c0);
+        const uint64_t i0 = darn_plan_index(pl, b->r, c0);
         cpu_keep_tile(keep, b->seed, b->offset, pl->drop.threshold, x1 ? i0 + DARN_X1_INDEX : i0, cnt);
     }
 }
 
+/* Pass 1 of a row: its sums of xhat * g and (LayerNorm) g into s[0], s[1]; with `nodes` (a column slice) the slice's
+ * nodes of them instead, to nodes[0 … slots) and (LayerNorm) nodes[slots … 2 slots). */
+static void bwd_row_sums(const bwd_row *b, float s[2], float *nodes, int64_t slots)
+{
+    const darn_plan *pl = b->pl;
+    const int64_t n = pl->n;
+    float xhat[DARN_CPU_TILE], gy[DARN_CPU_TILE], gy1[DARN_CPU_TILE], g[DARN_CPU_TILE], term[DARN_CPU_TILE];
+    cpu_rowsum s1, s2;
+    cpu_slicesum n1 = {.k = 0}, n2 = {.k = 0}; /* (set only for a slice) */
+    cpu_rowsum_reset(&s1);
+    cpu_rowsum_reset(&s2);
+    if (nodes) {
+        const int64_t a = pl->col0 / DARN_GROUP, e = darn_groups_for(pl->col0 + n);
+        cpu_slicesum_reset(&n1, a, e, nodes);
+        cpu_slicesum_reset(&n2, a, e, nodes + slots);
+    }
+    for (int64_t c0 = 0; c0 < n; c0 += DARN_CPU_TILE) {
+        const int64_t cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
+        bwd_terms(b, c0, cnt, xhat, gy, gy1, g);
+        for (int64_t k = 0; k < cnt; k++) term[k] = darn_bwd_term(xhat[k], g[k]);
+        if (nodes) {
+            cpu_slicesum_add(&n1, term, cnt);
+            if (pl->layer) cpu_slicesum_add(&n2, g, cnt);
+        } else {
+            cpu_rowsum_add(&s1, term, cnt);
+            if (pl->layer) cpu_rowsum_add(&s2, g, cnt);
+        }
+    }
+    s[0] = cpu_rowsum_total(&s1);
+    s[1] = cpu_rowsum_total(&s2);
+}
+
 /* One row: dx, dresidual (dx1), and its terms added to the chunk partials q[0 … 3] = dweight, dbias, dweight1,
- * dbias1 ([N] each, NULL where absent). */
+ * dbias1 ([N] each, NULL where absent). The row's sums are its own, or with `gathered` (a column slice) those of
+ * every slice's nodes. */
 static void bwd_one_row(const darn_plan *pl, const darn_bwd_tensors *t, uint64_t seed, uint64_t offset, int64_t r,
-                        float *const q[4])
+                        float *const q[4], const darn_cols_plan *cp, const float *gathered)
 {
     float *pw = q[0], *pb = q[1], *pw1 = q[2], *pb1 = q[3];
     const darn_desc *d = &pl->desc;
     const int64_t n = pl->n;
-    const float nf = (float)n;
+    const float nf = (float)pl->row_n;
     const bwd_row b = {pl, t, seed, offset, r, t->rstd[r], pl->layer ? t->mean[r] : 0.0f};
     float xhat[DARN_CPU_TILE], gy[DARN_CPU_TILE], gy1[DARN_CPU_TILE], g[DARN_CPU_TILE], term[DARN_CPU_TILE];
-    cpu_rowsum s1, s2;
-
-    /* pass 1: the row's sums of xhat * g and (LayerNorm) g */
-    cpu_rowsum_reset(&s1);
-    cpu_rowsum_reset(&s2);
-    for (int64_t c0 = 0; c0 < n; c0 += DARN_CPU_TILE) {
-        const int64_t cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
-        bwd_terms(&b, c0, cnt, xhat, gy, gy1, g);
-        for (int64_t k = 0; k < cnt; k++) term[k] = darn_bwd_term(xhat[k], g[k]);
-        cpu_rowsum_add(&s1, term, cnt);
-        if (pl->layer) cpu_rowsum_add(&s2, g, cnt);
+    float s[2];
+    if (gathered) {
+        const int stats = 1 + pl->layer;
+        s[0] = darn_cols_total(cp->bounds, cp->ranks, gathered, pl->m, r, 0, stats, cp->slots);
+        s[1] = pl->layer ? darn_cols_total(cp->bounds, cp->ranks, gathered, pl->m, r, 1, stats, cp->slots) : -0.0f;
+    } else {
+        bwd_row_sums(&b, s, NULL, 0);
     }
-    const float c1 = darn_row_mean(cpu_rowsum_total(&s1), nf);
-    const float c2 = pl->layer ? darn_row_mean(cpu_rowsum_total(&s2), nf) : 0.0f;
+    const float c1 = darn_row_mean(s[0], nf);
+    const float c2 = pl->layer ? darn_row_mean(s[1], nf) : 0.0f;
     const float rs = pl->has_rowscale ? t->rowscale[r] : 1.0f;
 
     /* pass 2: dh, dresidual, dx, weight-gradient terms */
@@ -127,7 +156,8 @@ static void wgrad_finish(const darn_plan *pl, float *q, void *dst, darn_dtype dt
 /* dx, dresidual (dx1) and the partials of the plan's chunks (R = pl->wgrad_rows rows each, pl->wgrad_chunks of
  * them, the last one possibly shorter) into q[0 … 3] = dweight, dbias, dweight1, dbias1 ([chunks, N] each; NULL
  * where absent). */
-void darn_cpu_bwd_chunks(const darn_plan *pl, const darn_bwd_tensors *t, float *const q[4])
+static void bwd_chunks(const darn_plan *pl, const darn_bwd_tensors *t, float *const q[4], const darn_cols_plan *cp,
+                       const float *gathered)
 {
     const int64_t n = pl->n, m = pl->m, G = pl->wgrad_chunks, R = pl->wgrad_rows;
     uint64_t seed, offset;
@@ -144,8 +174,13 @@ void darn_cpu_bwd_chunks(const darn_plan *pl, const darn_bwd_tensors *t, float *
                 for (int64_t c = 0; c < n; c++) p[k][c] = -0.0f;
         }
         const int64_t r_end = R < m - g * R ? (g + 1) * R : m;
-        for (int64_t r = g * R; r < r_end; r++) bwd_one_row(pl, t, seed, offset, r, p);
+        for (int64_t r = g * R; r < r_end; r++) bwd_one_row(pl, t, seed, offset, r, p, cp, gathered);
     }
+}
+
+void darn_cpu_bwd_chunks(const darn_plan *pl, const darn_bwd_tensors *t, float *const q[4])
+{
+    bwd_chunks(pl, t, q, NULL, NULL);
 }
 
 void darn_cpu_wgrad_reduce(const darn_plan *pl, float *qw, float *qb, void *dweight, void *dbias)
@@ -160,12 +195,41 @@ void darn_cpu_wgrad_reduce(const darn_plan *pl, float *qw, float *qb, void *dwei
     if (dbias) wgrad_finish(pl, qb, dbias, d->bias_dtype);
 }
 
-darn_status darn_cpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace)
+static void bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace, const darn_cols_plan *cp,
+                const float *gathered)
 {
     float *q[4]; /* workspace is NULL when m == 0: its size is then 0 */
     darn_wgrad_sets(pl, workspace, q);
-    if (pl->m > 0) darn_cpu_bwd_chunks(pl, t, q);
+    if (pl->m > 0) bwd_chunks(pl, t, q, cp, gathered);
     darn_cpu_wgrad_reduce(pl, q[0], q[1], t->dweight, t->dbias);
     if (pl->has_w1) darn_cpu_wgrad_reduce(pl, q[2], q[3], t->dweight1, t->dbias1);
+}
+
+darn_status darn_cpu_bwd(const darn_plan *pl, const darn_bwd_tensors *t, void *workspace)
+{
+    bwd(pl, t, workspace, NULL, NULL);
     return DARN_OK;
+}
+
+/* ---- a column slice (cols.c; docs/numerics.md §5, "Column slices") ------------------------------------ */
+void darn_cpu_bwd_cols_sums(const darn_plan *pl, const darn_bwd_tensors *t, const darn_cols_plan *cp, float *nodes)
+{
+    const int64_t m = pl->m, S = cp->slots, stats = 1 + pl->layer;
+    uint64_t seed, offset;
+    cpu_rng(pl, &seed, &offset);
+    const int parallel = m * pl->n >= DARN_OMP_MIN_WORK;
+    (void)parallel;
+    DARN_OMP_FOR_IF_PARALLEL
+    for (int64_t r = 0; r < m; r++) {
+        const bwd_row b = {pl, t, seed, offset, r, t->rstd[r], pl->layer ? t->mean[r] : 0.0f};
+        float *out = nodes + r * stats * S, s[2];
+        for (int64_t k = 0; k < stats * S; k++) out[k] = -0.0f;
+        bwd_row_sums(&b, s, out, S);
+    }
+}
+
+void darn_cpu_bwd_cols(const darn_plan *pl, const darn_bwd_tensors *t, const darn_cols_plan *cp, const float *gathered,
+                       void *workspace)
+{
+    bwd(pl, t, workspace, cp, gathered);
 }

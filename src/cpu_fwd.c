@@ -42,7 +42,7 @@ static void fwd_h_tile(const fwd_row *f, int64_t c0, int64_t cnt, float *hn, boo
     }
     float x[DARN_CPU_TILE], res[DARN_CPU_TILE], x1[DARN_CPU_TILE];
     uint8_t keep[DARN_CPU_TILE], keep1[DARN_CPU_TILE];
-    const uint64_t i0 = (uint64_t)((pl->row0 + f->r) * pl->n + c0);
+    const uint64_t i0 = darn_plan_index(pl, f->r, c0);
     cpu_load_tile(x, cpu_at(t->x, d->x_dtype, f->r, pl->s_x, c0), d->x_dtype, cnt);
     if (pl->has_res) cpu_load_tile(res, cpu_at(t->residual, d->residual_dtype, f->r, pl->s_res, c0), d->residual_dtype, cnt);
     if (pl->has_x1) cpu_load_tile(x1, cpu_at(t->x1, d->x_dtype, f->r, pl->s_x1, c0), d->x_dtype, cnt);
@@ -59,51 +59,49 @@ static void fwd_h_tile(const fwd_row *f, int64_t c0, int64_t cnt, float *hn, boo
     if (t->mask1) cpu_store_mask_tile(t->mask1 + f->r * darn_mask_row_bytes(pl->n), c0, cnt, pl->dropout ? keep1 : NULL);
 }
 
-/* One pass over the row: the sum of darn_fwd_term(pass) over the row (§5), after hn. */
-static float fwd_row_sum(const fwd_row *f, int pass, float mean)
+/* One pass over the row: the sum of darn_fwd_term(pass) over the row (§5), after hn; with `nodes` (a column slice:
+ * the plan's columns are part of the row) the slice's nodes of that sum written there instead (returns -0). */
+static float fwd_row_sum(const fwd_row *f, int pass, float mean, float *nodes)
 {
     const darn_plan *pl = f->pl;
     float hn[DARN_CPU_TILE], term[DARN_CPU_TILE];
     cpu_rowsum sum;
+    cpu_slicesum slice = {.k = 0}; /* (set only for a slice) */
     cpu_rowsum_reset(&sum);
+    if (nodes) cpu_slicesum_reset(&slice, pl->col0 / DARN_GROUP, darn_groups_for(pl->col0 + pl->n), nodes);
     for (int64_t c0 = 0; c0 < pl->n; c0 += DARN_CPU_TILE) {
         const int64_t cnt = pl->n - c0 < DARN_CPU_TILE ? pl->n - c0 : DARN_CPU_TILE;
         fwd_h_tile(f, c0, cnt, hn, pass == 0);
         for (int64_t k = 0; k < cnt; k++) term[k] = darn_fwd_term(hn[k], mean, pass, pl->opt);
-        cpu_rowsum_add(&sum, term, cnt);
+        if (nodes)
+            cpu_slicesum_add(&slice, term, cnt);
+        else
+            cpu_rowsum_add(&sum, term, cnt);
     }
-    return cpu_rowsum_total(&sum);
+    return nodes ? -0.0f : cpu_rowsum_total(&sum);
 }
 
-/* One row; returns the row's amax bits (§9: the uint32 max of darn_amax_term(y)), 0 without an fp8 out. */
-static uint32_t fwd_one_row(const darn_plan *pl, const darn_fwd_tensors *t, uint64_t seed, uint64_t offset, int64_t r,
-                            float out_scale)
+/* The masks' padding bytes of row r (bits past N inside the last byte are already 0). */
+static void fwd_mask_padding(const darn_plan *pl, const darn_fwd_tensors *t, int64_t r)
 {
+    const int64_t used = (pl->n + 7) / 8, rb = darn_mask_row_bytes(pl->n);
+    if (t->mask) memset(t->mask + r * rb + used, 0, (size_t)(rb - used));
+    if (t->mask1) memset(t->mask1 + r * rb + used, 0, (size_t)(rb - used));
+}
+
+/* The last pass of a row: y (fp8 out: its amax term, then y * scale, which the store rounds to fp8; §9), y1, rstd
+ * and mean; returns the row's amax bits (the uint32 max of darn_amax_term(y)), 0 without an fp8 out. */
+static uint32_t fwd_row_y(const fwd_row *f, float mean, float rstd, float out_scale)
+{
+    const darn_plan *pl = f->pl;
+    const darn_fwd_tensors *t = f->t;
     const darn_desc *d = &pl->desc;
-    const int64_t n = pl->n;
-    const float nf = (float)n;
-    const fwd_row f = {pl, t, seed, offset, r, pl->has_rowscale ? t->rowscale[r] : 1.0f};
-
-    /* pass 1: h, residual_out, mask, and the first sum (hn^2, or hn for LayerNorm) */
-    float sum = fwd_row_sum(&f, 0, 0.0f);
-    { /* the masks' padding bytes (bits past N inside the last byte are already 0) */
-        const int64_t used = (n + 7) / 8, rb = darn_mask_row_bytes(n);
-        if (t->mask) memset(t->mask + r * rb + used, 0, (size_t)(rb - used));
-        if (t->mask1) memset(t->mask1 + r * rb + used, 0, (size_t)(rb - used));
-    }
-    float mean = 0.0f;
-    if (pl->layer) { /* pass 2 (LayerNorm): the sum of squared deviations */
-        mean = darn_row_mean(sum, nf);
-        sum = fwd_row_sum(&f, 1, mean);
-    }
-    const float rstd = darn_row_rstd(sum, nf, d->eps);
-
-    /* last pass: y (fp8 out: its amax term, then y * scale, which the store rounds to fp8; §9) */
+    const int64_t n = pl->n, r = f->r;
     uint32_t amax = 0;
     for (int64_t c0 = 0; c0 < n; c0 += DARN_CPU_TILE) {
         const int64_t cnt = n - c0 < DARN_CPU_TILE ? n - c0 : DARN_CPU_TILE;
         float hn[DARN_CPU_TILE], w[DARN_CPU_TILE], b[DARN_CPU_TILE], y[DARN_CPU_TILE];
-        fwd_h_tile(&f, c0, cnt, hn, false);
+        fwd_h_tile(f, c0, cnt, hn, false);
         cpu_load_weight_tile(w, pl, t->weight, c0, cnt);
         if (pl->has_bias) cpu_load_tile(b, cpu_at(t->bias, d->bias_dtype, 0, 0, c0), d->bias_dtype, cnt);
         for (int64_t k = 0; k < cnt; k++) y[k] = darn_fwd_y(hn[k], mean, rstd, w[k], pl->has_bias ? b[k] : 0.0f, pl->opt);
@@ -126,6 +124,29 @@ static uint32_t fwd_one_row(const darn_plan *pl, const darn_fwd_tensors *t, uint
     return amax;
 }
 
+/* One row; returns the row's amax bits (fwd_row_y). */
+static uint32_t fwd_one_row(const darn_plan *pl, const darn_fwd_tensors *t, uint64_t seed, uint64_t offset, int64_t r,
+                            float out_scale)
+{
+    const float nf = (float)pl->row_n;
+    const fwd_row f = {pl, t, seed, offset, r, pl->has_rowscale ? t->rowscale[r] : 1.0f};
+    /* pass 1: h, residual_out, mask, and the first sum (hn^2, or hn for LayerNorm) */
+    float sum = fwd_row_sum(&f, 0, 0.0f, NULL);
+    fwd_mask_padding(pl, t, r);
+    float mean = 0.0f;
+    if (pl->layer) { /* pass 2 (LayerNorm): the sum of squared deviations */
+        mean = darn_row_mean(sum, nf);
+        sum = fwd_row_sum(&f, 1, mean, NULL);
+    }
+    return fwd_row_y(&f, mean, darn_row_rstd(sum, nf, pl->desc.eps), out_scale);
+}
+
+/* The scale of an fp8 out, read once, when the work runs (§9); 1 otherwise. */
+static float fwd_out_scale(const darn_plan *pl)
+{
+    return !pl->fp8_out ? 1.0f : pl->desc.out_scale_ptr ? *pl->desc.out_scale_ptr : pl->desc.out_scale;
+}
+
 darn_status darn_cpu_fwd(const darn_plan *pl, const darn_fwd_tensors *t)
 {
     const int64_t m = pl->m;
@@ -133,8 +154,7 @@ darn_status darn_cpu_fwd(const darn_plan *pl, const darn_fwd_tensors *t)
     if (m > 0) {
         uint64_t seed, offset;
         cpu_rng(pl, &seed, &offset);
-        /* the scale is read once, when the work runs (§9) */
-        const float out_scale = !pl->fp8_out ? 1.0f : pl->desc.out_scale_ptr ? *pl->desc.out_scale_ptr : pl->desc.out_scale;
+        const float out_scale = fwd_out_scale(pl);
         const int parallel = m * pl->n >= DARN_OMP_MIN_WORK;
         (void)parallel;
         DARN_OMP_FOR_AMAX
@@ -145,4 +165,53 @@ darn_status darn_cpu_fwd(const darn_plan *pl, const darn_fwd_tensors *t)
     }
     if (t->amax) *t->amax = darn_bits_f32(amax);
     return DARN_OK;
+}
+
+/* ---- a column slice (cols.c; docs/numerics.md §5, "Column slices") ------------------------------------ */
+void darn_cpu_fwd_cols_sums(const darn_plan *pl, const darn_fwd_tensors *t, const darn_cols_plan *cp, int pass,
+                            const float *gathered, float *nodes)
+{
+    const int64_t m = pl->m, S = cp->slots;
+    const float nf = (float)pl->row_n;
+    uint64_t seed, offset;
+    cpu_rng(pl, &seed, &offset);
+    const int parallel = m * pl->n >= DARN_OMP_MIN_WORK;
+    (void)parallel;
+    DARN_OMP_FOR_IF_PARALLEL
+    for (int64_t r = 0; r < m; r++) {
+        const fwd_row f = {pl, t, seed, offset, r, pl->has_rowscale ? t->rowscale[r] : 1.0f};
+        float *out = nodes + r * S;
+        for (int64_t k = 0; k < S; k++) out[k] = -0.0f;
+        if (pass == 0) {
+            fwd_row_sum(&f, 0, 0.0f, out);
+            fwd_mask_padding(pl, t, r);
+        } else {
+            const float mean = darn_row_mean(darn_cols_total(cp->bounds, cp->ranks, gathered, m, r, 0, 1, S), nf);
+            fwd_row_sum(&f, 1, mean, out);
+        }
+    }
+}
+
+void darn_cpu_fwd_cols(const darn_plan *pl, const darn_fwd_tensors *t, const darn_cols_plan *cp,
+                       const float *gathered0, const float *gathered1)
+{
+    const int64_t m = pl->m, S = cp->slots;
+    const float nf = (float)pl->row_n;
+    uint32_t amax = 0;
+    if (m > 0) {
+        uint64_t seed, offset;
+        cpu_rng(pl, &seed, &offset);
+        const float out_scale = fwd_out_scale(pl);
+        const int parallel = m * pl->n >= DARN_OMP_MIN_WORK;
+        (void)parallel;
+        DARN_OMP_FOR_AMAX
+        for (int64_t r = 0; r < m; r++) {
+            const fwd_row f = {pl, t, seed, offset, r, pl->has_rowscale ? t->rowscale[r] : 1.0f};
+            const float s0 = darn_cols_total(cp->bounds, cp->ranks, gathered0, m, r, 0, 1, S);
+            const float mean = pl->layer ? darn_row_mean(s0, nf) : 0.0f;
+            const float s1 = pl->layer ? darn_cols_total(cp->bounds, cp->ranks, gathered1, m, r, 0, 1, S) : s0;
+            amax = darn_amax_combine(amax, fwd_row_y(&f, mean, darn_row_rstd(s1, nf, pl->desc.eps), out_scale));
+        }
+    }
+    if (t->amax) *t->amax = darn_bits_f32(amax);
 }

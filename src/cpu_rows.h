@@ -200,4 +200,41 @@ static inline void cpu_rowsum_add(cpu_rowsum *t, const float *term, int64_t cnt)
     }
 }
 
+/* ---- a column slice's row sum: its nodes (contract.h, darn_slice_node_len) -------------------------
+ * Group sums arrive in order; each node's tree (cpu_rowsum over the node's groups: an aligned power-of-two run is a
+ * subtree, §5) is written to out[k++] when the node's last group is in. */
+typedef struct cpu_slicesum {
+    cpu_rowsum node;
+    int64_t g, b, end; /* next group, the slice's end, the current node's end (groups of the whole row) */
+    float *out;
+    int64_t k;
+} cpu_slicesum;
+
+/* The slice of groups [a, b) (a < b), its nodes to out. */
+static inline void cpu_slicesum_reset(cpu_slicesum *s, int64_t a, int64_t b, float *out)
+{
+    cpu_rowsum_reset(&s->node);
+    s->g = a;
+    s->b = b;
+    s->end = a + darn_slice_node_len(a, b);
+    s->out = out;
+    s->k = 0;
+}
+
+/* As cpu_rowsum_add, for the slice. */
+static inline void cpu_slicesum_add(cpu_slicesum *s, const float *term, int64_t cnt)
+{
+    for (int64_t k0 = 0; k0 < cnt; k0 += DARN_GROUP) {
+        float a = -0.0f;
+        const int64_t e = cnt - k0 < DARN_GROUP ? cnt - k0 : DARN_GROUP;
+        for (int64_t k = 0; k < e; k++) a = a + term[k0 + k];
+        cpu_rowsum_push(&s->node, a);
+        if (++s->g == s->end) {
+            s->out[s->k++] = cpu_rowsum_total(&s->node);
+            cpu_rowsum_reset(&s->node);
+            if (s->g < s->b) s->end = s->g + darn_slice_node_len(s->g, s->b);
+        }
+    }
+}
+
 #endif /* DARN_CPU_ROWS_H */

@@ -139,7 +139,18 @@ darn_status darn_plan_init(darn_plan *plan, const darn_desc *d, const char *fn)
     plan->groups = darn_groups_for(plan->n);
     plan->wgrad_rows = darn_wgrad_chunk_rows_for(plan->m, plan->n);
     plan->wgrad_chunks = darn_wgrad_chunks_for(plan->m, plan->n);
+    plan->row_n = plan->n;
     return DARN_OK;
+}
+
+/* A column slice's place in its row, and the whole row's dweight chunks (§6: they depend on (M, N)). */
+static void plan_set_slice(darn_plan *pl, const darn_slice_bufs *slice)
+{
+    if (!slice) return;
+    pl->col0 = slice->col0;
+    pl->row_n = slice->row_n;
+    pl->wgrad_rows = darn_wgrad_chunk_rows_for(pl->m, slice->row_n);
+    pl->wgrad_chunks = darn_wgrad_chunks_for(pl->m, slice->row_n);
 }
 
 /* ---- buffers: presence, stride, span, alignment, overlap ---------------------------------------- */
@@ -156,10 +167,13 @@ typedef struct buf {
 } buf;
 
 typedef struct bufs {
-    buf b[24];
+    buf b[28]; /* the most a call lists: 24 (darn_bwd_cols: 21 tensors and 3 exchange buffers) */
     int n;
     const char *fn;
 } bufs;
+
+/* The slice's exchange buffers join the overlap check. */
+static darn_status add_slice_bufs(bufs *L, const darn_slice_bufs *slice);
 
 /* Resolve a row stride (0 = N), check it and the span of an [M, N] tensor; add it to the list. */
 static darn_status add_matrix(bufs *L, const darn_plan *pl, const char *name, const void *p, int64_t stride,
@@ -320,10 +334,11 @@ static darn_status check_overlaps(const bufs *L)
         if (s_ != DARN_OK) return s_;                                                                             \
     } while (0)
 
-darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_fwd_tensors *t)
+static darn_status validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_fwd_tensors *t,
+                                const darn_slice_bufs *slice, const char *fn)
 {
-    const char *fn = "darn_fwd";
     TRY(darn_plan_init(pl, desc, fn));
+    plan_set_slice(pl, slice);
     if (!t) return darn_fail(DARN_ERR_NULL_POINTER, "%s: tensors is NULL", fn);
     if (t->mean && !pl->layer)
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->mean is set but RMSNorm has no mean output", fn);
@@ -395,9 +410,21 @@ darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_f
     TRY(add_vector(&L, "desc->rng_offset_ptr", d->rng_offset_ptr, 1, 8, false));
     TRY(add_vector(&L, "t->amax", t->amax, 1, 4, true));
     TRY(add_vector(&L, "desc->out_scale_ptr", d->out_scale_ptr, 1, 4, false));
+    TRY(add_slice_bufs(&L, slice));
     allow_in_place(&L, t->out, t->x);
     allow_in_place(&L, t->residual_out, t->residual);
     return check_overlaps(&L);
+}
+
+darn_status darn_validate_fwd(darn_plan *pl, const darn_desc *desc, const darn_fwd_tensors *t)
+{
+    return validate_fwd(pl, desc, t, NULL, "darn_fwd");
+}
+
+darn_status darn_validate_fwd_slice(darn_plan *pl, const darn_desc *slice_desc, const darn_fwd_tensors *t,
+                                    const darn_slice_bufs *slice, const char *fn)
+{
+    return validate_fwd(pl, slice_desc, t, slice, fn);
 }
 
 /* partials: darn_bwd_partials' [chunks, N] fp32 buffers in place of dweight / dbias (NULL for darn_bwd). */
@@ -407,9 +434,11 @@ typedef struct bwd_partials {
 } bwd_partials;
 
 static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_bwd_tensors *t,
-                                const void *workspace, int gpu, const bwd_partials *part, const char *fn)
+                                const void *workspace, int gpu, const bwd_partials *part,
+                                const darn_slice_bufs *slice, const char *fn)
 {
     TRY(darn_plan_init(pl, desc, fn));
+    plan_set_slice(pl, slice);
     if (!t) return darn_fail(DARN_ERR_NULL_POINTER, "%s: tensors is NULL", fn);
     if (t->dresidual && !pl->has_res)
         return darn_fail(DARN_ERR_UNSUPPORTED, "%s: t->dresidual is set but desc->flags lacks DARN_FLAG_HAS_RESIDUAL",
@@ -531,6 +560,7 @@ static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn
         TRY(darn_bwd_workspace_layout(pl, gpu, &at, &ws_need));
         if (workspace && ws_need) TRY(add_vector(&L, "workspace", workspace, ws_need, 1, true));
     }
+    TRY(add_slice_bufs(&L, slice));
     allow_in_place(&L, t->dx, t->dy);
     allow_in_place(&L, t->dresidual, t->dresidual_out);
     return check_overlaps(&L);
@@ -539,7 +569,7 @@ static darn_status validate_bwd(darn_plan *pl, const darn_desc *desc, const darn
 darn_status darn_validate_bwd(darn_plan *pl, const darn_desc *desc, const darn_bwd_tensors *t, const void *workspace,
                               int gpu)
 {
-    return validate_bwd(pl, desc, t, workspace, gpu, NULL, "darn_bwd");
+    return validate_bwd(pl, desc, t, workspace, gpu, NULL, NULL, "darn_bwd");
 }
 
 darn_status darn_validate_bwd_partials(darn_plan *pl, const darn_desc *block_desc, const darn_bwd_tensors *t,
@@ -547,7 +577,22 @@ darn_status darn_validate_bwd_partials(darn_plan *pl, const darn_desc *block_des
                                        const void *workspace, int gpu, const char *fn)
 {
     const bwd_partials part = {dweight_partials, dbias_partials, chunks};
-    return validate_bwd(pl, block_desc, t, workspace, gpu, &part, fn);
+    return validate_bwd(pl, block_desc, t, workspace, gpu, &part, NULL, fn);
+}
+
+darn_status darn_validate_bwd_slice(darn_plan *pl, const darn_desc *slice_desc, const darn_bwd_tensors *t,
+                                    const void *workspace, const darn_slice_bufs *slice, const char *fn)
+{
+    return validate_bwd(pl, slice_desc, t, workspace, 0, NULL, slice, fn);
+}
+
+static darn_status add_slice_bufs(bufs *L, const darn_slice_bufs *slice)
+{
+    if (!slice) return DARN_OK;
+    for (int k = 0; k < 3; k++)
+        if (slice->b[k].p && slice->b[k].bytes)
+            TRY(add_vector(L, slice->b[k].name, slice->b[k].p, slice->b[k].bytes / 4, 4, slice->b[k].output));
+    return DARN_OK;
 }
 
 darn_status darn_bwd_partials_workspace(const darn_plan *pl, size_t *bytes)

@@ -38,7 +38,30 @@ typedef struct darn_plan {
     int64_t s_dy, s_h, s_dresout, s_dx, s_dres, s_dy1, s_dx1; /* backward */
     int64_t row0;            /* a row block of a larger batch (darn_fwd_rows, darn_bwd_partials): the global
                                 index of row 0, for dropout's element index (row0 + r) * N + c; else 0 */
+    int64_t col0, row_n;     /* a column slice (cols.c): n is the slice's width, row_n the whole row's N, col0
+                                the slice's first column (dropout's index (row0 + r) * row_n + col0 + c, nf =
+                                row_n); else 0 and n */
 } darn_plan;
+
+/* Dropout's element index (§3) of element (r, c) of the plan's tensors. */
+static inline uint64_t darn_plan_index(const darn_plan *pl, int64_t r, int64_t c)
+{
+    return (uint64_t)((pl->row0 + r) * pl->row_n + pl->col0 + c);
+}
+
+/* A checked column split (cols.c): rank `rank` of `ranks` holds columns [bounds[rank], bounds[rank + 1]); `slots`
+ * node values per row and statistic in the exchange. */
+typedef struct darn_cols_plan {
+    const int64_t *bounds;
+    int64_t ranks, rank, slots;
+} darn_cols_plan;
+
+/* A column slice for the validators (cols.c): the slice's place in its row, and the exchange buffers the
+ * call reads or writes, checked for overlap with the tensors (NULL p: absent). */
+typedef struct darn_slice_bufs {
+    int64_t col0, row_n;
+    struct { const char *name; const void *p; uint64_t bytes; bool output; } b[3];
+} darn_slice_bufs;
 
 /* Records the message returned by darn_last_error() (printf format) and returns `status`. */
 darn_status darn_fail(darn_status status, const char *fmt, ...)
@@ -57,6 +80,12 @@ const char *darn_dtype_name(darn_dtype d);
 darn_status darn_plan_init(darn_plan *plan, const darn_desc *desc, const char *fn);
 
 darn_status darn_validate_fwd(darn_plan *plan, const darn_desc *desc, const darn_fwd_tensors *t);
+/* darn_validate_fwd / darn_validate_bwd of a column slice: `slice_desc` has the slice's width as cols; the plan
+ * gets the slice's place and the whole row's dweight chunks. `fn` names the entry in messages. */
+darn_status darn_validate_fwd_slice(darn_plan *plan, const darn_desc *slice_desc, const darn_fwd_tensors *t,
+                                    const darn_slice_bufs *slice, const char *fn);
+darn_status darn_validate_bwd_slice(darn_plan *plan, const darn_desc *slice_desc, const darn_bwd_tensors *t,
+                                    const void *workspace, const darn_slice_bufs *slice, const char *fn);
 /* `workspace` (may be NULL) is checked not to overlap any tensor: the bytes darn_bwd uses of it on the GPU
  * (gpu != 0) or the CPU backend (dispatch.h: darn_bwd_workspace_layout). */
 darn_status darn_validate_bwd(darn_plan *plan, const darn_desc *desc, const darn_bwd_tensors *t, const void *workspace,

@@ -60,6 +60,8 @@ uint32_t sup_get_bits(const void *buf, darn_dtype dtype, int64_t stride, int64_t
         memcpy(&u, (const unsigned char *)buf + 4 * i, 4);
         return u;
     }
+    if (darn_dtype_size(dtype) == 1) /* fp8 codes */
+        return ((const unsigned char *)buf)[i];
     uint16_t h;
     memcpy(&h, (const unsigned char *)buf + 2 * i, 2);
     return h;

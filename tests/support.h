@@ -45,7 +45,7 @@ size_t sup_tensor_bytes(darn_dtype dtype, int64_t rows, int64_t cols, int64_t st
 float sup_get(const void *buf, darn_dtype dtype, int64_t stride, int64_t r, int64_t c);
 /* Stores v (rounded to nearest even, NaN -> canonical) into element (r, c). */
 void sup_set(void *buf, darn_dtype dtype, int64_t stride, int64_t r, int64_t c, float v);
-/* Raw bits of element (r, c): 16-bit dtypes in the low half. */
+/* Raw bits of element (r, c): 16-bit dtypes in the low half, fp8 codes in the low byte. */
 uint32_t sup_get_bits(const void *buf, darn_dtype dtype, int64_t stride, int64_t r, int64_t c);
 /* v rounded to `dtype` and widened back (what a store-then-load gives). */
 float sup_round(darn_dtype dtype, float v);

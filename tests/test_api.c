@@ -166,10 +166,10 @@ Test(api, status_strings_distinct_and_nonempty)
 #undef X
     };
     const size_t n = sizeof all / sizeof all[0];
-    cr_expect_eq(n, 17, "status list has %zu entries", n);
+    cr_expect_eq(n, 18, "status list has %zu entries", n);
     for (size_t i = 0; i < n; ++i) {
         cr_expect_eq((int)all[i].s, all[i].v, "status %zu value", i);
-        cr_expect_eq(all[i].v, (int)i, "status values are 0..16 in order (stable values)");
+        cr_expect_eq(all[i].v, (int)i, "status values are 0..17 in order (stable values)");
         const char *s = darn_status_string(all[i].s);
         cr_assert(s != NULL && s[0] != '\0', "status %d has an empty string", all[i].v);
         cr_expect(strstr(s, all[i].text) != NULL, "status %d string \"%s\" lacks its text \"%s\"", all[i].v, s,

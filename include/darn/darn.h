@@ -68,8 +68,8 @@ DARN_API const char *darn_version_string(void);
 /* The numerics contract the linked library implements (DARN_CONTRACT_VERSION at its build). */
 DARN_API int darn_contract_version(void);
 
-/* ---- Status codes: values are stable and never reused (DARN_ERR_UNSUPPORTED_ON_GPU: returned by no call of this
- * version, whose GPU backend does all the CPU's does; kept for one that cannot). ---------------------- */
+/* ---- Status codes: values are stable and never reused (DARN_ERR_UNSUPPORTED_ON_GPU: returned by the column-slice
+ * calls of tensor parallelism, below, which have no GPU kernels yet). ------------------------------------ */
 #define DARN_STATUS_LIST(X)                                                                              \
     X(DARN_OK, 0, "success")                                                                             \
     X(DARN_ERR_NULL_POINTER, 1, "a required pointer is NULL")                                            \
@@ -87,7 +87,8 @@ DARN_API int darn_contract_version(void);
     X(DARN_ERR_DEVICE, 13, "the GPU runtime reported an error")                                          \
     X(DARN_ERR_UNSUPPORTED_ON_GPU, 14, "supported by the CPU backend only")                               \
     X(DARN_ERR_BAD_SCALE, 15, "invalid fp8 output scale: must be finite and > 0")                          \
-    X(DARN_ERR_CHUNK_SPLIT, 16, "row block not on the dweight chunk boundaries of the whole batch")
+    X(DARN_ERR_CHUNK_SPLIT, 16, "row block not on the dweight chunk boundaries of the whole batch")         \
+    X(DARN_ERR_COL_SPLIT, 17, "column split not on the row-sum group boundaries")
 
 typedef enum darn_status {
 #define DARN_X_ENUM(name, value, text) name = value,
@@ -357,6 +358,60 @@ DARN_API darn_status darn_bwd_partials(const darn_desc *desc, int64_t row0, int6
  * is read. Only desc's shape, dtypes and flags matter (the rest is validated as usual). No workspace. */
 DARN_API darn_status darn_wgrad_reduce(const darn_desc *desc, float *dweight_partials, float *dbias_partials,
                                        void *dweight, void *dbias, darn_backend backend, void *stream);
+
+/* ---- Tensor parallelism: one slice of the columns of every row --------------------------------------
+ * A caller (a rank of a tensor-parallel group, say) that holds columns [bounds[rank], bounds[rank + 1]) of
+ * every row of a batch of N = desc->cols columns runs its slice in phases; between them the ranks exchange
+ * their rows' partial sums ("nodes": subtrees of the row-sum tree of docs/numerics.md §5) with an
+ * all-gather, and every output bit is that of darn_fwd / darn_bwd on the whole rows (docs/numerics.md §5,
+ * "Column slices"): y, h, mask, rstd, mean, dx, dresidual of the slice's columns, and the slice's columns of
+ * dweight / dbias (the chunks of §6 are the whole batch's). `desc` describes the WHOLE problem (rows M,
+ * cols N: every rank passes the same desc); the tensors hold the slice: [M, n] with n = its column count
+ * (row strides 0 or >= n), weight / bias / dweight / dbias [n], masks [M, darn_mask_row_bytes(n)] (bit c
+ * of a slice row is column bounds[rank] + c of the batch's row). Dropout draws the batch's element
+ * indices r * N + c.
+ *
+ * The split: 0 = bounds[0] < bounds[1] < ... < bounds[ranks] = N, every bound but the last a multiple of 8
+ * (a slice starts on a group of §5), else DARN_ERR_COL_SPLIT. Every rank passes the same bounds.
+ * Exchange layout: a slice's nodes of one row and statistic take `slots` = darn_col_split_slots() fp32
+ * values (the most any slice of the split has: 1 when every slice is a power-of-two number of groups at a
+ * multiple of its size, at most 2 * 63); `nodes` [M, stats, slots] is one rank's contribution and
+ * `gathered` [ranks, M, stats, slots] all of them in rank order (torch.distributed.all_gather's layout).
+ * Unused slots are written as -0 and never read. 4-byte aligned, contiguous, in the backend's memory.
+ *
+ * Forward: darn_fwd_cols_sums pass 0 (h, residual_out, mask, mask1 and the nodes of the first sum), then
+ * with LayerNorm pass 1 given pass 0's gathered nodes (the nodes of the sum of squared deviations),
+ * then darn_fwd_cols given the gathered nodes of the last pass (out, out1, rstd, mean; amax of the
+ * slice: the batch's amax is the maximum over the ranks). stats = 1. The sums calls write only
+ * residual_out, mask, mask1 (pass 0) and the nodes; darn_fwd_cols reads h back from residual_out when it
+ * is given (so pass 0 must have run with it), else recomputes it, and writes neither it nor the masks.
+ * Backward: darn_bwd_cols_sums (stats = 1 for RMSNorm, 2 for LayerNorm), then darn_bwd_cols given the
+ * gathered nodes. DARN_BACKEND_CPU runs every phase; DARN_BACKEND_GPU returns DARN_ERR_UNSUPPORTED_ON_GPU
+ * (no column-slice kernels yet). */
+typedef struct darn_col_split {
+    const int64_t *bounds; /* [ranks + 1] */
+    int64_t ranks;         /* >= 1 */
+    int64_t rank;          /* 0 <= rank < ranks */
+} darn_col_split;
+
+/* Checks `split` for rows of `cols` columns and returns the node slots per row and statistic. */
+DARN_API darn_status darn_col_split_slots(int64_t cols, const darn_col_split *split, int64_t *slots);
+/* pass 0: gathered must be NULL; pass 1 (LayerNorm only): gathered = pass 0's, from all ranks. */
+DARN_API darn_status darn_fwd_cols_sums(const darn_desc *desc, const darn_col_split *split, int pass,
+                                        const float *gathered, const darn_fwd_tensors *t, float *nodes,
+                                        darn_backend backend, void *stream);
+/* gathered0: pass 0's nodes of all ranks; gathered1: pass 1's (LayerNorm), NULL for RMSNorm. */
+DARN_API darn_status darn_fwd_cols(const darn_desc *desc, const darn_col_split *split, const float *gathered0,
+                                   const float *gathered1, const darn_fwd_tensors *t, darn_backend backend,
+                                   void *stream);
+DARN_API darn_status darn_bwd_cols_sums(const darn_desc *desc, const darn_col_split *split, const darn_bwd_tensors *t,
+                                        float *nodes, darn_backend backend, void *stream);
+/* The workspace of darn_bwd_cols: the chunk partials of the slice's columns, 4 * G * n * sets bytes (§6). */
+DARN_API darn_status darn_bwd_cols_workspace_size(const darn_desc *desc, const darn_col_split *split,
+                                                  darn_backend backend, size_t *bytes);
+DARN_API darn_status darn_bwd_cols(const darn_desc *desc, const darn_col_split *split, const float *gathered,
+                                   const darn_bwd_tensors *t, void *workspace, size_t workspace_bytes,
+                                   darn_backend backend, void *stream);
 
 /* ---- Debugging: which GPU kernel a call runs --------------------------------------------------------
  * The GPU backend runs every call through one dispatch table per direction (docs/numerics.md §7): an

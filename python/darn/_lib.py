@@ -45,6 +45,7 @@ STATUS_NAMES = {
     14: "DARN_ERR_UNSUPPORTED_ON_GPU",
     15: "DARN_ERR_BAD_SCALE",
     16: "DARN_ERR_CHUNK_SPLIT",
+    17: "DARN_ERR_COL_SPLIT",
 }
 
 
@@ -70,7 +71,7 @@ class DarnUnsupportedError(DarnError, NotImplementedError):
 def _error_class(status):
     if status in (8, 14):
         return DarnUnsupportedError
-    if 1 <= status <= 11 or status in (15, 16):  # 15: DARN_ERR_BAD_SCALE, 16: DARN_ERR_CHUNK_SPLIT
+    if 1 <= status <= 11 or status in (15, 16, 17):  # BAD_SCALE, CHUNK_SPLIT, COL_SPLIT
         return DarnArgumentError
     return DarnError
 
