@@ -37,10 +37,10 @@ def same_bits(a, b):
     return a.dtype == b.dtype and a.shape == b.shape and torch.equal(bits(a), bits(b))
 
 
-def launch(d, world, nccl=False):
-    """{global rank: dist_worker's results} of one run of `world` worker processes."""
+def launch(d, world, nccl=False, worker="dist_worker.py"):
+    """{global rank: the worker's results} of one run of `world` worker processes."""
     env, cwd = subprocess_env(OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", NCCL_NVLS_ENABLE="0")
-    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "dist_worker.py"), str(r), str(world),
+    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, worker), str(r), str(world),
                                str(d / "rendezvous"), str(d / ("rank%d.pt" % r))] + (["nccl"] if nccl else []),
                               env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
              for r in range(world)]
