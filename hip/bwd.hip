@@ -20,8 +20,8 @@
 #endif /* DARN_BWD_PREFETCH */
 
 #ifndef DARN_PAR_BWD_PREFETCH
-#define DARN_PAR_BWD_PREFETCH 0 /* an experiment's knob (session 9, not measured yet): 1 gives the parallel backward (K = 1)
-                                   the prefetch and the held row of the others instead of loading each row twice */
+#define DARN_PAR_BWD_PREFETCH 1 /* 1: the parallel backward (K = 1) gets the prefetch and the held row of the others
+                                   instead of loading each row twice (0 spills; A/B in bench/RESULTS.md, run 15) */
 #endif /* DARN_PAR_BWD_PREFETCH */
 
 #define DARN_BWD_REREAD_BATCH 2 /* groups per thread and step in the re-read rows (compile-time dtypes; 1 otherwise) */

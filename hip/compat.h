@@ -156,9 +156,9 @@ __device__ __forceinline__ float darn_widen_f16(uint16_t h)
 /* OCP fp8 stores through NVIDIA's cvt.rn.satfinite.{e4m3x2,e5m2x2}.f32 (sm_89 and later, PTX 7.8): two codes per
  * instruction instead of src/fp8.h's integer code. numerics.md §9 lets a kernel use a hardware conversion only once it
  * is checked equal to the contract's for all 2^32 inputs: darn_device_check_conversions checks these two (checks 5
- * and 6) on every sm_89+ device, and the kernels use them only when built with DARN_FP8_HW_CVT=1 (default 0 until
- * such a run is recorded in tests/device/RESULTS.md). satfinite clamps +-inf and values past max to +-max, as §9;
- * NaN inputs are set to §9's canonical code afterwards (the instruction's NaN code is not the contract's concern).
+ * and 6) on every sm_89+ device, and the kernels use them when DARN_FP8_HW_CVT is 1: the default since that check
+ * passed on an H200 (sm_90, run 15, tests/device/RESULTS.md); -DDARN_FP8_HW_CVT=0 builds the integer code back.
+ * satfinite clamps +-inf and values past max to +-max, as §9; NaN inputs are set to §9's canonical code afterwards (the instruction's NaN code is not the contract's concern).
  * darn_hw_fp8x2(lo, hi, e5m2) returns lo's code in bits 0-7, hi's in bits 8-15. */
 #if defined(__HIP_PLATFORM_NVIDIA__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
 #define DARN_HAVE_HW_FP8 1
@@ -177,7 +177,7 @@ __device__ __forceinline__ uint32_t darn_hw_fp8x2(float lo, float hi, bool e5m2)
 #define DARN_HAVE_HW_FP8 0
 #endif /* NVIDIA sm_89+ */
 #ifndef DARN_FP8_HW_CVT
-#define DARN_FP8_HW_CVT 0
+#define DARN_FP8_HW_CVT 1
 #endif /* DARN_FP8_HW_CVT */
 
 #endif /* DARN_HIP_COMPAT_H */
