@@ -43,13 +43,18 @@ static void bwd_keep(const bwd_row *b, int64_t c0, int64_t cnt, uint8_t *keep, i
     }
 }
 
+/* A row's tiles: one set per calling thread, shared by both passes (darn.h promises about 12 KB of stack per call). */
+typedef struct bwd_tiles {
+    float xhat[DARN_CPU_TILE], gy[DARN_CPU_TILE], gy1[DARN_CPU_TILE], g[DARN_CPU_TILE], term[DARN_CPU_TILE];
+} bwd_tiles;
+
 /* Pass 1 of a row: its sums of xhat * g and (LayerNorm) g into s[0], s[1]; with `nodes` (a column slice) the slice's
  * nodes of them instead, to nodes[0 … slots) and (LayerNorm) nodes[slots … 2 slots). */
-static void bwd_row_sums(const bwd_row *b, float s[2], float *nodes, int64_t slots)
+static void bwd_row_sums(const bwd_row *b, bwd_tiles *tl, float s[2], float *nodes, int64_t slots)
 {
     const darn_plan *pl = b->pl;
     const int64_t n = pl->n;
-    float xhat[DARN_CPU_TILE], gy[DARN_CPU_TILE], gy1[DARN_CPU_TILE], g[DARN_CPU_TILE], term[DARN_CPU_TILE];
+    float *xhat = tl->xhat, *gy = tl->gy, *gy1 = tl->gy1, *g = tl->g, *term = tl->term;
     cpu_rowsum s1, s2;
     cpu_slicesum n1 = {.k = 0}, n2 = {.k = 0}; /* (set only for a slice) */
     cpu_rowsum_reset(&s1);
@@ -86,14 +91,15 @@ static void bwd_one_row(const darn_plan *pl, const darn_bwd_tensors *t, uint64_t
     const int64_t n = pl->n;
     const float nf = (float)pl->row_n;
     const bwd_row b = {pl, t, seed, offset, r, t->rstd[r], pl->layer ? t->mean[r] : 0.0f};
-    float xhat[DARN_CPU_TILE], gy[DARN_CPU_TILE], gy1[DARN_CPU_TILE], g[DARN_CPU_TILE], term[DARN_CPU_TILE];
+    bwd_tiles tl;
+    float *xhat = tl.xhat, *gy = tl.gy, *gy1 = tl.gy1, *g = tl.g, *term = tl.term;
     float s[2];
     if (gathered) {
         const int stats = 1 + pl->layer;
         s[0] = darn_cols_total(cp->bounds, cp->ranks, gathered, pl->m, r, 0, stats, cp->slots);
         s[1] = pl->layer ? darn_cols_total(cp->bounds, cp->ranks, gathered, pl->m, r, 1, stats, cp->slots) : -0.0f;
     } else {
-        bwd_row_sums(&b, s, NULL, 0);
+        bwd_row_sums(&b, &tl, s, NULL, 0);
     }
     const float c1 = darn_row_mean(s[0], nf);
     const float c2 = pl->layer ? darn_row_mean(s[1], nf) : 0.0f;
@@ -223,8 +229,9 @@ void darn_cpu_bwd_cols_sums(const darn_plan *pl, const darn_bwd_tensors *t, cons
     for (int64_t r = 0; r < m; r++) {
         const bwd_row b = {pl, t, seed, offset, r, t->rstd[r], pl->layer ? t->mean[r] : 0.0f};
         float *out = nodes + r * stats * S, s[2];
+        bwd_tiles tl;
         for (int64_t k = 0; k < stats * S; k++) out[k] = -0.0f;
-        bwd_row_sums(&b, s, out, S);
+        bwd_row_sums(&b, &tl, s, out, S);
     }
 }
 
