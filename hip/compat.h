@@ -7,6 +7,29 @@
 
 #include <hip/hip_runtime.h>
 
+#ifdef DARN_PHILOX_H
+#error "hip/compat.h must come before darn/philox.h (it sets DARN_PHILOX_MULHILO)"
+#endif /* DARN_PHILOX_H */
+
+/* Philox's 32 x 32 -> 64 products (darn/philox.h). NVIDIA: nvcc (CUDA 11.8) turns the widened product into
+ * 64-bit multiplies whose cross terms ptxas leaves as adds of zero, 27 more instructions per Philox block on
+ * sm_90, where __umulhi and the low product become one IMAD.WIDE.U32 (cuobjdump, 2026-12-05). AMD's clang
+ * makes one v_mad_u64_u32 of the widened form and two multiplies of __umulhi's, so it keeps the default. */
+#if defined(__HIP_PLATFORM_NVIDIA__)
+__host__ __device__ __forceinline__ void darn_mulhilo32(uint32_t a, uint32_t b, uint32_t &hi, uint32_t &lo)
+{
+#if defined(__CUDA_ARCH__)
+    hi = __umulhi(a, b);
+    lo = a * b;
+#else
+    const uint64_t p = (uint64_t)a * b;
+    hi = (uint32_t)(p >> 32);
+    lo = (uint32_t)p;
+#endif /* __CUDA_ARCH__ */
+}
+#define DARN_PHILOX_MULHILO(a, b, hi, lo) darn_mulhilo32((a), (b), (hi), (lo))
+#endif /* __HIP_PLATFORM_NVIDIA__ */
+
 #include "contract.h"
 
 /* Physical wave size as a compile-time constant of the device pass: 64 on gfx9 (MI-series, wave64),

@@ -1,5 +1,6 @@
 /* cvt_check.hip — darn_device_check_conversions (darn/device.h): the kernels' 16-bit conversions and the OCP
  * fp8 hardware stores (compat.h, group8.h) against the contract's integer code, for every input, on the device. */
+#include "compat.h" /* first: it sets how darn/philox.h multiplies */
 #include "darn/device.h"
 #include "gpu_backend.h"
 #include "group8.h"

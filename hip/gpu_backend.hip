@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels.h" /* first: compat.h sets how darn/philox.h multiplies */
 #include "gpu_backend.h"
-#include "kernels.h"
 
 extern "C" int darn_gpu_available(void)
 {

@@ -1,7 +1,8 @@
-/* kernels.h — what the kernel files (fwd.hip, bwd.hip) offer the launcher (launch.hip). */
+/* kernels.h — what the kernel files (fwd.hip, bwd.hip) offer the launcher (gpu_backend.hip). */
 #ifndef DARN_HIP_KERNELS_H
 #define DARN_HIP_KERNELS_H
 
+#include "compat.h" /* first: it sets how darn/philox.h multiplies */
 #include "dispatch.h"
 #include "reduce.h"
 

@@ -35,16 +35,29 @@ typedef struct darn_philox_key { uint32_t v[2]; } darn_philox_key;
 #define DARN_PHILOX_W0 0x9E3779B9u /* Weyl key increments: golden ratio, sqrt(3) - 1 */
 #define DARN_PHILOX_W1 0xBB67AE85u
 
+/* The high and low words of the 32 x 32 -> 64-bit product a * b. A device compiler whose best spelling of it
+ * differs defines DARN_PHILOX_MULHILO(a, b, hi, lo) before including this header (hip/compat.h does for
+ * NVIDIA); every spelling gives the same bits. */
+#ifndef DARN_PHILOX_MULHILO
+#define DARN_PHILOX_MULHILO(a, b, hi, lo)                    \
+    do {                                                     \
+        const uint64_t darn_p_ = (uint64_t)(a) * (uint64_t)(b); \
+        (hi) = (uint32_t)(darn_p_ >> 32);                    \
+        (lo) = (uint32_t)darn_p_;                            \
+    } while (0)
+#endif /* DARN_PHILOX_MULHILO */
+
 /* One Philox round: two 32x32->64 multiplies, then the S-box permutation and key xor. */
 DARN_HOST_DEVICE darn_philox_ctr darn_philox_round(darn_philox_ctr c, darn_philox_key k)
 {
-    const uint64_t p0 = (uint64_t)DARN_PHILOX_M0 * c.v[0];
-    const uint64_t p1 = (uint64_t)DARN_PHILOX_M1 * c.v[2];
+    uint32_t hi0, lo0, hi1, lo1;
+    DARN_PHILOX_MULHILO(DARN_PHILOX_M0, c.v[0], hi0, lo0);
+    DARN_PHILOX_MULHILO(DARN_PHILOX_M1, c.v[2], hi1, lo1);
     darn_philox_ctr r;
-    r.v[0] = (uint32_t)(p1 >> 32) ^ c.v[1] ^ k.v[0];
-    r.v[1] = (uint32_t)p1;
-    r.v[2] = (uint32_t)(p0 >> 32) ^ c.v[3] ^ k.v[1];
-    r.v[3] = (uint32_t)p0;
+    r.v[0] = hi1 ^ c.v[1] ^ k.v[0];
+    r.v[1] = lo1;
+    r.v[2] = hi0 ^ c.v[3] ^ k.v[1];
+    r.v[3] = lo0;
     return r;
 }
 
