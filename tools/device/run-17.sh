@@ -3,9 +3,11 @@
 # (hip/compat.h, DARN_PHILOX_MULHILO; 27 fewer SASS instructions per Philox block), in one call:
 #   1. the GPU test binaries on the new library (bits must not move: golden digests, every dispatch entry)
 #   2. darn-bench train / parallel / infer, new (lib) against the previous commit's library (lib-old, 8cd4a8d),
-#      alternating lib-old, lib, lib-old, lib so drift shows
+#      and against lib-l2-2 / lib-l2-4 (this tree built with -DDARN_L2_AHEAD=2 / 4: the L2 hints of the rows
+#      ahead), each library in its own process, round-robin over two rounds so drift shows
 #   3. bench/compare_torch.py, train and infer at N = 1024, 4096, 16384: darn (new) against every peer, do_bench
-# Bundle: build/nv90 as usual, plus lib-old/libdarn.so.0 (build of 8cd4a8d); .peers carried.
+# Bundle: build/nv90 as usual, plus lib-old/libdarn.so.0 (build of 8cd4a8d), lib-l2-2/ and lib-l2-4/ (their
+# libdarn.so.0); .peers carried.
 set -uo pipefail
 out=${OUT:-out}; mkdir -p "$out/gpu"
 trap 'tar czf "$out/gpu-run17.tar.gz" -C "$out" gpu && rm -rf "$out/gpu"' EXIT
@@ -20,8 +22,8 @@ done
 echo "tests: ${SECONDS}s"
 N=768,1024,4096,8192,16384,65536
 for r in 1 2; do
-  for lib in lib-old lib; do
-    LD_LIBRARY_PATH=$PWD/.devbundle/$lib:$PWD/.devbundle/lib timeout 100 .devbundle/bin/darn-bench \
+  for lib in lib-old lib lib-l2-2 lib-l2-4; do
+    LD_LIBRARY_PATH=$PWD/.devbundle/$lib:$PWD/.devbundle/lib timeout 60 .devbundle/bin/darn-bench \
       --config train,parallel,infer --n $N --reps 20 --latency-m none \
       --json "$out/gpu/bench-$lib-$r.json" > "$out/gpu/bench-$lib-$r.txt" 2>&1
     echo "== darn-bench ($lib, round $r) rc=$?"; grep -a -E "^(copy|train|parallel|infer) " "$out/gpu/bench-$lib-$r.txt"
