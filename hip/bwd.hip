@@ -19,12 +19,6 @@
 #define DARN_BWD_PREFETCH 1
 #endif /* DARN_BWD_PREFETCH */
 
-/* Rows ahead in the slot's chunk (>= 2: row i + 1 is the register prefetch) whose h, dy, dy1 and dresidual_out
- * the register-row backward hints into the L2 (compat.h's darn_prefetch_l2); 0: none. */
-#ifndef DARN_L2_AHEAD
-#define DARN_L2_AHEAD 0
-#endif /* DARN_L2_AHEAD */
-
 #ifndef DARN_PAR_BWD_PREFETCH
 #define DARN_PAR_BWD_PREFETCH 1 /* 1: the parallel backward (K = 1) gets the prefetch and the held row of the others
                                    instead of loading each row twice (0 spills; A/B in bench/RESULTS.md, run 15) */
@@ -236,17 +230,6 @@ __device__ __forceinline__ void bwd_load_group(const darn_bwd_args &a, int t, in
     }
 }
 
-/* The L2 hints for group j of row r's loads (bwd_load_group's and dresidual_out's). */
-template <class Dt, bool PAR>
-__device__ __forceinline__ void bwd_prefetch_group(const darn_bwd_args &a, int64_t r, int64_t j)
-{
-    Dt::template prefetch<DARN_ROLE_RO>(a.h, r, j);
-    Dt::template prefetch<DARN_ROLE_O>(a.dy, r, j);
-    if (a.dresout.p) Dt::template prefetch<DARN_ROLE_RO>(a.dresout, r, j);
-    if constexpr (PAR)
-        if (a.opt & DARN_OPT_Y1) Dt::template prefetch<DARN_ROLE_O>(a.dy1, r, j);
-}
-
 template <class Dt, bool PAR, int K, int k>
 __device__ __forceinline__ void bwd_load_w(const darn_bwd_args &a, int t, typename Dt::template raw<DARN_ROLE_W> (&rw)[K],
                                            bwd_par_raw<Dt, PAR> (&rp)[K])
@@ -353,15 +336,6 @@ __global__ void DARN_LAUNCH_BOUNDS(DARN_MAX_P_REG, (K > 2 ? 2 : 8)) darn_bwd(con
                     darn_unroll<PFK>([&](auto kk) {
                         bwd_load_group<Dt, PAR, K, decltype(kk)::value>(a, t, rn, rh, rdy, rp, mbits, mbits1);
                     });
-                }
-                if constexpr (DARN_L2_AHEAD >= 2) {
-                    bool on_ahead;
-                    const int64_t ra = bwd_walk_row(a, g, i + DARN_L2_AHEAD, on_ahead);
-                    if (on_ahead)
-                        darn_unroll<K>([&](auto kk) {
-                            const int64_t j = t + (int64_t)decltype(kk)::value * p;
-                            if (j < groups) bwd_prefetch_group<Dt, PAR>(a, ra, j);
-                        });
                 }
                 float c1, c2 = 0.0f;
                 if (layer) {

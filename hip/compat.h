@@ -111,18 +111,6 @@ __device__ __forceinline__ void darn_st_stream(uint4 *p, uint4 v)
 #define DARN_ST_STREAM(p, v) darn_st_stream((p), (v))
 #endif /* DARN_NO_STREAM_HINTS, __HIP_PLATFORM_NVIDIA__ */
 
-/* A hint that the line holding p is read soon: fetched into the L2 without a register waiting for it, so a
- * kernel can have more bytes in flight than its registers hold (NVIDIA: prefetch.global.L2). AMD's gfx9 /
- * gfx10 have no such instruction: nothing. Never changes a bit; p must lie inside an allocation. */
-__device__ __forceinline__ void darn_prefetch_l2(const void *p)
-{
-#if defined(__HIP_PLATFORM_NVIDIA__) && defined(__CUDA_ARCH__)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-#else
-    (void)p;
-#endif /* NVIDIA device pass */
-}
-
 /* fp32 -> 16-bit float conversions of the kernels, two at a time, packed (element 0 in the low half), and
  * the 16-bit -> fp32 widening of f16. The contract's conversions (src/contract.h: round to nearest even,
  * overflow to inf, subnormals kept, NaN -> the canonical NaN) are IEEE's, which NVIDIA's cvt.rn.bf16x2.f32 /

@@ -19,12 +19,6 @@
 #define DARN_FWD_PREFETCH 1
 #endif /* DARN_FWD_PREFETCH */
 
-/* Rows ahead (in grid strides, >= 2: stride 1 is the register prefetch) whose x, residual and x1 the
- * register-row forward hints into the L2 (compat.h's darn_prefetch_l2); 0: none. */
-#ifndef DARN_L2_AHEAD
-#define DARN_L2_AHEAD 0
-#endif /* DARN_L2_AHEAD */
-
 #define DARN_REREAD_BATCH 2 /* groups in flight per thread and step in the re-read rows */
 
 template <int K, bool REREAD> __host__ __device__ constexpr int darn_fwd_bound() { return 512; }
@@ -94,16 +88,6 @@ __device__ __forceinline__ void fwd_group_load(const darn_fwd_args &a, int64_t r
     if (a.opt & DARN_OPT_RESIDUAL) Dt::template load<DARN_ROLE_R, MODE>(rr, a.res, r, j, a.n);
     if constexpr (PAR)
         if (a.opt & DARN_OPT_X1) Dt::template load<DARN_ROLE_X, MODE>(rx1, a.x1, r, j, a.n);
-}
-
-/* The L2 hints for group j of row r's loads (fwd_group_load's). */
-template <class Dt, bool PAR>
-__device__ __forceinline__ void fwd_group_prefetch(const darn_fwd_args &a, int64_t r, int64_t j)
-{
-    Dt::template prefetch<DARN_ROLE_X>(a.x, r, j);
-    if (a.opt & DARN_OPT_RESIDUAL) Dt::template prefetch<DARN_ROLE_R>(a.res, r, j);
-    if constexpr (PAR)
-        if (a.opt & DARN_OPT_X1) Dt::template prefetch<DARN_ROLE_X>(a.x1, r, j);
 }
 
 /* Keep bits of group j of row r: x's, or (x1 = true) x1's, at element index + DARN_X1_INDEX (§3). */
@@ -313,14 +297,6 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                 }
             });
             if (PF && r0 + stride_rows < a.m) load_row(r_next); /* in flight during this row's sums */
-            if constexpr (DARN_L2_AHEAD >= 2) {
-                const int64_t ra = r0 + DARN_L2_AHEAD * stride_rows + slot;
-                if (ra < a.m)
-                    darn_unroll<K>([&](auto kk) {
-                        const int64_t j = t + (int64_t)decltype(kk)::value * p;
-                        if (j < groups) fwd_group_prefetch<Dt, PAR>(a, ra, j);
-                    });
-            }
             float sum = darn_row_sum<K>(acc, p, smem, phase);
             float mean = 0.0f;
             if (layer) {

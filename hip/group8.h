@@ -187,11 +187,6 @@ template <int X_, int R_, int RO_, int W_, int O_> struct darn_dt_static {
 #pragma unroll
         for (int i = 0; i < words<ROLE>(); i++) w.q[i] = darn_ld16<MODE>(p + i);
     }
-    /* The L2 prefetch of group j of row r (compat.h). */
-    template <int ROLE> static __device__ __forceinline__ void prefetch(const darn_view &v, int64_t r, int64_t j)
-    {
-        darn_prefetch_l2(at<ROLE>(v, r, j));
-    }
     template <int ROLE> static __device__ __forceinline__ void cvt(float (&f)[8], const raw<ROLE> &w, const darn_view &)
     {
 #pragma unroll
@@ -282,12 +277,6 @@ struct darn_dt_runtime {
         }
 #pragma unroll
         for (int e = 0; e < 8; e++) w.f[e] = c0 + e < n ? ld1<MODE>(v, row, c0 + e) : 0.0f;
-    }
-    /* The L2 prefetch of group j of row r (its first element: the group never crosses a 128-byte line when the
-     * view is vectorisable, and only the hint's reach depends on it). */
-    template <int ROLE> static __device__ __forceinline__ void prefetch(const darn_view &v, int64_t r, int64_t j)
-    {
-        darn_prefetch_l2(row_of(v, r) + j * 8 * (v.dt == DARN_F32 ? 4 : darn_is_fp8(v.dt) ? 1 : 2));
     }
     template <int ROLE> static __device__ __forceinline__ void cvt(float (&f)[8], const raw<ROLE> &w, const darn_view &)
     {
