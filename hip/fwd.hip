@@ -1,12 +1,13 @@
 /*
- * fwd.hip — the forward (docs/numerics.md §4, §5): one body, darn_fwd<Dt, K, REREAD, PAR>, and its row of the
+ * fwd.hip — the forward (docs/numerics.md §4, §5): one body, darn_fwd<Dt, K, REREAD, PAR, NODROP>, and its row of the
  * dispatch table per dtype configuration.
  *
  * P threads own a row, thread t groups t, t + P, … (src/dispatch.c picks P and K from N). Variation is
  * in types only: Dt is the dtype policy (group8.h), K the groups a thread holds in registers, REREAD the
  * rows too wide for that: their h is written to residual_out (or recomputed) and read back for the later
  * passes, B groups at a time; PAR adds flash-attn's parallel residual (x1 with its own keep bits, the second
- * output y1), each part under its run-time option bit. The arithmetic is contract.h's, element by element,
+ * output y1), each part under its run-time option bit; NODROP (dispatch.h's DARN_INFER_CONFIGS) takes only calls
+ * without dropout and rowscale, so that its registers are not sized by the Philox path. The arithmetic is contract.h's, element by element,
  * in every instance.
  *
  * Blocks walk rows (grid-stride; the launcher starts at most one resident wave of blocks), and with the
@@ -36,12 +37,14 @@ template <class Dt> __device__ constexpr bool darn_fwd_infer_case()
 }
 
 /* h (§4) of a group from its raw x and residual and its keep bits, rounded to the residual-out dtype. */
-template <class Dt, bool PAR>
+template <class Dt, bool PAR, bool NODROP>
 __device__ __forceinline__ void fwd_group_h(const darn_fwd_args &a, const typename Dt::template raw<DARN_ROLE_X> &rx,
                                             const typename Dt::template raw<DARN_ROLE_R> &rr, const darn_raw_x1<Dt, PAR> &rx1,
                                             uint32_t bits, uint32_t bits1, float rs, float (&h)[8])
 {
     float x[8], res[8];
+    /* NODROP kernels run only calls without dropout and rowscale (dispatch.h): those bits are known off */
+    const uint32_t opt = NODROP ? a.opt & ~(DARN_OPT_DROPOUT | DARN_OPT_ROWSCALE) : a.opt;
     Dt::template cvt<DARN_ROLE_X>(x, rx, a.x);
     Dt::template cvt<DARN_ROLE_R>(res, rr, a.res);
     if constexpr (PAR) { /* x1 (never read when absent) with its own keep bits; training's options as constants */
@@ -49,14 +52,14 @@ __device__ __forceinline__ void fwd_group_h(const darn_fwd_args &a, const typena
         Dt::template cvt<DARN_ROLE_X>(x1, rx1, a.x1);
         constexpr uint32_t opts = DARN_OPT_ROWSCALE | DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL | DARN_OPT_X1;
         constexpr uint32_t train = DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL | DARN_OPT_X1;
-        if ((a.opt & opts) == train) {
+        if ((opt & opts) == train) {
 #pragma unroll
             for (int e = 0; e < 8; e++)
                 h[e] = darn_fwd_h(x[e], x1[e], res[e], rs, (bits >> e) & 1u, (bits1 >> e) & 1u, a.rng.scale, train);
         } else {
 #pragma unroll
             for (int e = 0; e < 8; e++)
-                h[e] = darn_fwd_h(x[e], x1[e], res[e], rs, (bits >> e) & 1u, (bits1 >> e) & 1u, a.rng.scale, a.opt);
+                h[e] = darn_fwd_h(x[e], x1[e], res[e], rs, (bits >> e) & 1u, (bits1 >> e) & 1u, a.rng.scale, opt);
         }
     } else {
         /* The options as compile-time constants where the call's are the common ones, training (dropout and a
@@ -64,15 +67,15 @@ __device__ __forceinline__ void fwd_group_h(const darn_fwd_args &a, const typena
          * instead of issuing them predicated off. */
         constexpr uint32_t opts = DARN_OPT_ROWSCALE | DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL;
         constexpr uint32_t train = DARN_OPT_DROPOUT | DARN_OPT_RESIDUAL, infer = DARN_OPT_RESIDUAL;
-        if ((a.opt & opts) == train) {
+        if ((opt & opts) == train) {
 #pragma unroll
             for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, (bits >> e) & 1u, 1u, a.rng.scale, train);
-        } else if (darn_fwd_infer_case<Dt>() && (a.opt & opts) == infer) {
+        } else if (darn_fwd_infer_case<Dt>() && (opt & opts) == infer) {
 #pragma unroll
             for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, 1u, 1u, a.rng.scale, infer);
         } else {
 #pragma unroll
-            for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, (bits >> e) & 1u, 1u, a.rng.scale, a.opt);
+            for (int e = 0; e < 8; e++) h[e] = darn_fwd_h(x[e], 0.0f, res[e], rs, (bits >> e) & 1u, 1u, a.rng.scale, opt);
         }
     }
     Dt::template round<DARN_ROLE_RO>(h, a.resout);
@@ -91,11 +94,11 @@ __device__ __forceinline__ void fwd_group_load(const darn_fwd_args &a, int64_t r
 }
 
 /* Keep bits of group j of row r: x's, or (x1 = true) x1's, at element index + DARN_X1_INDEX (§3). */
-template <class Dt>
+template <class Dt, bool NODROP = false>
 __device__ __forceinline__ uint32_t fwd_group_bits(const darn_fwd_args &a, uint64_t seed, uint64_t offset, int64_t r,
                                                    int64_t j, bool x1 = false)
 {
-    if (!(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
+    if (NODROP || !(a.opt & DARN_OPT_DROPOUT)) return 0xFFu;
     const uint64_t i0 = (uint64_t)(r * a.n + j * 8) + a.rng.index0;
     return Dt::keep8(seed, offset, x1 ? i0 + DARN_X1_INDEX : i0, a.rng);
 }
@@ -218,7 +221,7 @@ __device__ __forceinline__ void fwd_group_y1(const darn_fwd_args &a, int64_t r, 
     }
 }
 
-template <class Dt, int K, bool REREAD, bool PAR>
+template <class Dt, int K, bool REREAD, bool PAR, bool NODROP = false>
 __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(const darn_fwd_args a)
 {
     using RX = typename Dt::template raw<DARN_ROLE_X>;
@@ -236,7 +239,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
     const float nf = (float)a.n;
     const bool layer = a.opt & DARN_OPT_LAYER;
     uint64_t seed = 0, offset = 0;
-    if (a.opt & DARN_OPT_DROPOUT) darn_rng_state(a.rng, seed, offset);
+    if (!NODROP && (a.opt & DARN_OPT_DROPOUT)) darn_rng_state(a.rng, seed, offset);
     const int64_t r_first = (int64_t)blockIdx.x * a.rows_per_block;
     uint32_t amax = 0; /* fp8 out: the thread's amax terms (+0: none yet) */
     float scale = 1.0f;
@@ -276,12 +279,12 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
             const int64_t r = active ? r0 + slot : 0; /* idle slots shadow row 0: every lane joins the sums */
             const int64_t r_next = r0 + stride_rows + slot < a.m ? r0 + stride_rows + slot : 0;
             if (!PF) load_row(r);
-            const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
+            const float rs = (!NODROP && (a.opt & DARN_OPT_ROWSCALE)) ? a.rowscale[r] : 1.0f;
             uint32_t bits[K], bits1[K];
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
                 const int64_t j = t + (int64_t)k * p;
-                bits[k] = j < groups ? fwd_group_bits<Dt>(a, seed, offset, r, j) : 0xFFu;
+                bits[k] = j < groups ? fwd_group_bits<Dt, NODROP>(a, seed, offset, r, j) : 0xFFu;
                 bits1[k] = j < groups ? fwd_group_bits1<Dt, PAR>(a, seed, offset, r, j) : 0xFFu;
             });
             /* Pass one: h, residual_out, mask, the first sums. */
@@ -289,7 +292,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
             darn_unroll<K>([&](auto kk) {
                 constexpr int k = decltype(kk)::value;
                 const int64_t j = t + (int64_t)k * p;
-                fwd_group_h<Dt, PAR>(a, rx[k], rr[k], rx1[k], bits[k], bits1[k], rs, h[k]);
+                fwd_group_h<Dt, PAR, NODROP>(a, rx[k], rr[k], rx1[k], bits[k], bits1[k], rs, h[k]);
                 acc[k] = -0.0f;
                 if (j < groups) {
                     if (active) fwd_group_outputs<Dt, PAR>(a, r, j, h[k], bits[k], bits1[k]);
@@ -355,7 +358,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                 constexpr int b = decltype(bb)::value;
                 const int64_t j = t + (kb + b) * p;
                 const bool in = j < groups;
-                fwd_group_h<Dt, PAR>(a, rx[b], rr[b], rx1[b], in ? fwd_group_bits<Dt>(a, seed, offset, r, j) : 0xFFu,
+                fwd_group_h<Dt, PAR, NODROP>(a, rx[b], rr[b], rx1[b], in ? fwd_group_bits<Dt, NODROP>(a, seed, offset, r, j) : 0xFFu,
                                      in ? fwd_group_bits1<Dt, PAR>(a, seed, offset, r, j) : 0xFFu, rs, h[b]);
             });
         };
@@ -377,7 +380,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
             return s;
         };
         for (int64_t r = blockIdx.x; r < a.m; r += gridDim.x) {
-            const float rs = (a.opt & DARN_OPT_ROWSCALE) ? a.rowscale[r] : 1.0f;
+            const float rs = (!NODROP && (a.opt & DARN_OPT_ROWSCALE)) ? a.rowscale[r] : 1.0f;
             for (int64_t kb = 0; kb < kr; kb += B) { /* pass one: h, residual_out, mask, first sums */
                 uint32_t bits[B], bits1[B];
                 RX rx[B] = {};
@@ -386,7 +389,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                 darn_unroll<B>([&](auto bb) {
                     constexpr int b = decltype(bb)::value;
                     const int64_t j = t + (kb + b) * p;
-                    bits[b] = j < groups ? fwd_group_bits<Dt>(a, seed, offset, r, j) : 0xFFu;
+                    bits[b] = j < groups ? fwd_group_bits<Dt, NODROP>(a, seed, offset, r, j) : 0xFFu;
                     bits1[b] = j < groups ? fwd_group_bits1<Dt, PAR>(a, seed, offset, r, j) : 0xFFu;
                     if (j < groups) fwd_group_load<Dt, PAR, DARN_LD_LAST>(a, r, j, rx[b], rr[b], rx1[b]);
                 });
@@ -395,7 +398,7 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
                     constexpr int b = decltype(bb)::value;
                     const int64_t j = t + (kb + b) * p;
                     float h[8];
-                    fwd_group_h<Dt, PAR>(a, rx[b], rr[b], rx1[b], bits[b], bits1[b], rs, h);
+                    fwd_group_h<Dt, PAR, NODROP>(a, rx[b], rr[b], rx1[b], bits[b], bits1[b], rs, h);
                     acc[b] = -0.0f;
                     if (j < groups) {
                         fwd_group_outputs<Dt, PAR>(a, r, j, h, bits[b], bits1[b]);
@@ -451,19 +454,21 @@ __global__ void DARN_LAUNCH_BOUNDS((darn_fwd_bound<K, REREAD>()), 8) darn_fwd(co
 #ifndef DARN_NO_TABLE /* (experiments compile single instances of the body) */
 /* The forward row of the dispatch table for each dtype configuration, in dispatch.h's order: K = 1 … kmax, then
  * the re-read variant. */
-#define DARN_FWD_K(K, PAR, ...) (const void *)darn_fwd<__VA_ARGS__, K, false, PAR>,
-#define DARN_FWD_ROW_2(PAR, ...) DARN_FWD_K(1, PAR, __VA_ARGS__) DARN_FWD_K(2, PAR, __VA_ARGS__) \
-                                 (const void *)darn_fwd<__VA_ARGS__, 1, true, PAR>,
-#define DARN_FWD_ROW_3(PAR, ...) DARN_FWD_K(1, PAR, __VA_ARGS__) DARN_FWD_K(2, PAR, __VA_ARGS__) \
-                                 DARN_FWD_K(3, PAR, __VA_ARGS__) (const void *)darn_fwd<__VA_ARGS__, 1, true, PAR>,
-#define DARN_FWD_ROW_4(PAR, ...) DARN_FWD_K(1, PAR, __VA_ARGS__) DARN_FWD_K(2, PAR, __VA_ARGS__) \
-                                 DARN_FWD_K(3, PAR, __VA_ARGS__) DARN_FWD_K(4, PAR, __VA_ARGS__)  \
-                                 (const void *)darn_fwd<__VA_ARGS__, 1, true, PAR>,
-#define DARN_FWD_STATIC_ROW(X, R, RO, W, O, KMAX) DARN_FWD_ROW_##KMAX(false, darn_dt_static<X, R, RO, W, O>)
-#define DARN_FWD_PAR_ROW(X, R, RO, W, O, KMAX) DARN_FWD_ROW_##KMAX(true, darn_dt_static<X, R, RO, W, O>)
-const void *const darn_fwd_table[] = {DARN_STATIC_CONFIGS(DARN_FWD_STATIC_ROW) DARN_FWD_ROW_2(false, darn_dt_runtime)
+#define DARN_FWD_K(K, PAR, ND, ...) (const void *)darn_fwd<__VA_ARGS__, K, false, PAR, ND>,
+#define DARN_FWD_RR(PAR, ND, ...) (const void *)darn_fwd<__VA_ARGS__, 1, true, PAR, ND>,
+#define DARN_FWD_ROW_2(PAR, ND, ...) DARN_FWD_K(1, PAR, ND, __VA_ARGS__) DARN_FWD_K(2, PAR, ND, __VA_ARGS__) \
+                                     DARN_FWD_RR(PAR, ND, __VA_ARGS__)
+#define DARN_FWD_ROW_3(PAR, ND, ...) DARN_FWD_K(1, PAR, ND, __VA_ARGS__) DARN_FWD_K(2, PAR, ND, __VA_ARGS__) \
+                                     DARN_FWD_K(3, PAR, ND, __VA_ARGS__) DARN_FWD_RR(PAR, ND, __VA_ARGS__)
+#define DARN_FWD_ROW_4(PAR, ND, ...) DARN_FWD_K(1, PAR, ND, __VA_ARGS__) DARN_FWD_K(2, PAR, ND, __VA_ARGS__) \
+                                     DARN_FWD_K(3, PAR, ND, __VA_ARGS__) DARN_FWD_K(4, PAR, ND, __VA_ARGS__) \
+                                     DARN_FWD_RR(PAR, ND, __VA_ARGS__)
+#define DARN_FWD_STATIC_ROW(X, R, RO, W, O, KMAX) DARN_FWD_ROW_##KMAX(false, false, darn_dt_static<X, R, RO, W, O>)
+#define DARN_FWD_PAR_ROW(X, R, RO, W, O, KMAX) DARN_FWD_ROW_##KMAX(true, false, darn_dt_static<X, R, RO, W, O>)
+#define DARN_FWD_INFER_ROW(X, R, RO, W, O, KMAX) DARN_FWD_ROW_##KMAX(false, true, darn_dt_static<X, R, RO, W, O>)
+const void *const darn_fwd_table[] = {DARN_STATIC_CONFIGS(DARN_FWD_STATIC_ROW) DARN_FWD_ROW_2(false, false, darn_dt_runtime)
                                           DARN_FP8_CONFIGS(DARN_FWD_STATIC_ROW) DARN_PAR_CONFIGS(DARN_FWD_PAR_ROW)
-                                              DARN_FWD_ROW_2(true, darn_dt_runtime)};
+                                              DARN_FWD_ROW_2(true, false, darn_dt_runtime) DARN_INFER_CONFIGS(DARN_FWD_INFER_ROW)};
 static_assert(sizeof darn_fwd_table / sizeof darn_fwd_table[0] == DARN_N_FWD_ENTRIES, "one kernel per entry");
 static_assert(DARN_RUNTIME_MAX_K == 2 && DARN_PAR_RUNTIME_MAX_K == 2,
               "the run-time rows list K = 1, 2 and the re-read variant");

@@ -6,15 +6,18 @@
 #include <stdlib.h>
 
 /* Every configuration in the forward's numbering: DARN_STATIC_CONFIGS (0 …), the run-time policy, DARN_FP8_CONFIGS,
- * DARN_PAR_CONFIGS, the parallel run-time policy; columns: 5 dtypes, kmax, kind (CFG_* bits). */
-enum { CFG_STATIC = 0, CFG_RUNTIME = 1, CFG_PAR = 2 };
+ * DARN_PAR_CONFIGS, the parallel run-time policy, DARN_INFER_CONFIGS; columns: 5 dtypes, kmax, kind (CFG_* bits). */
+enum { CFG_STATIC = 0, CFG_RUNTIME = 1, CFG_PAR = 2, CFG_INFER = 4 };
 static const int fwd_cfgs[DARN_N_FWD_CONFIGS][7] = {
 #define DARN_X_ROW(X, R, RO, W, O, KMAX) {X, R, RO, W, O, KMAX, CFG_STATIC},
 #define DARN_X_PAR_ROW(X, R, RO, W, O, KMAX) {X, R, RO, W, O, KMAX, CFG_PAR},
+#define DARN_X_INFER_ROW(X, R, RO, W, O, KMAX) {X, R, RO, W, O, KMAX, CFG_INFER},
     DARN_STATIC_CONFIGS(DARN_X_ROW) {0, 0, 0, 0, 0, DARN_RUNTIME_MAX_K, CFG_RUNTIME}, DARN_FP8_CONFIGS(DARN_X_ROW)
-    DARN_PAR_CONFIGS(DARN_X_PAR_ROW) {0, 0, 0, 0, 0, DARN_PAR_RUNTIME_MAX_K, CFG_RUNTIME | CFG_PAR}
+    DARN_PAR_CONFIGS(DARN_X_PAR_ROW) {0, 0, 0, 0, 0, DARN_PAR_RUNTIME_MAX_K, CFG_RUNTIME | CFG_PAR},
+    DARN_INFER_CONFIGS(DARN_X_INFER_ROW)
 #undef DARN_X_ROW
 #undef DARN_X_PAR_ROW
+#undef DARN_X_INFER_ROW
 };
 
 int darn_static_config_dtypes(int cfg, darn_dtype out[5])
@@ -27,6 +30,8 @@ int darn_static_config_dtypes(int cfg, darn_dtype out[5])
 int darn_fwd_kmax(int cfg) { return cfg >= 0 && cfg < DARN_N_FWD_CONFIGS ? fwd_cfgs[cfg][5] : 0; }
 
 int darn_cfg_is_parallel(int cfg) { return cfg >= 0 && cfg < DARN_N_FWD_CONFIGS && (fwd_cfgs[cfg][6] & CFG_PAR); }
+
+int darn_cfg_is_infer(int cfg) { return cfg >= 0 && cfg < DARN_N_FWD_CONFIGS && (fwd_cfgs[cfg][6] & CFG_INFER); }
 
 /* The backward's configurations are the forward's without the fp8 ones. */
 int darn_bwd_cfg_fwd(int cfg) { return cfg < DARN_CFG_BWD_PAR ? cfg : cfg - DARN_CFG_BWD_PAR + DARN_CFG_FWD_PAR; }
@@ -66,16 +71,20 @@ int darn_bwd_entry(int cfg, int variant, int bias) { return row_index(darn_bwd_k
 static int dt_matches(int want, darn_dtype got) { return want == DARN_DT_FP8 ? darn_dtype_is_fp8(got) : want == (int)got; }
 
 /* The compile-time configuration of these dtypes among those of the call's kind (parallel or not; fp8 ones for
- * the forward only), else that kind's run-time policy; forward numbering. */
-static int config_of(int forward, int par, darn_dtype x, darn_dtype r, darn_dtype ro, darn_dtype w, darn_dtype o)
+ * the forward only; inference ones first for a forward with `infer`), else that kind's run-time policy; forward
+ * numbering. */
+static int config_of(int forward, int par, int infer, darn_dtype x, darn_dtype r, darn_dtype ro, darn_dtype w,
+                     darn_dtype o)
 {
-    const int kind = par ? CFG_PAR : CFG_STATIC;
-    for (int i = 0; i < DARN_N_FWD_CONFIGS; i++) {
-        const int *c = fwd_cfgs[i];
-        if (c[6] != kind || (!forward && c[4] == DARN_DT_FP8)) continue;
-        if (dt_matches(c[0], x) && dt_matches(c[1], r) && dt_matches(c[2], ro) && dt_matches(c[3], w) &&
-            dt_matches(c[4], o))
-            return i;
+    const int kinds[2] = {CFG_INFER, par ? CFG_PAR : CFG_STATIC};
+    for (int pass = forward && infer && !par ? 0 : 1; pass < 2; pass++) {
+        for (int i = 0; i < DARN_N_FWD_CONFIGS; i++) {
+            const int *c = fwd_cfgs[i];
+            if (c[6] != kinds[pass] || (!forward && c[4] == DARN_DT_FP8)) continue;
+            if (dt_matches(c[0], x) && dt_matches(c[1], r) && dt_matches(c[2], ro) && dt_matches(c[3], w) &&
+                dt_matches(c[4], o))
+                return i;
+        }
     }
     return par ? DARN_CFG_FWD_PAR_RUNTIME : DARN_CFG_RUNTIME;
 }
@@ -175,7 +184,9 @@ void darn_choose_fwd(const darn_plan *pl, const darn_fwd_tensors *t, darn_choice
     const darn_desc *d = &pl->desc;
     const darn_dtype ro = pl->resout_dtype;
     const int par = (pl->opt & DARN_OPT_PARALLEL) != 0;
-    int cfg = config_of(1, par, d->x_dtype, pl->has_res ? d->residual_dtype : ro, ro, d->weight_dtype, d->out_dtype);
+    const int infer = !pl->dropout && !pl->has_rowscale;
+    int cfg = config_of(1, par, infer, d->x_dtype, pl->has_res ? d->residual_dtype : ro, ro, d->weight_dtype,
+                        d->out_dtype);
     const int vec = pl->n % 8 == 0 && vec_ok(t->x, pl->s_x, d->x_dtype) && vec_ok(t->residual, pl->s_res, d->residual_dtype) &&
                     vec_ok(t->weight, 0, d->weight_dtype) && vec_ok(t->bias, 0, d->bias_dtype) &&
                     vec_ok(t->out, pl->s_out, d->out_dtype) && vec_ok(t->residual_out, pl->s_resout, ro) &&
@@ -194,7 +205,7 @@ void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice
     const darn_desc *d = &pl->desc;
     const darn_dtype ro = pl->resout_dtype;
     const int par = (pl->opt & DARN_OPT_PARALLEL) != 0;
-    int cfg = config_of(0, par, d->x_dtype, t->dresidual ? d->residual_dtype : ro, ro, d->weight_dtype, pl->dy_dtype);
+    int cfg = config_of(0, par, 0, d->x_dtype, t->dresidual ? d->residual_dtype : ro, ro, d->weight_dtype, pl->dy_dtype);
     const int vec = pl->n % 8 == 0 && vec_ok(t->dy, pl->s_dy, pl->dy_dtype) && vec_ok(t->h, pl->s_h, ro) &&
                     vec_ok(t->weight, 0, d->weight_dtype) && vec_ok(t->dresidual_out, pl->s_dresout, ro) &&
                     vec_ok(t->dx, pl->s_dx, d->x_dtype) && vec_ok(t->dresidual, pl->s_dres, d->residual_dtype) &&
@@ -239,7 +250,7 @@ void darn_entry_name(int backward, int entry, char *buf, size_t bytes)
     char cfg[40], var[16];
     darn_dtype dts[5];
     const int fcfg = backward ? darn_bwd_cfg_fwd(c.cfg) : c.cfg;
-    const char *par = darn_cfg_is_parallel(fcfg) ? "parallel " : "";
+    const char *par = darn_cfg_is_parallel(fcfg) ? "parallel " : darn_cfg_is_infer(fcfg) ? "infer " : "";
     if (darn_static_config_dtypes(fcfg, dts))
         snprintf(cfg, sizeof cfg, "%s%s/%s/%s/%s/%s", par, dt_name(dts[0]), dt_name(dts[1]), dt_name(dts[2]),
                  dt_name(dts[3]), dt_name(dts[4]));

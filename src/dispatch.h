@@ -5,7 +5,7 @@
  * matching kernel pointers, built from the same lists.
  *
  * An entry is (dtype configuration, row variant[, bias]):
- * - dtype configuration: one of DARN_STATIC_CONFIGS or (forward only) DARN_FP8_CONFIGS (dtypes are
+ * - dtype configuration: one of DARN_STATIC_CONFIGS or (forward only) DARN_FP8_CONFIGS and DARN_INFER_CONFIGS (dtypes are
  *   template parameters of the kernel: the fast path, which needs N % 8 == 0 and every [M, N] tensor and
  *   vector 16-byte aligned), or the run-time-dtype policy (anything else, same arithmetic); calls with a
  *   parallel residual take DARN_PAR_CONFIGS or their run-time policy instead.
@@ -63,7 +63,18 @@ extern "C" {
 #define DARN_CFG_BWD_PAR DARN_N_CONFIGS                        /* … backward */
 #define DARN_CFG_FWD_PAR_RUNTIME (DARN_CFG_FWD_PAR + DARN_N_PAR_CONFIGS)
 #define DARN_CFG_BWD_PAR_RUNTIME (DARN_CFG_BWD_PAR + DARN_N_PAR_CONFIGS)
-#define DARN_N_FWD_CONFIGS (DARN_CFG_FWD_PAR_RUNTIME + 1)
+/* Forward-only inference configurations: calls without dropout and rowscale (p = 0, a residual or not) of these
+ * dtypes, not parallel, take kernels built for exactly that (NODROP in hip/fwd.hip): without the Philox path,
+ * its state and the keep bits, their registers (and so their occupancy) are the inference rows' own. Rows of
+ * 16-bit h only (bf16 / f16 everywhere, bf16 with fp32 weights); the other dtypes' inference runs the training
+ * kernels. They follow the parallel run-time policy in the forward's numbering. */
+#define DARN_INFER_CONFIGS(X)                                                                       \
+    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, DARN_BF16, 4) /* bf16 everywhere */               \
+    X(DARN_F16, DARN_F16, DARN_F16, DARN_F16, DARN_F16, 4)      /* f16 everywhere */                \
+    X(DARN_BF16, DARN_BF16, DARN_BF16, DARN_F32, DARN_BF16, 4)  /* bf16, fp32 weights */
+#define DARN_N_INFER_CONFIGS 3
+#define DARN_CFG_FWD_INFER (DARN_CFG_FWD_PAR_RUNTIME + 1) /* the first inference configuration */
+#define DARN_N_FWD_CONFIGS (DARN_CFG_FWD_INFER + DARN_N_INFER_CONFIGS)
 #define DARN_N_BWD_CONFIGS (DARN_CFG_BWD_PAR_RUNTIME + 1)
 
 #define DARN_MAX_K 4                  /* groups per thread with the row in registers */
@@ -79,10 +90,11 @@ extern "C" {
 #define DARN_RUNTIME_MAX_K 2
 #define DARN_N_RUNTIME_VARIANTS (DARN_RUNTIME_MAX_K + 1)
 #define DARN_X_FWD_ROW_LEN(X, R, RO, W, O, KMAX) +(KMAX + 1)
-/* Forward entries: per configuration K = 1 … kmax and the re-read variant, configurations in their order. */
+/* Forward entries: per configuration K = 1 … kmax and the re-read variant, configurations in their order (static,
+ * run-time, fp8, parallel, parallel run-time, inference). */
 #define DARN_N_FWD_ENTRIES                                                                                    \
     (0 DARN_STATIC_CONFIGS(DARN_X_FWD_ROW_LEN) + DARN_N_RUNTIME_VARIANTS DARN_FP8_CONFIGS(DARN_X_FWD_ROW_LEN) \
-         DARN_PAR_CONFIGS(DARN_X_FWD_ROW_LEN) + (DARN_PAR_RUNTIME_MAX_K + 1))
+         DARN_PAR_CONFIGS(DARN_X_FWD_ROW_LEN) + (DARN_PAR_RUNTIME_MAX_K + 1) DARN_INFER_CONFIGS(DARN_X_FWD_ROW_LEN))
 /* The backward holds at most K = 2 groups per thread (its dweight/dbias partials take 8 K registers each;
  * K = 3 / 4 needed all 256 VGPRs and spilled to scratch on gfx942 and gfx90a, tools/amd-resource-check
  * 2026-12-02): K = 1, 2 and the re-read variant for every configuration. */
@@ -128,8 +140,9 @@ void darn_entry_choice(int backward, int entry, darn_choice *c);
 int darn_static_config_dtypes(int cfg, darn_dtype out[5]);
 /* The forward's number of backward configuration cfg (the same dtypes and kind). */
 int darn_bwd_cfg_fwd(int cfg);
-/* Whether forward configuration cfg is a parallel-residual one (PAR kernels). */
+/* Whether forward configuration cfg is a parallel-residual one (PAR kernels); an inference one (NODROP kernels). */
 int darn_cfg_is_parallel(int cfg);
+int darn_cfg_is_infer(int cfg);
 
 /* The row geometry of N: P, K and the variant; `cap` is the largest K preferred on ties, `kmax` the largest
  * K at all (dispatch.c). */

@@ -139,7 +139,8 @@ int gpu_case_entries(const gpu_case *c, int *fwd_entry, int *bwd_entry)
 /* A case for every (direction, entry): the dtypes of the entry's configuration (a non-static combination
  * for the run-time policy), then the first row length and options whose call reaches the entry. The calls
  * without the parallel residual come first (so the entries they reach keep their cases), then the same calls
- * with x1 / weight1 / bias1 in a few combinations, for the entries only a parallel call reaches. */
+ * with x1 / weight1 / bias1 in a few combinations, for the entries only a parallel call reaches; all of it with
+ * dropout first, then without. */
 int gpu_case_for_entry(int backward, int entry, int64_t rows_hint, gpu_case *out)
 {
     static const int64_t ns[] = {8, 16, 40, 256, 768, 1024, 2048, 3072, 4096, 5120, 6144, 8192, 10240, 12288, 14336, 16384,
@@ -155,6 +156,8 @@ int gpu_case_for_entry(int backward, int entry, int64_t rows_hint, gpu_case *out
                                     DARN_FLAG_HAS_WEIGHT1 | DARN_FLAG_HAS_BIAS1,
                                     DARN_FLAG_HAS_X1 | DARN_FLAG_HAS_WEIGHT1,
                                     DARN_FLAG_HAS_WEIGHT1};
+    /* p = 0.1, then p = 0 (the entries only calls without dropout reach: DARN_INFER_CONFIGS) */
+    for (int drop = 0; drop < 2; drop++)
     for (size_t pi = 0; pi < sizeof pars / sizeof pars[0]; pi++) {
         for (int cfgi = 0; cfgi <= 84; cfgi++) {
             for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
@@ -175,7 +178,7 @@ int gpu_case_for_entry(int backward, int entry, int64_t rows_hint, gpu_case *out
                     c.desc.weight_dtype = c.desc.bias_dtype = w;
                     c.desc.out_dtype = o;
                     c.desc.flags = DARN_FLAG_HAS_RESIDUAL | (bias ? DARN_FLAG_HAS_BIAS : 0) | pars[pi];
-                    c.desc.dropout_p = 0.1;
+                    c.desc.dropout_p = drop == 0 ? 0.1 : 0.0;
                     c.desc.seed = (uint64_t)entry * 7919u + 1;
                     c.mask = entry % 2 == 0;
                     c.dresout = entry % 3 != 0;
