@@ -168,11 +168,19 @@ static void bwd_geometry(int64_t n, darn_dtype h_dtype, int kmax, int *p, int *k
     }
 }
 
-/* backward: bwd_geometry with K <= -kmax */
-static void shape(darn_choice *c, int64_t n, darn_dtype h_dtype, int kmax, int64_t units)
+/* The forward's cap on K (darn_row_geometry): 2 for rows of fp32 h, 1 for the inference kernels (their K = 1 rows
+ * hold 60-64 registers, twice the occupancy of K = 2 … 4: H200 run 18, bf16 inference +2 to +5 points at N = 1024
+ * / 4096 / 8192 over the chosen K), else DARN_MAX_K. */
+static int fwd_cap(int cfg, darn_dtype h_dtype)
+{
+    return darn_cfg_is_infer(cfg) ? 1 : h_dtype == DARN_F32 ? 2 : DARN_MAX_K;
+}
+
+/* backward: bwd_geometry with K <= -kmax; forward: darn_row_geometry with `cap` */
+static void shape(darn_choice *c, int64_t n, darn_dtype h_dtype, int cap, int kmax, int64_t units)
 {
     if (kmax < 0) bwd_geometry(n, h_dtype, -kmax, &c->p, &c->k, &c->variant);
-    else darn_row_geometry(n, h_dtype == DARN_F32 ? 2 : DARN_MAX_K, kmax, &c->p, &c->k, &c->variant);
+    else darn_row_geometry(n, cap, kmax, &c->p, &c->k, &c->variant);
     c->rows_per_block = c->p < DARN_SMALL_BLOCK ? DARN_SMALL_BLOCK / c->p : 1;
     c->block = c->p * c->rows_per_block;
     c->units = units;
@@ -194,7 +202,7 @@ void darn_choose_fwd(const darn_plan *pl, const darn_fwd_tensors *t, darn_choice
                     vec_ok(t->bias1, 0, d->bias_dtype) && vec_ok(t->out1, pl->s_out1, d->out_dtype) &&
                     (!(pl->has_bias || pl->has_b1) || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = par ? DARN_CFG_FWD_PAR_RUNTIME : DARN_CFG_RUNTIME;
-    shape(c, pl->n, ro, darn_fwd_kmax(cfg), pl->m);
+    shape(c, pl->n, ro, fwd_cap(cfg, ro), darn_fwd_kmax(cfg), pl->m);
     c->cfg = cfg;
     c->bias = pl->has_bias;
     c->entry = darn_fwd_entry(cfg, c->variant);
@@ -214,7 +222,7 @@ void darn_choose_bwd(const darn_plan *pl, const darn_bwd_tensors *t, darn_choice
                     (!(pl->has_bias || pl->has_b1) || d->bias_dtype == d->weight_dtype);
     if (!vec) cfg = par ? DARN_CFG_FWD_PAR_RUNTIME : DARN_CFG_RUNTIME;
     cfg = fwd_cfg_bwd(cfg);
-    shape(c, pl->n, ro, -darn_bwd_kmax(cfg), pl->wgrad_chunks); /* (< 0: bwd_geometry) a slot walks one chunk at a time */
+    shape(c, pl->n, ro, 0, -darn_bwd_kmax(cfg), pl->wgrad_chunks); /* (< 0: bwd_geometry) a slot walks one chunk at a time */
     if (c->variant == DARN_VARIANT_REREAD) { /* darn_bwd_cols: a thread per (chunk, group), blocks of 256 */
         c->rows_per_block = 1;
         c->block = DARN_SMALL_BLOCK;
