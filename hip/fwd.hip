@@ -7,8 +7,8 @@
  * rows too wide for that: their h is written to residual_out (or recomputed) and read back for the later
  * passes, B groups at a time; PAR adds flash-attn's parallel residual (x1 with its own keep bits, the second
  * output y1), each part under its run-time option bit; NODROP (dispatch.h's DARN_INFER_CONFIGS) takes only calls
- * without dropout and rowscale, so that its registers are not sized by the Philox path. The arithmetic is contract.h's, element by element,
- * in every instance.
+ * without dropout and rowscale, so that its registers are not sized by the Philox path. The arithmetic is
+ * contract.h's, element by element, in every instance.
  *
  * Blocks walk rows (grid-stride; the launcher starts at most one resident wave of blocks), and with the
  * row in registers a thread issues the loads of its next row before the current row's sums, so the row

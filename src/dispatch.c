@@ -169,8 +169,8 @@ static void bwd_geometry(int64_t n, darn_dtype h_dtype, int kmax, int *p, int *k
 }
 
 /* The forward's cap on K (darn_row_geometry): 2 for rows of fp32 h, 1 for the inference kernels (their K = 1 rows
- * hold 60-64 registers, twice the occupancy of K = 2 … 4: H200 run 18, bf16 inference +2 to +5 points at N = 1024
- * / 4096 / 8192 over the chosen K), else DARN_MAX_K. */
+ * hold about 60 registers, twice the occupancy of K = 2 … 4; measured in bench/RESULTS.md, runs 18-19), else
+ * DARN_MAX_K. */
 static int fwd_cap(int cfg, darn_dtype h_dtype)
 {
     return darn_cfg_is_infer(cfg) ? 1 : h_dtype == DARN_F32 ? 2 : DARN_MAX_K;
